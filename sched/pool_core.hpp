@@ -1,0 +1,115 @@
+// The private half of eddy::thread_pool: workers, queues and the parking protocol.
+// thread_pool.cpp holds construction, submission and shutdown; thread_pool_worker.cpp the
+// worker loop, searching and parking; fork_join.cpp the helping wait.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <eddy/sched/thread_pool.hpp>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "sched/chase_lev_deque.hpp"
+#include "sched/injection_queue.hpp"
+
+namespace eddy::detail {
+
+// One per worker slot. The atomics an owner writes and others only read (counters) use
+// relaxed load+store instead of fetch_add: no locked instruction on the hot path.
+struct alignas(64) worker {
+  explicit worker(std::uint32_t i) : index(i), rng(0x9e3779b97f4a7c15ull * (i + 1)) {}
+
+  enum class slot : std::uint32_t { live, exited };
+
+  sched_detail::chase_lev_deque<pool_job> deque;
+  // 1 = "you were picked by wake_one(); your accounting is done" (futex word).
+  alignas(64) std::atomic<std::uint32_t> wake{0};
+  alignas(64) std::atomic<std::uint64_t> executed{0};
+  std::atomic<std::uint64_t> stolen{0};
+  std::atomic<std::uint32_t> running{0};
+  std::atomic<slot> state{slot::exited};  // set live by spawn_worker
+  std::thread thread;
+  const std::uint32_t index;
+  std::uint64_t rng;       // owner only: victim choice (xorshift)
+  std::uint32_t tick = 0;  // owner only: jobs since the last injection-queue-first check
+
+  void bump(std::atomic<std::uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+
+class pool_core {
+ public:
+  pool_core(thread_pool& owner, const pool_options& options);
+  ~pool_core();
+
+  // Submission (thread_pool.cpp).
+  void enqueue(pool_job* job, class_state* cls);
+  void enqueue_admitted(pool_job* job, bool force);  // job already holds its class slot
+  bool shutdown(std::chrono::nanoseconds timeout);
+  pool_stats stats() const;
+
+  // Worker side (thread_pool_worker.cpp).
+  void worker_main(worker& w);
+  void execute(worker& w, pool_job* job);
+  pool_job* steal_any(worker* self);  // self may be nullptr (shutdown drain)
+  void notify_after_push();
+  bool push_local(pool_job* job);  // false if the caller is not one of our workers
+
+  static worker* current_worker(const pool_core* pool);
+  static pool_core* current_pool();
+
+  thread_pool& owner;
+  const pool_options options;
+  std::stop_source stop;
+
+ private:
+  pool_job* find_local_or_injected(worker& w);
+  pool_job* search(worker& w);
+  bool park(worker& w);
+  void leave_searching();
+  void wake_one();
+  void wake_all();
+  bool work_visible() const;
+  bool quiescent() const;  // no job running on any worker
+  void spawn_worker(bool force);
+  void exit_closed(worker& w);
+  bool cancel_sleep(worker& w);
+  void await_wake(worker& w);
+  pool_job* pop_inject(worker& w);
+  void discard_outside(pool_job* job);
+  bool drain_and_discard();
+  std::size_t inject_batch() const;
+  std::size_t high_water() const { return high_water_.load(std::memory_order_acquire); }
+
+  sched_detail::injection_queue inject_;
+
+  // Slots are created on first use and live as long as the pool, so thieves can read any
+  // slot below high_water_ without locking (a retired worker leaves an empty deque).
+  std::unique_ptr<std::atomic<worker*>[]> slots_;
+  std::atomic<std::size_t> high_water_{0};
+  std::mutex spawn_mu_;  // slot reuse, thread start and join
+
+  // Parking. `searching_` counts workers looking for work (not running, not asleep);
+  // `sleepers_` counts workers on the idle list. A worker is always counted in at least
+  // one of them while it is not running a job, so a submitter that sees both at zero
+  // knows every worker is busy.
+  std::mutex idle_mu_;
+  std::vector<std::uint32_t> idle_;  // LIFO, guarded by idle_mu_
+  alignas(64) std::atomic<std::uint32_t> searching_{0};
+  alignas(64) std::atomic<std::uint32_t> sleepers_{0};
+  alignas(64) std::atomic<std::uint32_t> live_{0};  // futex word for shutdown's wait
+
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> discarding_{false};
+  std::atomic<std::uint64_t> discarded_outside_{0};
+  std::atomic<bool> dropped_any_{false};
+  std::once_flag close_once_;
+};
+
+}  // namespace eddy::detail
