@@ -24,7 +24,9 @@ namespace eddy::detail {
 struct alignas(64) worker {
   explicit worker(std::uint32_t i) : index(i), rng(0x9e3779b97f4a7c15ull * (i + 1)) {}
 
-  enum class slot : std::uint32_t { live, exited };
+  // exited: no thread uses the slot (its last thread may still need joining);
+  // claimed: spawn_worker is starting a thread on it; live: a worker thread runs on it.
+  enum class slot : std::uint32_t { live, claimed, exited };
 
   sched_detail::chase_lev_deque<pool_job> deque;
   // 1 = "you were picked by wake_one(); your accounting is done" (futex word).
@@ -79,7 +81,7 @@ class pool_core {
   bool quiescent() const;  // no job running on any worker
   void spawn_worker(bool force);
   void exit_closed(worker& w);
-  bool cancel_sleep(worker& w);
+  bool cancel_sleep(worker& w, bool to_searching);
   void await_wake(worker& w);
   pool_job* pop_inject(worker& w);
   void discard_outside(pool_job* job);

@@ -96,33 +96,36 @@ void pool_core::enqueue_admitted(pool_job* job, bool force) {
 }
 
 void pool_core::spawn_worker(bool force) {
-  std::lock_guard lock(spawn_mu_);
-  if (closed_.load(std::memory_order_acquire) && !force) return;
-  if (live_.load(std::memory_order_relaxed) >= options.threads) return;
   worker* w = nullptr;
-  const std::size_t hw = high_water();
-  for (std::size_t i = 0; i < hw && !w; ++i) {
-    worker* s = slots_[i].load(std::memory_order_relaxed);
-    if (s->state.load(std::memory_order_relaxed) == worker::slot::exited) {
-      // The previous thread of this slot marked itself exited as its last step under
-      // spawn_mu_; joining makes the new thread the deque's only owner.
-      if (s->thread.joinable()) s->thread.join();
-      w = s;
+  {
+    std::lock_guard lock(spawn_mu_);
+    if (closed_.load(std::memory_order_acquire) && !force) return;
+    if (live_.load(std::memory_order_relaxed) >= options.threads) return;
+    // live_ counts live and claimed slots, so below the limit there is an exited slot or
+    // room for a new one.
+    const std::size_t hw = high_water();
+    for (std::size_t i = 0; i < hw && !w; ++i) {
+      worker* s = slots_[i].load(std::memory_order_relaxed);
+      if (s->state.load(std::memory_order_relaxed) == worker::slot::exited) w = s;
     }
+    if (!w) {
+      w = new worker(static_cast<std::uint32_t>(hw));
+      slots_[hw].store(w, std::memory_order_release);
+      high_water_.store(hw + 1, std::memory_order_release);
+    }
+    w->state.store(worker::slot::claimed, std::memory_order_relaxed);
+    live_.fetch_add(1, std::memory_order_relaxed);
+    // A new worker starts out searching (see the parking protocol).
+    searching_.fetch_add(1, std::memory_order_seq_cst);
   }
-  if (!w) {
-    if (hw >= options.threads) return;
-    w = new worker(static_cast<std::uint32_t>(hw));
-    slots_[hw].store(w, std::memory_order_release);
-    high_water_.store(hw + 1, std::memory_order_release);
-  }
+  // Joined outside the lock: the previous thread of the slot may still be on its way out
+  // and need spawn_mu_ (see park()). Once joined, the new thread is the deque's only owner.
+  if (w->thread.joinable()) w->thread.join();
   w->state.store(worker::slot::live, std::memory_order_relaxed);
-  live_.fetch_add(1, std::memory_order_relaxed);
-  // A new worker starts out searching (see the parking protocol).
-  searching_.fetch_add(1, std::memory_order_seq_cst);
   try {
     w->thread = std::thread([this, w] { worker_main(*w); });
   } catch (...) {
+    std::lock_guard lock(spawn_mu_);
     searching_.fetch_sub(1, std::memory_order_seq_cst);
     live_.fetch_sub(1, std::memory_order_relaxed);
     w->state.store(worker::slot::exited, std::memory_order_relaxed);
@@ -190,10 +193,13 @@ bool pool_core::shutdown(std::chrono::nanoseconds timeout) {
   drain_and_discard();
 
   if (all_exited) {
-    std::lock_guard lock(spawn_mu_);
     for (std::size_t i = 0; i < high_water(); ++i) {
-      worker* w = slots_[i].load(std::memory_order_relaxed);
-      if (w->thread.joinable()) w->thread.join();
+      std::thread t;
+      {
+        std::lock_guard lock(spawn_mu_);
+        t = std::move(slots_[i].load(std::memory_order_relaxed)->thread);
+      }
+      if (t.joinable()) t.join();  // outside the lock, as in spawn_worker
     }
   }
   return all_exited && !dropped_any_.load(std::memory_order_relaxed);

@@ -245,13 +245,13 @@ void pool_core::wake_all() {
   }
 }
 
-bool pool_core::cancel_sleep(worker& w) {
+bool pool_core::cancel_sleep(worker& w, bool to_searching) {
   std::lock_guard lock(idle_mu_);
   auto it = std::find(idle_.begin(), idle_.end(), w.index);
   if (it == idle_.end()) return false;  // a waker took us off the list: its word is coming
   idle_.erase(it);
   sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-  searching_.fetch_add(1, std::memory_order_seq_cst);
+  if (to_searching) searching_.fetch_add(1, std::memory_order_seq_cst);
   return true;
 }
 
@@ -273,7 +273,7 @@ bool pool_core::park(worker& w) {
   // While closed, a worker leaves only once nothing runs (a running job may still fork
   // work that needs it); it sleeps meanwhile, and the last one to leave wakes the rest.
   if (work_visible() || (closed_.load(std::memory_order_acquire) && quiescent())) {
-    if (!cancel_sleep(w)) await_wake(w);
+    if (!cancel_sleep(w, true)) await_wake(w);
     return true;  // searching again, counted by cancel_sleep or by the waker
   }
   for (;;) {
@@ -289,23 +289,41 @@ bool pool_core::park(worker& w) {
     }
     if (!may_retire || std::chrono::steady_clock::now() - started < options.idle_timeout)
       continue;  // spurious or early wakeup
-    if (!cancel_sleep(w)) {
+    // Retiring. Off the idle list we count as neither searching nor asleep, so a
+    // submitter from now on wakes another worker or starts a thread itself.
+    if (!cancel_sleep(w, false)) {
       await_wake(w);
       return true;
     }
     {
       std::lock_guard lock(spawn_mu_);
-      if (live_.load(std::memory_order_relaxed) > options.min_threads &&
+      if (live_.load(std::memory_order_relaxed) <= options.min_threads ||
+          closed_.load(std::memory_order_relaxed)) {
+        searching_.fetch_add(1, std::memory_order_seq_cst);
+        return true;  // stay, searching again
+      }
+      live_.fetch_sub(1, std::memory_order_release);
+      w.state.store(worker::slot::exited, std::memory_order_relaxed);
+    }
+    // A submitter that pushed just before we left the idle list may have skipped its
+    // wake (it saw us counted) or failed to start a thread (we still held our place in
+    // live_). Its push comes before this look at the queues (fence against its fence,
+    // or spawn_mu_ against its spawn attempt), so if there is work we take our place
+    // back, unless a spawner already claimed the slot: then its new thread takes over.
+    sched_detail::seq_cst_fence();
+    if (work_visible()) {
+      std::lock_guard lock(spawn_mu_);
+      if (w.state.load(std::memory_order_relaxed) == worker::slot::exited &&
+          live_.load(std::memory_order_relaxed) < options.threads &&
           !closed_.load(std::memory_order_relaxed)) {
-        searching_.fetch_sub(1, std::memory_order_seq_cst);
-        live_.fetch_sub(1, std::memory_order_release);
-        // The last write to pool state by this thread besides futex_wake on live_, which
-        // shutdown keeps valid by joining us before the pool dies.
-        w.state.store(worker::slot::exited, std::memory_order_relaxed);
-      } else {
-        return true;  // stay: searching again (cancel_sleep counted us)
+        w.state.store(worker::slot::live, std::memory_order_relaxed);
+        live_.fetch_add(1, std::memory_order_relaxed);
+        searching_.fetch_add(1, std::memory_order_seq_cst);
+        return true;
       }
     }
+    // The last touch of pool state by this thread; shutdown keeps it valid by joining
+    // us before the pool dies.
     sched_detail::futex_wake(live_, INT_MAX);
     return false;
   }
