@@ -1,0 +1,81 @@
+// The per-spawned-task state: who waits for it, what it is suspended on, and
+// whether a cancellation is pending. Nested `co_await some_task()` chains share the
+// core of the spawned task at their root.
+//
+// Cancellation protocol (DESIGN.md §2):
+//  1. `request_cancel()` runs on the loop thread. If the task is suspended on a
+//     cancellable operation, that operation registered a `cancel_hook`; the hook
+//     asks the operation to stop (timer removal, io_uring ASYNC_CANCEL, unlinking
+//     a waiter) and returns true when the operation will resume the task with
+//     `cancelled_error`.
+//  2. Otherwise (the task is running, queued to run, or its operation already
+//     completed) the request is remembered in `cancel_pending_` and delivered at
+//     the task's next cancellation point: every eddy awaitable that can suspend
+//     checks it first, before having any effect.
+//  3. An operation that completes successfully despite a cancel request delivers
+//     its result and re-arms `cancel_pending_`: no completed I/O is ever lost to a
+//     cancellation.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+
+namespace eddy {
+class loop;
+}
+
+namespace eddy::detail {
+
+struct promise_base;
+
+struct cancel_hook {
+  bool (*request)(cancel_hook*) noexcept;
+};
+
+class task_core {
+ public:
+  loop* loop_ = nullptr;
+  promise_base* promise_ = nullptr;
+  void* frame_ = nullptr;
+  std::coroutine_handle<> waiter_{};
+  task_core* waiter_core_ = nullptr;
+  cancel_hook* hook_ = nullptr;
+  task_core* live_prev_ = nullptr;
+  task_core* live_next_ = nullptr;
+  void (*on_done_)(task_core*, void*) noexcept = nullptr;
+  void* on_done_arg_ = nullptr;
+  std::uint32_t refs_ = 2;  // the join handle and the running task
+  bool done_ = false;
+  bool cancel_pending_ = false;
+  bool result_taken_ = false;
+  bool close_cancelled_ = false;
+
+  void request_cancel() noexcept {
+    if (done_) return;
+    if (cancel_hook* h = hook_; h != nullptr && h->request(h)) return;
+    cancel_pending_ = true;
+  }
+};
+
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local task_core* tls_current_core;
+
+inline task_core* current_core() noexcept { return tls_current_core; }
+
+/// Consumes a pending cancellation of the running task; every eddy awaitable that
+/// can suspend calls this first (step 2 above).
+inline bool consume_pending_cancel() noexcept {
+  task_core* c = tls_current_core;
+  if (c != nullptr && c->cancel_pending_) {
+    c->cancel_pending_ = false;
+    return true;
+  }
+  return false;
+}
+
+/// Called from a spawned task's final suspend point; returns what to resume next.
+std::coroutine_handle<> on_root_done(task_core* core) noexcept;
+
+/// Drops the join handle's reference.
+void release_handle(task_core* core) noexcept;
+
+}  // namespace eddy::detail

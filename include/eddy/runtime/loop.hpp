@@ -1,0 +1,474 @@
+// eddy::loop: one event loop per thread (DESIGN.md §3).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <eddy/runtime/detail/await_traits.hpp>
+#include <eddy/runtime/detail/ready_queue.hpp>
+#include <eddy/runtime/detail/remote_queue.hpp>
+#include <eddy/runtime/detail/timer_wheel.hpp>
+#include <eddy/runtime/errors.hpp>
+#include <eddy/runtime/task.hpp>
+
+namespace eddy {
+
+namespace detail {
+class backend;
+}
+
+/// The loop's clock: monotonic, nanosecond resolution.
+using clock = std::chrono::steady_clock;
+
+/// Which I/O backend a loop runs on.
+enum class backend_kind : std::uint8_t {
+  from_env,   ///< EDDY_BACKEND (io_uring | epoll | auto), auto if unset
+  automatic,  ///< io_uring if the kernel allows it, else epoll
+  io_uring,
+  epoll,
+};
+
+/// Options for a new loop. Every field is checked by the loop's constructor.
+///
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
+struct loop_options {
+  backend_kind backend = backend_kind::from_env;
+  /// io_uring submission queue entries (power of two, 2..32768).
+  unsigned uring_entries = 256;
+  /// io_uring completion queue entries; 0 = twice uring_entries. (power of two,
+  /// ≥ uring_entries, ≤ 65536). A small CQ is handled: overflow is never lost.
+  unsigned uring_cq_entries = 0;
+  /// Most ready callbacks run per iteration before I/O is polled (1..1,000,000);
+  /// 0 = whatever was ready when the iteration began.
+  unsigned ready_batch = 0;
+};
+
+/// Counters a test or a monitor can read (loop thread only).
+struct loop_stats {
+  std::size_t live_tasks = 0;      ///< spawned tasks not yet finished
+  std::size_t in_flight_io = 0;    ///< operations the backend still owns
+  std::size_t armed_timers = 0;    ///< sleeps and call_later handles pending
+  std::size_t ready = 0;           ///< queued callbacks and resumptions
+  std::uint64_t iterations = 0;
+  std::uint64_t wakeups = 0;       ///< cross-thread wakeups written
+};
+
+template <class T>
+class join_handle;
+
+/// A cancellable handle to a `call_later` / `call_at` callback.
+///
+/// Dropping the handle does not cancel the callback (as asyncio's TimerHandle).
+/// `cancel()` after the callback ran, or twice, does nothing.
+///
+/// **Thread safety:** loop thread only. **Cancel safety:** n/a.
+class timer_handle {
+ public:
+  timer_handle() noexcept = default;
+  timer_handle(timer_handle&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+  timer_handle& operator=(timer_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      n_ = std::exchange(o.n_, nullptr);
+    }
+    return *this;
+  }
+  ~timer_handle() { reset(); }
+
+  /// Prevents the callback from running if it has not run yet. Returns true if it
+  /// was prevented.
+  bool cancel() noexcept;
+  /// True while the callback is still due to run.
+  bool pending() const noexcept;
+
+  struct node;
+  explicit timer_handle(node* n) noexcept : n_(n) {}
+
+ private:
+  void reset() noexcept;
+  node* n_ = nullptr;
+};
+
+/// What other threads hold to reach a loop: its only power is to post.
+///
+/// Copyable and cheap; it may outlive the loop (posting then returns false).
+///
+/// **Thread safety:** every member may be called from any thread.
+/// **Cancel safety:** n/a (not awaitable).
+///
+/// ```cpp
+/// eddy::loop_handle h = eddy::loop::current().handle();
+/// std::thread([h] { (void)h.call_soon_threadsafe([] { std::puts("hi"); }); }).detach();
+/// ```
+class loop_handle {
+ public:
+  loop_handle() = default;
+  explicit loop_handle(std::shared_ptr<detail::loop_shared> s) noexcept : s_(std::move(s)) {}
+
+  /// Runs `f()` on the loop thread soon. Wakeups are coalesced: posting to a busy
+  /// loop makes no system call. Returns false, without running or keeping `f`, if
+  /// the loop is closed. Callbacks from one thread run in the order posted.
+  template <class F>
+  [[nodiscard]] bool call_soon_threadsafe(F&& f) const {
+    if (!s_) return false;
+    using fn_t = std::decay_t<F>;
+    return s_->post(new detail::remote_callback<fn_t>(fn_t(std::forward<F>(f))));
+  }
+
+  /// Asks the loop to stop after its current iteration (`loop::run_forever`
+  /// returns; `loop::run(task)` throws). Returns false if the loop is closed.
+  bool stop() const noexcept;
+
+  bool valid() const noexcept { return static_cast<bool>(s_); }
+
+ private:
+  std::shared_ptr<detail::loop_shared> s_;
+};
+
+/// The event loop: runs tasks, callbacks, timers and I/O on the calling thread.
+///
+/// One iteration (written out at the top of `loop::run_once` too):
+///  1. run the ready queue (FIFO), a bounded batch so I/O is never starved;
+///  2. move due timers to the ready queue (timers never fire early);
+///  3. submit pending I/O and reap completions: without blocking when anything is
+///     ready, else block until the next timer, a completion or a wakeup.
+///
+/// **Thread safety:** a loop is owned by the thread that first runs it. Only
+/// `handle()` (and the loop_handle it returns) may be used from other threads.
+///
+/// **Cancel safety:** n/a (the loop itself is not awaitable).
+///
+/// ```cpp
+/// eddy::loop l;
+/// int v = l.run(compute());  // run_until_complete
+/// l.close();
+/// ```
+class loop {
+ public:
+  explicit loop(loop_options opts = {});
+  ~loop();
+  loop(const loop&) = delete;
+  loop& operator=(const loop&) = delete;
+
+  /// Runs the loop until `main` finishes; returns its value or rethrows its
+  /// exception. Throws std::logic_error if the loop is already running or owned by
+  /// another thread, loop_closed_error if closed, std::runtime_error if `stop()`
+  /// was called before `main` finished (main keeps running on the next run).
+  template <class T>
+  T run(task<T> main);
+
+  /// Runs until `stop()`.
+  void run_forever();
+
+  /// Runs one iteration; blocks for I/O only if `block` and nothing is ready.
+  void run_once(bool block = false);
+
+  /// Stops `run_forever` / `run` after the current iteration. Loop thread only;
+  /// from another thread use `handle().stop()`.
+  void stop() noexcept { stop_ = true; }
+
+  /// Cancels every live task and runs the loop until they have all finished, then
+  /// drops queued callbacks and timers and releases the backend. Idempotent. A task
+  /// that ignores cancellation forever keeps close() waiting, as in asyncio.
+  void close();
+
+  bool is_closed() const noexcept { return closed_; }
+  bool is_running() const noexcept { return running_; }
+
+  /// Runs `f()` on this loop soon, after what is already queued (FIFO). An
+  /// exception escaping `f` goes to the exception handler. Throws
+  /// loop_closed_error after close().
+  template <class F>
+  void call_soon(F&& f);
+
+  /// Runs `f()` once `delay` has passed (never earlier; at most ~1 ms later on an
+  /// idle loop). Throws std::invalid_argument for a negative delay.
+  template <class Rep, class Period, class F>
+  timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& f);
+
+  /// Runs `f()` at `when` (on the loop clock), or soon if `when` has passed.
+  template <class F>
+  timer_handle call_at(clock::time_point when, F&& f);
+
+  /// Thread-safe: same as `handle().call_soon_threadsafe(f)`.
+  template <class F>
+  [[nodiscard]] bool call_soon_threadsafe(F&& f) const {
+    return handle().call_soon_threadsafe(std::forward<F>(f));
+  }
+
+  /// A handle other threads may hold. Thread-safe.
+  loop_handle handle() const noexcept { return loop_handle(shared_); }
+
+  /// Starts `t` on this loop; see eddy::spawn.
+  template <class T>
+  join_handle<T> spawn(task<T> t);
+
+  /// The loop clock, read now.
+  static clock::time_point now() noexcept { return clock::now(); }
+
+  /// Where exceptions nobody can receive go: detached tasks, callbacks, extra
+  /// failures of a task_group. Default: print to stderr and continue (asyncio).
+  void set_exception_handler(std::function<void(std::exception_ptr)> h);
+  void report_exception(std::exception_ptr e) noexcept;
+
+  backend_kind backend() const noexcept { return kind_; }
+  std::string_view backend_name() const noexcept;
+  /// Why this backend was chosen (e.g. why io_uring was not).
+  const std::string& backend_reason() const noexcept { return backend_reason_; }
+  loop_stats stats() const noexcept;
+
+  /// The loop running on this thread. Throws std::logic_error if there is none.
+  static loop& current();
+  /// The loop running on this thread, or nullptr.
+  static loop* current_or_null() noexcept;
+
+  // ---- for eddy's own awaitables (detail, not API) ----
+  void schedule(detail::task_core* core, std::coroutine_handle<> h) {
+    ready_.push(&resume_entry, h.address(), core);
+  }
+  detail::timer_wheel& timers() noexcept { return wheel_; }
+  std::int64_t clock_ns() const noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - epoch_).count();
+  }
+  std::int64_t to_loop_ns(clock::time_point t) const noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t - epoch_).count();
+  }
+  detail::backend& io() noexcept { return *backend_; }
+  void check_open(const char* what) const {
+    if (closed_) throw loop_closed_error(what);
+  }
+  void link_live(detail::task_core* c) noexcept;
+  void call_soon_entry(void (*fn)(void*, void*, bool), void* a);
+  void unlink_live(detail::task_core* c) noexcept;
+
+ private:
+  static void resume_entry(void* a, void* b, bool run) {
+    if (!run) return;
+    detail::tls_current_core = static_cast<detail::task_core*>(b);
+    std::coroutine_handle<>::from_address(a).resume();
+  }
+  template <class F>
+  struct callback_node {
+    F f;
+    static void entry(void* a, void*, bool run) {
+      auto* n = static_cast<callback_node*>(a);
+      struct guard {
+        callback_node* n;
+        ~guard() { detail::pool_delete(n); }
+      } g{n};
+      if (run) {
+        detail::tls_current_core = nullptr;
+        n->f();
+      }
+    }
+  };
+  void run_until(detail::task_core* main);
+  void iterate(bool block);
+  void run_ready_batch();
+  void drain_remote();
+  void enter_thread();
+  void leave_thread() noexcept;
+  detail::task_core* start(std::coroutine_handle<> frame, detail::promise_base* p);
+  timer_handle arm_callback(timer_handle::node* n, std::int64_t deadline_ns);
+
+  detail::ready_queue ready_;
+  detail::timer_wheel wheel_;
+  std::unique_ptr<detail::backend> backend_;
+  std::shared_ptr<detail::loop_shared> shared_;
+  clock::time_point epoch_;
+  detail::task_core* live_head_ = nullptr;
+  const detail::task_core* until_ = nullptr;  // run(task): never block once it is done
+  std::size_t live_count_ = 0;
+  std::uint64_t iterations_ = 0;
+  std::function<void(std::exception_ptr)> exception_handler_;
+  std::string backend_reason_;
+  loop* prev_current_ = nullptr;
+  std::uint64_t owner_thread_ = 0;
+  unsigned ready_batch_ = 0;
+  backend_kind kind_ = backend_kind::automatic;
+  bool stop_ = false;
+  bool closed_ = false;
+  bool running_ = false;
+};
+
+struct timer_handle::node {
+  detail::timer_node tn;
+  loop* owner = nullptr;
+  void (*invoke)(node*) = nullptr;
+  void (*destroy)(node*) noexcept = nullptr;
+  std::uint32_t refs = 2;  // the handle and the wheel/ready queue
+  bool cancelled = false;
+  bool fired = false;
+  void release() noexcept {
+    if (--refs == 0) destroy(this);
+  }
+};
+
+/// The result of `spawn`: await it for the task's result, `cancel()` it, or
+/// `detach()` it.
+///
+/// Dropping a join handle detaches the task (as tokio's JoinHandle): it keeps
+/// running, and if it fails with an exception nobody retrieved, the exception goes
+/// to the loop's exception handler.
+///
+/// **Thread safety:** loop thread only.
+/// **Cancel safety:** awaiting is a cancellation point; cancelling the awaiting
+/// task while it waits forwards the cancellation to the joined task (as awaiting an
+/// asyncio Task does) and keeps waiting until that task has finished.
+///
+/// ```cpp
+/// auto h = eddy::spawn(fetch());
+/// h.cancel();
+/// try { co_await h; } catch (const eddy::cancelled_error&) {}
+/// ```
+template <class T>
+class [[nodiscard]] join_handle {
+ public:
+  join_handle() noexcept = default;
+  explicit join_handle(detail::task_core* c) noexcept : c_(c) {}
+  join_handle(join_handle&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+  join_handle& operator=(join_handle&& o) noexcept {
+    if (this != &o) {
+      if (c_) detail::release_handle(c_);
+      c_ = std::exchange(o.c_, nullptr);
+    }
+    return *this;
+  }
+  ~join_handle() {
+    if (c_) detail::release_handle(c_);
+  }
+
+  /// Requests cancellation; the task sees cancelled_error at its current or next
+  /// await. No effect once the task has finished.
+  void cancel() noexcept {
+    if (c_) c_->request_cancel();
+  }
+  /// True once the task has finished (successfully or not).
+  bool done() const noexcept { return c_ && c_->done_; }
+  bool valid() const noexcept { return c_ != nullptr; }
+  /// Lets the task run on without this handle.
+  void detach() noexcept {
+    if (c_) detail::release_handle(std::exchange(c_, nullptr));
+  }
+
+  struct awaiter {
+    detail::task_core* c;
+    detail::task_core* me = nullptr;
+    detail::cancel_hook hook{&forward_cancel};
+    bool precancelled = false;
+
+    bool await_ready() {
+      if (c == nullptr) throw std::logic_error("eddy::join_handle: awaiting an empty handle");
+      if (c->done_) return true;
+      if (detail::consume_pending_cancel()) {
+        precancelled = true;
+        return true;
+      }
+      return false;
+    }
+    void await_suspend(std::coroutine_handle<> h) {
+      if (c->waiter_) throw std::logic_error("eddy::join_handle: a task has one awaiter");
+      me = detail::current_core();
+      c->waiter_ = h;
+      c->waiter_core_ = me;
+      if (me != nullptr) me->hook_ = &hook;
+    }
+    decltype(auto) await_resume() {
+      if (me != nullptr) me->hook_ = nullptr;
+      if (precancelled) throw cancelled_error{};
+      c->result_taken_ = true;
+      auto* p = static_cast<detail::promise<T>*>(c->promise_);
+      if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
+        return p->result();
+      } else {
+        return T(std::move(*p).result());
+      }
+    }
+    static bool forward_cancel(detail::cancel_hook* h) noexcept {
+      awaiter* self = reinterpret_cast<awaiter*>(reinterpret_cast<char*>(h) - offsetof(awaiter, hook));
+      self->c->request_cancel();
+      return true;
+    }
+  };
+  awaiter operator co_await() const noexcept { return awaiter{c_}; }
+
+  detail::task_core* core() const noexcept { return c_; }
+
+ private:
+  detail::task_core* c_ = nullptr;
+};
+
+/// Starts `t` as a new task on the running loop and returns its join handle.
+/// The task starts on a later turn of the loop (never inline).
+///
+/// **Thread safety:** loop thread only (use call_soon_threadsafe from elsewhere).
+/// **Cancel safety:** not a suspension point.
+template <class T>
+join_handle<T> spawn(task<T> t) {
+  return loop::current().spawn(std::move(t));
+}
+
+template <class T>
+join_handle<T> loop::spawn(task<T> t) {
+  check_open("spawn");
+  if (!t.valid()) detail::throw_empty_task();
+  auto h = t.release();
+  try {
+    return join_handle<T>(start(h, &h.promise()));
+  } catch (...) {
+    h.destroy();
+    throw;
+  }
+}
+
+template <class T>
+T loop::run(task<T> main) {
+  join_handle<T> h = spawn(std::move(main));
+  run_until(h.core());
+  h.core()->result_taken_ = true;
+  auto* p = static_cast<detail::promise<T>*>(h.core()->promise_);
+  if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
+    return p->result();
+  } else {
+    return T(std::move(*p).result());
+  }
+}
+
+template <class F>
+void loop::call_soon(F&& f) {
+  check_open("call_soon");
+  using node_t = callback_node<std::decay_t<F>>;
+  auto* n = detail::pool_new<node_t>(node_t{std::forward<F>(f)});
+  ready_.push(&node_t::entry, n, nullptr);
+}
+
+template <class Rep, class Period, class F>
+timer_handle loop::call_later(std::chrono::duration<Rep, Period> delay, F&& f) {
+  if (delay < delay.zero()) throw std::invalid_argument("eddy::loop::call_later: negative delay");
+  const auto d = std::chrono::ceil<std::chrono::nanoseconds>(delay);
+  return call_at(clock::now() + d, std::forward<F>(f));
+}
+
+template <class F>
+timer_handle loop::call_at(clock::time_point when, F&& f) {
+  check_open("call_at");
+  using fn_t = std::decay_t<F>;
+  struct typed final : timer_handle::node {
+    explicit typed(fn_t&& fn) : f(std::move(fn)) {}
+    fn_t f;
+  };
+  auto* n = detail::pool_new<typed>(fn_t(std::forward<F>(f)));
+  n->invoke = [](timer_handle::node* b) { static_cast<typed*>(b)->f(); };
+  n->destroy = [](timer_handle::node* b) noexcept { detail::pool_delete(static_cast<typed*>(b)); };
+  return arm_callback(n, to_loop_ns(when));
+}
+
+}  // namespace eddy

@@ -1,0 +1,184 @@
+// Timers as awaitables: sleep_for, sleep_until, yield_now, with_timeout.
+#pragma once
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+#include <eddy/runtime/detail/await_traits.hpp>
+#include <eddy/runtime/loop.hpp>
+
+namespace eddy {
+
+namespace detail {
+
+struct sleep_awaiter {
+  loop* l;
+  std::int64_t deadline_ns;
+  timer_node node{};
+  cancel_hook hook{&on_cancel};
+  task_core* core = nullptr;
+  std::coroutine_handle<> h{};
+  bool cancelled = false;
+
+  sleep_awaiter(loop* lp, std::int64_t d) noexcept : l(lp), deadline_ns(d) {}
+  sleep_awaiter(const sleep_awaiter&) = delete;
+
+  bool await_ready() {
+    if (consume_pending_cancel()) {
+      cancelled = true;
+      return true;
+    }
+    return false;
+  }
+  void await_suspend(std::coroutine_handle<> hh) noexcept {
+    h = hh;
+    core = current_core();
+    node.fire = &on_fire;
+    l->timers().arm(node, deadline_ns);
+    if (core != nullptr) core->hook_ = &hook;
+  }
+  void await_resume() {
+    if (core != nullptr) core->hook_ = nullptr;
+    if (cancelled) throw cancelled_error{};
+  }
+
+  static void on_fire(timer_node* n) noexcept {
+    sleep_awaiter* s = outer_of(n, &sleep_awaiter::node);
+    s->l->schedule(s->core, s->h);
+  }
+  static bool on_cancel(cancel_hook* hk) noexcept {
+    sleep_awaiter* s = outer_of(hk, &sleep_awaiter::hook);
+    if (!timer_wheel::armed(s->node)) return false;  // fired; resumption queued
+    s->l->timers().cancel(s->node);
+    s->cancelled = true;
+    s->l->schedule(s->core, s->h);
+    return true;
+  }
+};
+
+struct yield_awaiter {
+  bool cancelled = false;
+  bool await_ready() noexcept {
+    cancelled = consume_pending_cancel();
+    return cancelled;
+  }
+  void await_suspend(std::coroutine_handle<> h) { loop::current().schedule(current_core(), h); }
+  void await_resume() const {
+    if (cancelled) throw cancelled_error{};
+  }
+};
+
+template <class Rep, class Period>
+std::int64_t checked_ns(std::chrono::duration<Rep, Period> d, const char* who) {
+  if (d < d.zero()) throw std::invalid_argument(std::string(who) + ": negative duration");
+  using ns = std::chrono::nanoseconds;
+  constexpr auto max = std::chrono::duration_cast<std::chrono::duration<long double>>(ns::max() / 4);
+  if (std::chrono::duration_cast<std::chrono::duration<long double>>(d) > max)
+    throw std::invalid_argument(std::string(who) + ": duration longer than 73 years");
+  return std::chrono::ceil<ns>(d).count();
+}
+
+template <class A>
+task<await_result_t<A>> as_task(A a) {
+  co_return co_await std::move(a);
+}
+
+template <class T>
+task<T> timeout_task(std::int64_t deadline_ns, task<T> inner) {
+  loop& l = loop::current();
+  join_handle<T> child = l.spawn(std::move(inner));
+  bool expired = false;
+  detail::task_core* c = child.core();
+  struct expiry {
+    detail::timer_node node{};
+    detail::task_core* child;
+    bool* expired;
+    static void fire(detail::timer_node* n) noexcept {
+      expiry* e = detail::outer_of(n, &expiry::node);
+      *e->expired = true;
+      e->child->request_cancel();
+    }
+  } ex{{}, c, &expired};
+  ex.node.fire = &expiry::fire;
+  l.timers().arm(ex.node, deadline_ns);
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await child;
+      l.timers().cancel(ex.node);
+    } else {
+      decltype(auto) v = co_await child;
+      l.timers().cancel(ex.node);
+      co_return static_cast<T>(std::forward<decltype(v)>(v));
+    }
+  } catch (const cancelled_error&) {
+    l.timers().cancel(ex.node);
+    if (expired) throw timeout_error{};
+    throw;
+  } catch (...) {
+    l.timers().cancel(ex.node);
+    throw;
+  }
+}
+
+}  // namespace detail
+
+/// Suspends the current task for at least `d` (never less; on an idle loop at most
+/// about one millisecond more). `sleep_for(0s)` yields to the loop once.
+/// Throws std::invalid_argument for a negative duration.
+///
+/// **Thread safety:** loop thread only.
+/// **Cancel safety:** cancel-safe: a cancelled sleep resumes with cancelled_error
+/// and leaves nothing armed.
+///
+/// ```cpp
+/// co_await eddy::sleep_for(std::chrono::milliseconds(10));
+/// ```
+template <class Rep, class Period>
+detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
+  const std::int64_t ns = detail::checked_ns(d, "eddy::sleep_for");
+  loop& l = loop::current();
+  return detail::sleep_awaiter(&l, l.clock_ns() + ns);
+}
+
+/// Suspends the current task until `when` on the loop clock (`eddy::clock`);
+/// a time in the past yields once.
+///
+/// **Thread safety:** loop thread only. **Cancel safety:** as sleep_for.
+inline detail::sleep_awaiter sleep_until(clock::time_point when) {
+  loop& l = loop::current();
+  return detail::sleep_awaiter(&l, l.to_loop_ns(when));
+}
+
+/// Lets every other ready task run once, then resumes (asyncio's `sleep(0)`).
+///
+/// **Thread safety:** loop thread only.
+/// **Cancel safety:** a cancellation point; nothing to undo.
+inline detail::yield_awaiter yield_now() noexcept { return {}; }
+
+/// Awaits `aw` for at most `d`. On expiry the operation is cancelled, awaited until
+/// it has really stopped, and timeout_error is thrown. Throws std::invalid_argument
+/// for a negative duration. `aw` runs as a child task (so it starts on the next turn
+/// of the loop).
+///
+/// **Thread safety:** loop thread only.
+/// **Cancel safety:** cancelling the caller cancels `aw` and throws
+/// cancelled_error (not timeout_error); the operation's own cancel safety applies.
+///
+/// ```cpp
+/// try { auto n = co_await eddy::with_timeout(1s, read_request()); }
+/// catch (const eddy::timeout_error&) { ... }
+/// ```
+template <class Rep, class Period, class A>
+task<detail::await_result_t<A>> with_timeout(std::chrono::duration<Rep, Period> d, A aw) {
+  const std::int64_t ns = detail::checked_ns(d, "eddy::with_timeout");
+  loop& l = loop::current();
+  using R = detail::await_result_t<A>;
+  if constexpr (std::is_same_v<std::decay_t<A>, task<R>>) {
+    return detail::timeout_task<R>(l.clock_ns() + ns, std::move(aw));
+  } else {
+    return detail::timeout_task<R>(l.clock_ns() + ns, detail::as_task(std::move(aw)));
+  }
+}
+
+}  // namespace eddy

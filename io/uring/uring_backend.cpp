@@ -1,0 +1,369 @@
+// The io_uring backend.
+//
+//  - Setup: SINGLE_ISSUER | DEFER_TASKRUN (6.1+) when the kernel takes them, with
+//    the ring created disabled (R_DISABLED) and enabled by the thread that first
+//    runs the loop, which so becomes its single issuer. Older kernels get a plain
+//    ring. CQSIZE lets tests shrink the completion queue.
+//  - Submission: SQEs are queued as ops arrive and go to the kernel in one
+//    io_uring_enter per loop iteration (reap or wait). A full SQ is flushed early.
+//  - Completion: user_data is the io_op's address; 0 marks SQEs whose CQE nobody
+//    needs (cancel requests, the cancel half of a close); the wakeup read has its
+//    own tag. With DEFER_TASKRUN completions are only posted inside
+//    io_uring_enter(GETEVENTS), so a non-blocking reap still enters the kernel
+//    when ops are in flight.
+//  - CQ overflow: with IORING_FEAT_NODROP (5.5+) the kernel keeps overflowed CQEs
+//    and sets IORING_SQ_CQ_OVERFLOW; we drain the CQ, flush the overflow with
+//    io_uring_get_events and drain again, so no completion is lost. -EBUSY from
+//    submit (overflow back-pressure) is answered by draining first.
+//  - Lifetime (DESIGN.md §4): an op is owned by the kernel from submit until its
+//    final CQE (no IORING_CQE_F_MORE); only then is `complete` called. cancel()
+//    only queues an ASYNC_CANCEL. close cancels every op on the fd (CANCEL_FD |
+//    CANCEL_ALL, 5.19+) in an SQE hard-linked before the CLOSE, so nothing in
+//    flight outlives the fd; completions are routed by op, never by fd number.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <system_error>
+
+#include "io/backend.hpp"
+#include "runtime/log.hpp"
+
+namespace eddy::detail {
+namespace {
+
+constexpr std::uint64_t ignore_tag = 0;
+
+class uring_backend final : public backend {
+ public:
+  explicit uring_backend(const loop_options& o) {
+    evfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (evfd_ < 0) throw std::system_error(errno, std::system_category(), "eddy: eventfd");
+    const unsigned base = IORING_SETUP_SUBMIT_ALL | (o.uring_cq_entries ? IORING_SETUP_CQSIZE : 0u);
+    const unsigned tries[] = {
+        base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+        base | IORING_SETUP_COOP_TASKRUN,
+        base,
+        o.uring_cq_entries ? IORING_SETUP_CQSIZE : 0u,
+    };
+    int r = -EINVAL;
+    for (unsigned flags : tries) {
+      io_uring_params p{};
+      p.flags = flags;
+      p.cq_entries = o.uring_cq_entries;
+      r = io_uring_queue_init_params(o.uring_entries, &ring_, &p);
+      if (r == 0) {
+        flags_ = flags;
+        features_ = p.features;
+        break;
+      }
+      if (r != -EINVAL) break;  // only "unknown flag" is worth retrying with fewer
+    }
+    if (r != 0) {
+      ::close(evfd_);
+      throw std::system_error(-r, std::system_category(), "eddy: io_uring_queue_init");
+    }
+    caps_.ns_timeouts = true;
+    caps_.single_issuer = (flags_ & IORING_SETUP_SINGLE_ISSUER) != 0;
+    caps_.defer_taskrun = (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0;
+    if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+      caps_.multishot_accept = io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
+                               caps_.defer_taskrun;  // 5.19 accept multishot; 6.1 for DEFER
+      caps_.multishot_recv = caps_.multishot_accept;
+      caps_.provided_buffers = io_uring_opcode_supported(probe, IORING_OP_PROVIDE_BUFFERS);
+      io_uring_free_probe(probe);
+    }
+    // ASYNC_CANCEL by fd came with 5.19, as did DEFER_TASKRUN's predecessor work;
+    // a kernel that took DEFER_TASKRUN (6.1) certainly has it.
+    caps_.cancel_by_fd = caps_.defer_taskrun;
+    if (!(flags_ & IORING_SETUP_R_DISABLED)) arm_wake();
+  }
+
+  ~uring_backend() override {
+    // The wakeup read writes into this object: cancel it and wait for its CQE
+    // before the ring (and we) go away.
+    if (wake_armed_ && enabled()) {
+      if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) {
+        io_uring_prep_cancel64(sqe, wake_tag(), 0);
+        io_uring_sqe_set_data64(sqe, ignore_tag);
+      }
+      for (int i = 0; i < 100 && wake_armed_; ++i) {
+        __kernel_timespec ts{0, 10'000'000};
+        io_uring_cqe* cqe = nullptr;
+        io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+        drain(UINT32_MAX);
+      }
+    }
+    io_uring_queue_exit(&ring_);
+    ::close(evfd_);
+  }
+
+  backend_kind kind() const noexcept override { return backend_kind::io_uring; }
+  const backend_caps& caps() const noexcept override { return caps_; }
+  std::size_t in_flight() const noexcept override { return in_flight_; }
+
+  void attach_thread() override {
+    if (flags_ & IORING_SETUP_R_DISABLED) {
+      // Debian's liburing 2.3 declares io_uring_enable_rings but does not export
+      // it; the register opcode is all it does.
+      if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) != 0)
+        throw std::system_error(errno, std::system_category(), "eddy: io_uring enable rings");
+      flags_ &= ~IORING_SETUP_R_DISABLED;
+      arm_wake();
+    }
+  }
+
+  bool submit(io_op& op) override {
+    op.cancel_requested = false;
+    op.cqe_flags = 0;
+    if (op.code == op_code::nop) {
+      op.res = 0;
+      op.state = op_state::done;
+      return true;
+    }
+    if (op.fd < 0) {
+      op.res = -EBADF;
+      op.state = op_state::done;
+      return true;
+    }
+    if (op.code == op_code::close && caps_.cancel_by_fd) {
+      io_uring_sqe* c = sqe();
+      io_uring_prep_cancel_fd(c, op.fd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(c, ignore_tag);
+      c->flags |= IOSQE_IO_HARDLINK;  // -ENOENT (nothing to cancel) must not fail the close
+    }
+    io_uring_sqe* s = sqe();
+    const auto off = static_cast<__u64>(op.offset == UINT64_MAX ? -1 : static_cast<long long>(op.offset));
+    switch (op.code) {
+      case op_code::read: io_uring_prep_read(s, op.fd, op.buf, op.len, off); break;
+      case op_code::write: io_uring_prep_write(s, op.fd, op.buf, op.len, off); break;
+      case op_code::readv:
+        io_uring_prep_readv(s, op.fd, static_cast<const iovec*>(op.buf), op.len, off);
+        break;
+      case op_code::writev:
+        io_uring_prep_writev(s, op.fd, static_cast<const iovec*>(op.buf), op.len, off);
+        break;
+      case op_code::poll: io_uring_prep_poll_add(s, op.fd, op.flags); break;
+      case op_code::close: io_uring_prep_close(s, op.fd); break;
+      case op_code::accept:
+        io_uring_prep_accept(s, op.fd, static_cast<sockaddr*>(op.buf), static_cast<socklen_t*>(op.aux),
+                             static_cast<int>(op.flags));
+        break;
+      case op_code::connect:
+        io_uring_prep_connect(s, op.fd, static_cast<const sockaddr*>(op.buf), op.len);
+        break;
+      case op_code::recv: io_uring_prep_recv(s, op.fd, op.buf, op.len, static_cast<int>(op.flags)); break;
+      case op_code::send:
+        io_uring_prep_send(s, op.fd, op.buf, op.len, static_cast<int>(op.flags) | MSG_NOSIGNAL);
+        break;
+      case op_code::recvmsg:
+        io_uring_prep_recvmsg(s, op.fd, static_cast<msghdr*>(op.buf), op.flags);
+        break;
+      case op_code::sendmsg:
+        io_uring_prep_sendmsg(s, op.fd, static_cast<const msghdr*>(op.buf), op.flags | MSG_NOSIGNAL);
+        break;
+      case op_code::shutdown: io_uring_prep_shutdown(s, op.fd, static_cast<int>(op.flags)); break;
+      case op_code::splice:
+        io_uring_prep_splice(s, op.fd, -1, op.aux_fd, -1, op.len, op.flags);
+        break;
+      default: io_uring_prep_nop(s); break;
+    }
+    io_uring_sqe_set_data(s, &op);
+    op.state = op_state::in_flight;
+    ++in_flight_;
+    return false;
+  }
+
+  void cancel(io_op& op) noexcept override {
+    if (op.state != op_state::in_flight || op.cancel_requested) return;
+    op.cancel_requested = true;
+    io_uring_sqe* s = sqe_noexcept();
+    if (s == nullptr) return;  // the op will complete on its own; never freed early
+    io_uring_prep_cancel64(s, reinterpret_cast<__u64>(&op), 0);
+    io_uring_sqe_set_data64(s, ignore_tag);
+  }
+
+  void close_now(int fd) noexcept override {
+    if (fd < 0) return;
+    if (caps_.cancel_by_fd && in_flight_ != 0) {
+      if (io_uring_sqe* s = sqe_noexcept()) {
+        io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(s, ignore_tag);
+        // The cancel must reach the kernel while fd still names the file.
+        io_uring_submit(&ring_);
+      }
+    }
+    ::close(fd);
+  }
+
+  unsigned reap(unsigned budget) override {
+    if (io_uring_sq_ready(&ring_) != 0 || in_flight_ != 0) enter(false, -1);
+    return drain(budget);
+  }
+
+  unsigned wait(std::int64_t timeout_ns, unsigned budget) override {
+    if (!wake_armed_) arm_wake();
+    enter(true, timeout_ns);
+    return drain(budget);
+  }
+
+  void wake() noexcept override {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(evfd_, &one, sizeof one);
+  }
+
+ private:
+  bool enabled() const noexcept { return !(flags_ & IORING_SETUP_R_DISABLED); }
+  std::uint64_t wake_tag() const noexcept { return reinterpret_cast<std::uint64_t>(&wake_buf_) | 1; }
+
+  void arm_wake() {
+    io_uring_sqe* s = sqe();
+    io_uring_prep_read(s, evfd_, &wake_buf_, sizeof wake_buf_, 0);
+    io_uring_sqe_set_data64(s, wake_tag());
+    wake_armed_ = true;
+  }
+
+  io_uring_sqe* sqe_noexcept() noexcept {
+    io_uring_sqe* s = io_uring_get_sqe(&ring_);
+    if (s == nullptr) {
+      io_uring_submit(&ring_);
+      s = io_uring_get_sqe(&ring_);
+    }
+    return s;
+  }
+
+  io_uring_sqe* sqe() {
+    for (int i = 0; i < 64; ++i) {
+      if (io_uring_sqe* s = sqe_noexcept()) return s;
+      // SQ full and the kernel refused more (-EBUSY: CQ back-pressure): make room.
+      drain(UINT32_MAX);
+      if (io_uring_cq_has_overflow(&ring_)) io_uring_get_events(&ring_);
+    }
+    throw std::system_error(EBUSY, std::system_category(), "eddy: io_uring submission queue stuck full");
+  }
+
+  void enter(bool block, std::int64_t timeout_ns) {
+    int r;
+    if (block) {
+      __kernel_timespec ts{};
+      __kernel_timespec* tsp = nullptr;
+      if (timeout_ns >= 0) {
+        ts.tv_sec = timeout_ns / 1'000'000'000;
+        ts.tv_nsec = timeout_ns % 1'000'000'000;
+        tsp = &ts;
+      }
+      io_uring_cqe* cqe = nullptr;
+      r = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, tsp, nullptr);
+    } else {
+      r = io_uring_submit_and_get_events(&ring_);
+    }
+    if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
+      throw std::system_error(-r, std::system_category(), "eddy: io_uring_enter");
+    }
+  }
+
+  unsigned drain(unsigned budget) noexcept {
+    unsigned total = 0;
+    for (;;) {
+      unsigned n = 0;
+      unsigned head;
+      io_uring_cqe* cqe;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        handle(cqe);
+        if (++n == budget - total) break;
+      }
+      io_uring_cq_advance(&ring_, n);
+      total += n;
+      if (total >= budget) break;
+      if (io_uring_cq_has_overflow(&ring_)) {
+        io_uring_get_events(&ring_);
+        continue;
+      }
+      if (n == 0) break;
+    }
+    return total;
+  }
+
+  void handle(io_uring_cqe* cqe) noexcept {
+    const std::uint64_t ud = cqe->user_data;
+    if (ud == ignore_tag) return;
+    if (ud == wake_tag()) {
+      wake_armed_ = false;
+      return;
+    }
+    auto* op = reinterpret_cast<io_op*>(ud);
+    op->res = cqe->res;
+    op->cqe_flags = cqe->flags;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+      op->state = op_state::done;
+      --in_flight_;
+    }
+    op->complete(op);
+  }
+
+  io_uring ring_{};
+  unsigned flags_ = 0;
+  unsigned features_ = 0;
+  int evfd_ = -1;
+  alignas(8) std::uint64_t wake_buf_ = 0;
+  bool wake_armed_ = false;
+  std::size_t in_flight_ = 0;
+  backend_caps caps_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_uring_backend(const loop_options& o) {
+  return std::make_unique<uring_backend>(o);
+}
+
+bool uring_usable(std::string& why) {
+  {
+    std::ifstream f("/proc/sys/kernel/io_uring_disabled");
+    int v = 0;
+    if (f >> v && v == 2) {
+      why = "io_uring is disabled by /proc/sys/kernel/io_uring_disabled=2";
+      return false;
+    }
+  }
+  io_uring ring{};
+  const int r = io_uring_queue_init(2, &ring, 0);
+  if (r == -ENOMEM || r == -EMFILE || r == -ENFILE) {
+    throw std::system_error(-r, std::system_category(), "eddy: io_uring probe (a resource error, not a fallback case)");
+  }
+  if (r != 0) {
+    why = std::string("io_uring_setup failed: ") + std::strerror(-r) +
+          (r == -EPERM ? " (seccomp or io_uring_disabled policy)" : r == -ENOSYS ? " (kernel without io_uring)" : "");
+    return false;
+  }
+  bool ok = true;
+  if (io_uring_probe* p = io_uring_get_probe_ring(&ring)) {
+    const int needed[] = {IORING_OP_READ, IORING_OP_WRITE, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL,
+                          IORING_OP_CLOSE, IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_SEND,
+                          IORING_OP_RECV, IORING_OP_SHUTDOWN};
+    for (int opc : needed) {
+      if (!io_uring_opcode_supported(p, opc)) {
+        why = "io_uring lacks opcode " + std::to_string(opc) + " (kernel too old)";
+        ok = false;
+        break;
+      }
+    }
+    io_uring_free_probe(p);
+  } else {
+    why = "io_uring probe not supported (kernel older than 5.6)";
+    ok = false;
+  }
+  io_uring_queue_exit(&ring);
+  return ok;
+}
+
+}  // namespace eddy::detail

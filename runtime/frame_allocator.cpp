@@ -1,0 +1,42 @@
+// Slow paths of the per-thread frame allocator (include/eddy/runtime/detail/
+// frame_allocator.hpp): first use on a thread registers a thread-exit hook that
+// returns the cached blocks to the global heap.
+#include <eddy/runtime/detail/frame_allocator.hpp>
+
+namespace eddy::detail {
+
+constinit thread_local frame_cache tls_frame_cache{};
+
+namespace {
+
+struct cache_releaser {
+  ~cache_releaser() {
+    frame_cache& fc = tls_frame_cache;
+    fc.registered = false;  // blocks freed from now on go straight to the heap
+    for (void*& head : fc.heads) {
+      while (void* p = head) {
+        head = *static_cast<void**>(p);
+        ::operator delete(p);
+      }
+    }
+  }
+};
+
+void ensure_registered() {
+  if (!tls_frame_cache.registered) {
+    static thread_local cache_releaser releaser;
+    (void)&releaser;
+    tls_frame_cache.registered = true;
+  }
+}
+
+}  // namespace
+
+void* frame_alloc_slow(std::size_t cls) {
+  ensure_registered();
+  return ::operator new(cls * frame_granule);
+}
+
+void frame_free_slow(void* p, std::size_t) noexcept { ::operator delete(p); }
+
+}  // namespace eddy::detail

@@ -1,0 +1,373 @@
+// eddy::loop. The iteration (DESIGN.md §3), in this order:
+//  1. drain the cross-thread queue, then run the ready queue: FIFO, at most the
+//     entries present when the batch began (or ready_batch), so a task that keeps
+//     rescheduling itself cannot starve timers or I/O;
+//  2. advance the timer wheel: due timers move to the ready queue;
+//  3. I/O: if anything is ready, reap completions without blocking (and only when
+//     the backend owns operations); otherwise announce sleep (Dekker handshake with
+//     posters, see remote_queue.hpp) and block in the backend until the next timer,
+//     a completion or a wakeup, then advance the wheel again.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <stdexcept>
+#include <thread>
+
+#include <eddy/runtime/loop.hpp>
+
+#include "io/backend.hpp"
+#include "runtime/log.hpp"
+
+namespace eddy {
+
+namespace {
+
+[[gnu::tls_model("initial-exec")]] constinit thread_local loop* tls_current_loop = nullptr;
+
+std::uint64_t this_thread_id() noexcept {
+  return std::hash<std::thread::id>{}(std::this_thread::get_id()) | 1;
+}
+
+void fire_timer_callback(detail::timer_node* tn) noexcept;
+
+void run_timer_callback(void* a, void*, bool run) {
+  auto* n = static_cast<timer_handle::node*>(a);
+  struct guard {
+    timer_handle::node* n;
+    ~guard() { n->release(); }
+  } g{n};
+  const bool go = run && !n->cancelled;
+  n->fired = true;
+  n->cancelled = true;  // from now on the callback is no longer pending
+  if (go) {
+    detail::tls_current_core = nullptr;
+    n->invoke(n);
+  }
+}
+
+void fire_timer_callback(detail::timer_node* tn) noexcept {
+  auto* n = detail::outer_of(tn, &timer_handle::node::tn);
+  n->owner->call_soon_entry(&run_timer_callback, n);
+}
+
+void check_options(const loop_options& o) {
+  auto pow2 = [](unsigned v) { return v != 0 && (v & (v - 1)) == 0; };
+  if (!pow2(o.uring_entries) || o.uring_entries < 2 || o.uring_entries > 32768)
+    throw std::invalid_argument("eddy::loop_options::uring_entries must be a power of two in 2..32768, got " +
+                                std::to_string(o.uring_entries));
+  if (o.uring_cq_entries != 0 &&
+      (!pow2(o.uring_cq_entries) || o.uring_cq_entries < o.uring_entries || o.uring_cq_entries > 65536))
+    throw std::invalid_argument(
+        "eddy::loop_options::uring_cq_entries must be 0 or a power of two in uring_entries..65536, got " +
+        std::to_string(o.uring_cq_entries));
+  if (o.ready_batch > 1'000'000)
+    throw std::invalid_argument("eddy::loop_options::ready_batch must be at most 1000000, got " +
+                                std::to_string(o.ready_batch));
+}
+
+}  // namespace
+
+loop::loop(loop_options opts) : epoch_(clock::now()) {
+  check_options(opts);
+  ready_batch_ = opts.ready_batch;
+  backend_ = detail::make_backend(opts, backend_reason_);
+  kind_ = backend_->kind();
+  shared_ = std::make_shared<detail::loop_shared>();
+  shared_->be = backend_.get();
+  detail::log_debug("loop %p: backend %.*s (%s)", static_cast<void*>(this),
+                    static_cast<int>(backend_name().size()), backend_name().data(),
+                    backend_reason_.c_str());
+}
+
+loop::~loop() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "eddy: loop::~loop: close failed: %s\n", e.what());
+  }
+}
+
+std::string_view loop::backend_name() const noexcept {
+  switch (kind_) {
+    case backend_kind::io_uring: return "io_uring";
+    case backend_kind::epoll: return "epoll";
+    default: return "unknown";
+  }
+}
+
+loop& loop::current() {
+  if (tls_current_loop == nullptr)
+    throw std::logic_error("eddy: no running loop on this thread (call from inside eddy::run or loop::run)");
+  return *tls_current_loop;
+}
+
+loop* loop::current_or_null() noexcept { return tls_current_loop; }
+
+void loop::enter_thread() {
+  const std::uint64_t me = this_thread_id();
+  if (owner_thread_ == 0) {
+    owner_thread_ = me;
+    backend_->attach_thread();
+  } else if (owner_thread_ != me) {
+    throw std::logic_error("eddy::loop: run from a thread other than the one that first ran it");
+  }
+  prev_current_ = tls_current_loop;
+  tls_current_loop = this;
+  running_ = true;
+}
+
+void loop::leave_thread() noexcept {
+  tls_current_loop = prev_current_;
+  running_ = false;
+  detail::tls_current_core = nullptr;
+}
+
+detail::task_core* loop::start(std::coroutine_handle<> frame, detail::promise_base* p) {
+  auto* c = detail::pool_new<detail::task_core>();
+  try {
+    ready_.push(&resume_entry, frame.address(), c);
+  } catch (...) {
+    detail::pool_delete(c);
+    throw;
+  }
+  c->loop_ = this;
+  c->promise_ = p;
+  c->frame_ = frame.address();
+  p->core_ = c;
+  link_live(c);
+  return c;
+}
+
+void loop::link_live(detail::task_core* c) noexcept {
+  c->live_prev_ = nullptr;
+  c->live_next_ = live_head_;
+  if (live_head_ != nullptr) live_head_->live_prev_ = c;
+  live_head_ = c;
+  ++live_count_;
+}
+
+void loop::unlink_live(detail::task_core* c) noexcept {
+  if (c->live_prev_ != nullptr) c->live_prev_->live_next_ = c->live_next_;
+  else live_head_ = c->live_next_;
+  if (c->live_next_ != nullptr) c->live_next_->live_prev_ = c->live_prev_;
+  c->live_prev_ = c->live_next_ = nullptr;
+  --live_count_;
+}
+
+timer_handle loop::arm_callback(timer_handle::node* n, std::int64_t deadline_ns) {
+  n->owner = this;
+  n->tn.fire = &fire_timer_callback;
+  wheel_.arm(n->tn, deadline_ns);
+  return timer_handle(n);
+}
+
+void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) { ready_.push(fn, a, nullptr); }
+
+void loop::set_exception_handler(std::function<void(std::exception_ptr)> h) {
+  exception_handler_ = std::move(h);
+}
+
+void loop::report_exception(std::exception_ptr e) noexcept {
+  if (exception_handler_) {
+    try {
+      exception_handler_(e);
+      return;
+    } catch (...) {
+      std::fputs("eddy: the exception handler threw; falling back to stderr\n", stderr);
+    }
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "eddy: unhandled exception in a task or callback: %s\n", ex.what());
+  } catch (const cancelled_error&) {
+  } catch (...) {
+    std::fputs("eddy: unhandled non-standard exception in a task or callback\n", stderr);
+  }
+}
+
+loop_stats loop::stats() const noexcept {
+  loop_stats s;
+  s.live_tasks = live_count_;
+  s.in_flight_io = backend_ ? backend_->in_flight() : 0;
+  s.armed_timers = wheel_.size();
+  s.ready = ready_.size();
+  s.iterations = iterations_;
+  s.wakeups = shared_ ? shared_->wakeups.load(std::memory_order_relaxed) : 0;
+  return s;
+}
+
+void loop::drain_remote() {
+  if (shared_->head.load(std::memory_order_relaxed) == nullptr) return;
+  detail::remote_node* n = shared_->take_all();
+  while (n != nullptr) {
+    detail::remote_node* next = n->next;
+    detail::tls_current_core = nullptr;
+    try {
+      n->fn(n, true);
+    } catch (...) {
+      report_exception(std::current_exception());
+    }
+    n = next;
+  }
+}
+
+void loop::run_ready_batch() {
+  std::size_t n = ready_.size();
+  if (ready_batch_ != 0 && n > ready_batch_) n = ready_batch_;
+  while (n-- != 0) {
+    const detail::ready_entry e = ready_.pop();
+    try {
+      e.fn(e.a, e.b, true);
+    } catch (...) {
+      report_exception(std::current_exception());
+    }
+  }
+  detail::tls_current_core = nullptr;
+}
+
+void loop::run_once(bool block) {
+  if (closed_) throw loop_closed_error("run_once");
+  const bool entered = !running_;
+  if (entered) enter_thread();
+  struct leave {
+    loop* l;
+    bool on;
+    ~leave() {
+      if (on) l->leave_thread();
+    }
+  } lv{this, entered};
+  iterate(block);
+}
+
+void loop::iterate(bool block) {
+  ++iterations_;
+  drain_remote();
+  run_ready_batch();
+  if (!wheel_.empty()) wheel_.advance(clock_ns());
+
+  constexpr unsigned budget = 1024;
+  const bool must_not_block = !block || stop_ || !ready_.empty() || (until_ != nullptr && until_->done_) ||
+                              shared_->head.load(std::memory_order_relaxed) != nullptr ||
+                              shared_->stop_requested.load(std::memory_order_relaxed);
+  if (must_not_block) {
+    if (backend_->in_flight() != 0) backend_->reap(budget);
+    return;
+  }
+  std::int64_t timeout = -1;
+  if (!wheel_.empty()) {
+    const std::uint64_t t = wheel_.next_tick();
+    const std::int64_t now = clock_ns();
+    const std::int64_t at = static_cast<std::int64_t>(t) * detail::timer_wheel::tick_ns;
+    timeout = at > now ? at - now : 0;
+  }
+  shared_->sleeping.store(true, std::memory_order_seq_cst);
+  if (shared_->head.load(std::memory_order_seq_cst) != nullptr ||
+      shared_->stop_requested.load(std::memory_order_seq_cst)) {
+    shared_->sleeping.store(false, std::memory_order_relaxed);
+    return;
+  }
+  backend_->wait(timeout, budget);
+  shared_->sleeping.store(false, std::memory_order_relaxed);
+  shared_->notified.store(false, std::memory_order_release);
+  if (!wheel_.empty()) wheel_.advance(clock_ns());
+}
+
+void loop::run_until(detail::task_core* main) {
+  if (running_) throw std::logic_error("eddy::loop::run: the loop is already running");
+  if (closed_) throw loop_closed_error("run");
+  enter_thread();
+  struct leave {
+    loop* l;
+    ~leave() { l->leave_thread(); }
+  } lv{this};
+  until_ = main;
+  struct clear_until {
+    loop* l;
+    ~clear_until() { l->until_ = nullptr; }
+  } cu{this};
+  while (!main->done_) {
+    if (stop_ || shared_->stop_requested.exchange(false)) {
+      stop_ = false;
+      throw std::runtime_error("eddy::loop::run: the loop was stopped before the task finished");
+    }
+    iterate(true);
+  }
+}
+
+void loop::run_forever() {
+  if (running_) throw std::logic_error("eddy::loop::run_forever: the loop is already running");
+  if (closed_) throw loop_closed_error("run_forever");
+  enter_thread();
+  struct leave {
+    loop* l;
+    ~leave() { l->leave_thread(); }
+  } lv{this};
+  while (!stop_ && !shared_->stop_requested.exchange(false)) iterate(true);
+  stop_ = false;
+}
+
+void loop::close() {
+  if (closed_) return;
+  if (running_) throw std::logic_error("eddy::loop::close: called while the loop is running");
+  enter_thread();
+  struct leave {
+    loop* l;
+    ~leave() { l->leave_thread(); }
+  } lv{this};
+
+  // 1. Cancel every live task (each once, including tasks spawned while closing)
+  //    and run until all have finished.
+  while (live_count_ != 0) {
+    for (detail::task_core* c = live_head_; c != nullptr; c = c->live_next_) {
+      if (!c->close_cancelled_) {
+        c->close_cancelled_ = true;
+        c->request_cancel();
+      }
+    }
+    iterate(true);
+  }
+  // 2. Run what finishing those tasks queued, once, then refuse new work.
+  run_ready_batch();
+  closed_ = true;
+  while (!ready_.empty()) {
+    const detail::ready_entry e = ready_.pop();
+    e.fn(e.a, e.b, false);
+  }
+  wheel_.clear([](detail::timer_node* tn) {
+    if (tn->fire == &fire_timer_callback) {
+      auto* n = detail::outer_of(tn, &timer_handle::node::tn);
+      n->cancelled = true;
+      n->release();
+    }
+  });
+  // 3. No poster may touch the backend after this point.
+  shared_->closed.store(true, std::memory_order_seq_cst);
+  while (shared_->posters.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  drain_remote();
+  if (backend_->in_flight() != 0) {
+    std::fprintf(stderr, "eddy: loop::close: %zu I/O operations still owned by the backend\n",
+                 backend_->in_flight());
+  }
+  shared_->be = nullptr;
+  backend_.reset();
+}
+
+bool timer_handle::cancel() noexcept {
+  if (n_ == nullptr || n_->cancelled) return false;
+  n_->cancelled = true;
+  if (detail::timer_wheel::armed(n_->tn)) {
+    n_->owner->timers().cancel(n_->tn);
+    n_->release();  // the wheel's reference
+  }
+  return true;
+}
+
+bool timer_handle::pending() const noexcept { return n_ != nullptr && !n_->cancelled; }
+
+void timer_handle::reset() noexcept {
+  if (n_ != nullptr) std::exchange(n_, nullptr)->release();
+}
+
+}  // namespace eddy
