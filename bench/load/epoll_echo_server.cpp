@@ -67,12 +67,15 @@ struct Server {
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if ((errno == EMFILE || errno == ENFILE) && spare >= 0) {
-          // Level-triggered: leaving the connection queued would wake us forever. Use
-          // the reserve descriptor to take it and close it, then re-reserve.
+          // Level-triggered: a connection left queued would wake us forever, so take it
+          // with the reserve descriptor, close it and re-reserve. accept() fails with
+          // EMFILE before it looks at the queue: stop once the queue is empty, or this
+          // loop never ends.
           close(spare);
           int c = accept(lfd, nullptr, nullptr);
           if (c >= 0) close(c);
           spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+          if (c < 0) return;
           continue;
         }
         return;  // EAGAIN, or an error we cannot act on

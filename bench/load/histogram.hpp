@@ -42,6 +42,23 @@ class LatencyHistogram {
     max_ = std::max(max_, o.max_);
   }
 
+  // Adds o's samples from buckets lying wholly above `floor`, at their bucket's lowest
+  // value (they are lower bounds: ages of requests that never completed). Returns how
+  // many were added.
+  std::uint64_t merge_above(const LatencyHistogram& o, std::uint64_t floor) {
+    std::uint64_t added = 0;
+    for (std::size_t i = 0; i < kBuckets; ++i) {
+      if (o.counts_[i] == 0 || lowest_in(i) <= floor) continue;
+      counts_[i] += o.counts_[i];
+      added += o.counts_[i];
+      sum_ += static_cast<double>(lowest_in(i)) * static_cast<double>(o.counts_[i]);
+      min_ = std::min(min_, lowest_in(i));
+      max_ = std::max(max_, o.max_);
+    }
+    total_ += added;
+    return added;
+  }
+
   std::uint64_t count() const { return total_; }
   std::uint64_t max() const { return total_ ? max_ : 0; }
   std::uint64_t min() const { return total_ ? min_ : 0; }
@@ -70,6 +87,8 @@ class LatencyHistogram {
     const std::uint64_t mantissa = v >> shift;  // in [exact/2, exact)
     return static_cast<std::size_t>(exact + (shift - 1) * (exact / 2) + (mantissa - exact / 2));
   }
+
+  static std::uint64_t lowest_in(std::size_t i) { return i == 0 ? 0 : highest_in(i - 1) + 1; }
 
   static std::uint64_t highest_in(std::size_t i) {
     constexpr std::uint64_t exact = std::uint64_t{1} << kSubBits;

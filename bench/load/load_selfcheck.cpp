@@ -58,6 +58,14 @@ void histogram_checks() {
         "count/min/max exact after merge");
   check(a.percentile(1.0) == xs.back(), "p100 is the exact max");
 
+  H done, stuck;
+  for (std::uint64_t v = 1000; v < 2000; ++v) done.record(v);
+  stuck.record(500);      // younger than the completed ones: ordinary in-flight, ignored
+  stuck.record(1000000);  // older than every completed one: the hidden tail, counted
+  check(done.merge_above(stuck, done.max()) == 1 && done.count() == 1001 && done.max() == 1000000 &&
+            done.percentile(1.0) == 1000000,
+        "merge_above adds only samples above the floor");
+
   H small;
   for (std::uint64_t v = 0; v < 100; ++v) small.record(v);
   check(small.percentile(0.5) == 49, "small values are exact");
