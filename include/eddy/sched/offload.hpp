@@ -1,0 +1,389 @@
+// Awaiting work on a thread pool from a coroutine: eddy::to_thread (blocking_pool),
+// eddy::run_cpu (cpu_pool) and eddy::run_in (any pool or work class). DESIGN.md §6.
+//
+// How a result comes back: the awaiting coroutine suspends; the job runs on a worker,
+// stores its value or exception in the heap job, and posts a callback to the awaiting
+// loop with loop_handle::call_soon_threadsafe; that callback, on the loop thread,
+// schedules the coroutine, which reads the result. The job is shared by the awaiter and
+// the pool through a reference count of two, so whichever side finishes last frees it.
+//
+// Fast path: a job that finishes within a few microseconds (a worker was spinning, the
+// call was short) would still cost the loop a cross-thread wakeup, about as long again
+// as everything else put together on a VM. So after queueing the job, the awaiting loop
+// thread watches the job's `phase` for up to `inline_wait_budget` and, if the result is
+// already there, does not suspend at all. Whether it watches is adaptive: only while the
+// recent round trips on this thread were shorter than the budget, so long blocking calls
+// never make the loop spin. `phase` decides, by one exchange each, whether the worker
+// must post the completion (the awaiter suspended) or the awaiter takes it inline.
+//
+// Cancellation (the loop's cancel_hook protocol, runtime/detail/task_core.hpp):
+//   - not started yet: the job is marked cancelled (the worker that pops it drops it)
+//     and the task resumes at once with eddy::cancelled_error;
+//   - running: stop is requested on the job's std::stop_token (if its callable takes
+//     one) and the task keeps waiting; when the job returns, its result is delivered
+//     and the cancellation stays pending for the task's next await (no result is lost,
+//     and nothing the job references by address dies while it runs).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <eddy/runtime/detail/await_traits.hpp>
+#include <eddy/runtime/loop.hpp>
+#include <eddy/sched/detail/pool_job.hpp>
+#include <eddy/sched/thread_pool.hpp>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace eddy {
+namespace detail {
+
+/// The part of an offloaded job that does not depend on the callable.
+template <class R>
+class offload_state : public pool_job {
+ public:
+  using value_type = value_or_monostate<R>;
+
+  // ---- both threads ----
+  std::atomic<std::uint32_t> refs{1};  // the awaiter; the pool's is added at enqueue
+  start_gate gate;
+  static constexpr std::uint8_t running_v = 0, suspended_v = 1, ready_v = 2;
+  std::atomic<std::uint8_t> phase{running_v};
+  std::int64_t finished_ns = 0;  // steady_clock, written before phase becomes ready_v
+
+  // ---- written by the worker before it posts, read by the loop after ----
+  std::optional<value_type> value;
+  std::exception_ptr error;
+
+  // ---- set on the loop thread before enqueue; used by the loop thread only ----
+  loop_handle home;
+  loop* home_loop = nullptr;
+  task_core* core = nullptr;
+  std::coroutine_handle<> waiter{};
+  bool completed = false;  // the completion callback has scheduled the waiter
+  bool abandoned = false;  // the waiter left (cancelled): the result is not wanted
+  bool abandon_on_cancel = false;
+
+  void unref() noexcept {
+    // acq_rel: the side that frees the job sees everything the other side wrote.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy();
+  }
+
+  virtual void request_stop() noexcept = 0;
+
+ protected:
+  virtual void destroy() noexcept = 0;
+
+  /// Worker side, after the value or error is stored: if the awaiter has suspended,
+  /// hand the pool's reference to a callback on the awaiting loop; if it is still
+  /// watching (fast path), it takes the result itself.
+  void finish() noexcept {
+    finished_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+    // acq_rel: publishes the result to the awaiter (fast path) and, on the slow path,
+    // sees the loop-side fields it wrote before suspending.
+    if (phase.exchange(ready_v, std::memory_order_acq_rel) == suspended_v)
+      post_completion();
+    else
+      unref();
+  }
+
+ private:
+  void post_completion() noexcept {
+    // If the loop is closed the callback is destroyed unrun, and its destructor drops
+    // the reference; the waiting task is then being torn down with its loop.
+    try {
+      (void)home.call_soon_threadsafe(completion{this});
+    } catch (...) {
+      // Allocation failure while posting: nobody can be told; free our side.
+      unref();
+    }
+  }
+
+  struct completion {
+    offload_state* job;
+    explicit completion(offload_state* j) noexcept : job(j) {}
+    completion(completion&& o) noexcept : job(std::exchange(o.job, nullptr)) {}
+    completion& operator=(completion&&) = delete;
+    ~completion() {
+      if (job) job->unref();
+    }
+    void operator()() noexcept {  // on the loop thread
+      offload_state* j = std::exchange(job, nullptr);
+      if (!j->abandoned) {
+        j->completed = true;
+        j->home_loop->schedule(j->core, j->waiter);
+      }
+      j->unref();
+    }
+  };
+};
+
+template <class R, class Fn, class... Args>
+class offload_job final : public offload_state<R> {
+  static constexpr bool wants_token = takes_stop_token_v<Fn, Args...>;
+
+ public:
+  template <class F, class... A>
+  explicit offload_job(F&& f, A&&... args)
+      : fn_(std::forward<F>(f)), args_(std::forward<A>(args)...) {}
+
+  void run() noexcept override {
+    if (!this->gate.try_start()) {  // cancelled before it started
+      this->unref();
+      return;
+    }
+    try {
+      this->value.emplace(call());
+    } catch (...) {
+      this->error = std::current_exception();
+    }
+    this->finish();
+  }
+
+  void discard() noexcept override {
+    if (this->gate.try_cancel()) {
+      this->error = std::make_exception_ptr(
+          job_cancelled("eddy: offloaded job dropped by thread_pool shutdown"));
+      this->finish();
+    } else {
+      this->unref();
+    }
+  }
+
+  void request_stop() noexcept override {
+    if constexpr (wants_token) stop_.request_stop();
+  }
+
+ private:
+  void destroy() noexcept override { delete this; }
+
+  value_or_monostate<R> call() {
+    auto invoke = [this](auto&&... a) -> decltype(auto) {
+      if constexpr (wants_token)
+        return std::invoke(std::move(fn_), stop_.get_token(), std::move(a)...);
+      else
+        return std::invoke(std::move(fn_), std::move(a)...);
+    };
+    if constexpr (std::is_void_v<R>) {
+      std::apply(invoke, std::move(args_));
+      return {};
+    } else {
+      return std::apply(invoke, std::move(args_));
+    }
+  }
+
+  Fn fn_;
+  std::tuple<Args...> args_;
+  struct no_stop {};
+  [[no_unique_address]] std::conditional_t<wants_token, std::stop_source, no_stop> stop_;
+};
+
+/// The longest a loop thread watches for an offloaded result before suspending.
+inline constexpr std::int64_t inline_wait_budget_ns = 20'000;
+
+/// Per loop thread: a moving average of recent offload round trips (queue to result),
+/// which decides whether watching is worth it. Starts optimistic.
+inline thread_local std::int64_t round_trip_average_ns = 0;
+
+inline std::int64_t recent_round_trip_ns() noexcept {
+  return round_trip_average_ns;
+}
+inline void learn_round_trip(std::int64_t sample_ns) noexcept {
+  if (sample_ns < 0) sample_ns = 0;
+  round_trip_average_ns += (sample_ns - round_trip_average_ns) / 4;  // EWMA, weight 1/4
+}
+
+/// What to_thread / run_cpu / run_in return: await it once, on a loop thread.
+template <class R>
+class [[nodiscard]] offload_awaitable {
+ public:
+  offload_awaitable(thread_pool& pool, work_class* work, offload_state<R>* job) noexcept
+      : pool_(&pool), work_(work), job_(job) {}
+  offload_awaitable(offload_awaitable&& o) noexcept
+      : pool_(o.pool_), work_(o.work_), job_(std::exchange(o.job_, nullptr)) {}
+  offload_awaitable& operator=(offload_awaitable&&) = delete;
+  ~offload_awaitable() {
+    if (job_) job_->unref();
+  }
+
+  bool await_ready() {
+    if (consume_pending_cancel()) {
+      cancelled_ = true;  // never submitted
+      return true;
+    }
+    return false;
+  }
+
+  bool await_suspend(std::coroutine_handle<> h) {
+    loop& l = loop::current();
+    job_->home = l.handle();
+    job_->home_loop = &l;
+    job_->core = current_core();
+    job_->waiter = h;
+    job_->refs.fetch_add(1, std::memory_order_relaxed);  // the pool's reference
+    started_ns_ = now_ns();
+    try {
+      pool_->enqueue(job_, work_);
+    } catch (...) {
+      job_->refs.fetch_sub(1, std::memory_order_relaxed);
+      throw;  // rethrown into the coroutine (pool_closed, invalid_argument)
+    }
+    if (recent_round_trip_ns() < inline_wait_budget_ns) {
+      const std::int64_t give_up = started_ns_ + inline_wait_budget_ns;
+      while (job_->phase.load(std::memory_order_acquire) != offload_state<R>::ready_v &&
+             now_ns() < give_up) {
+        for (int i = 0; i < 16; ++i) pause();
+      }
+    }
+    std::uint8_t expected = offload_state<R>::running_v;
+    if (!job_->phase.compare_exchange_strong(expected, offload_state<R>::suspended_v,
+                                             std::memory_order_acq_rel, std::memory_order_acquire))
+      return false;  // the result is here: resume without a trip through the loop
+    if (job_->core != nullptr) job_->core->hook_ = &hook_;
+    return true;
+  }
+
+  R await_resume() {
+    if (job_->core != nullptr) job_->core->hook_ = nullptr;
+    if (cancelled_) throw cancelled_error{};
+    if (started_ns_ != 0) learn_round_trip(job_->finished_ns - started_ns_);
+    if (job_->error) std::rethrow_exception(job_->error);
+    if constexpr (!std::is_void_v<R>) return std::move(*job_->value);
+  }
+
+  /// Not API: resolve() sets this; the callable must own everything it uses.
+  offload_awaitable&& abandon_on_cancel() && noexcept {
+    job_->abandon_on_cancel = true;
+    return std::move(*this);
+  }
+
+ private:
+  static bool on_cancel(cancel_hook* hk) noexcept {
+    offload_awaitable* self = outer_of(hk, &offload_awaitable::hook_);
+    offload_state<R>* job = self->job_;
+    if (job->completed) return false;  // already scheduled with its result
+    if (job->gate.try_cancel()) {      // not started: the worker will drop it
+      self->cancelled_ = true;
+      job->home_loop->schedule(job->core, job->waiter);
+      return true;
+    }
+    job->request_stop();
+    if (job->abandon_on_cancel) {
+      job->abandoned = true;
+      self->cancelled_ = true;
+      job->home_loop->schedule(job->core, job->waiter);
+      return true;
+    }
+    return false;  // resumes with the result; the cancellation stays pending
+  }
+
+  static std::int64_t now_ns() noexcept {
+    return std::chrono::steady_clock::now().time_since_epoch().count();
+  }
+  static void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+  }
+
+  thread_pool* pool_;
+  work_class* work_;
+  offload_state<R>* job_;
+  cancel_hook hook_{&on_cancel};
+  std::int64_t started_ns_ = 0;
+  bool cancelled_ = false;
+};
+
+template <class F, class... Args>
+using offload_result_t = job_result_t<std::decay_t<F>, std::decay_t<Args>...>;
+
+template <class F, class... Args>
+offload_awaitable<offload_result_t<F, Args...>> make_offload(thread_pool& pool, work_class* work,
+                                                             F&& f, Args&&... args) {
+  using R = offload_result_t<F, Args...>;
+  auto* job = new offload_job<R, std::decay_t<F>, std::decay_t<Args>...>(
+      std::forward<F>(f), std::forward<Args>(args)...);
+  return offload_awaitable<R>(pool, work, job);
+}
+
+}  // namespace detail
+
+/// Runs f(args...) on blocking_pool() and resumes the awaiting coroutine on its loop
+/// with the result, or rethrows the exception `f` threw. For calls that block: file
+/// I/O without io_uring, legacy libraries, getpwnam, compression of a large buffer...
+/// `f` and `args` are decay-copied into the job. If `f` takes a std::stop_token first,
+/// it receives one that is stopped when the awaiting task is cancelled.
+///
+/// **Thread safety:** await it on a loop thread (the task must run on a loop). `f` runs
+/// on another thread: whatever it shares with the loop must be synchronized.
+/// **Cancel safety:** cancelling the awaiting task before the job starts drops the job
+/// (it never runs) and throws eddy::cancelled_error. Once it runs, the task waits for it
+/// to finish (stop requested on its token), receives its result, and sees the
+/// cancellation at its next await: a result is never lost, and nothing the job
+/// references dies while it runs.
+///
+/// ```cpp
+/// eddy::task<std::string> read_config() {
+///   co_return co_await eddy::to_thread([] { return slurp("/etc/app.conf"); });
+/// }
+/// ```
+template <class F, class... Args>
+[[nodiscard]] auto to_thread(F&& f, Args&&... args) {
+  return detail::make_offload(blocking_pool(), nullptr, std::forward<F>(f),
+                              std::forward<Args>(args)...);
+}
+
+/// Runs f(args...) on cpu_pool() (one thread per core) and resumes the awaiting
+/// coroutine with the result or exception. For CPU-heavy work that would stall the
+/// loop: hashing, parsing, image work. Inside `f`, eddy::join and eddy::parallel_for
+/// fork onto the cpu pool. Same argument, stop-token and result rules as to_thread.
+///
+/// **Thread safety:** as to_thread.
+/// **Cancel safety:** as to_thread.
+///
+/// ```cpp
+/// auto digest = co_await eddy::run_cpu(sha256, std::move(blob));
+/// ```
+template <class F, class... Args>
+[[nodiscard]] auto run_cpu(F&& f, Args&&... args) {
+  return detail::make_offload(cpu_pool(), nullptr, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+/// Runs f(args...) on `pool` and resumes the awaiting coroutine with the result. The
+/// awaiting task sees eddy::pool_closed if the pool is shutting down.
+///
+/// **Thread safety:** as to_thread.
+/// **Cancel safety:** as to_thread.
+///
+/// ```cpp
+/// eddy::thread_pool codec(eddy::pool_options::fixed(2, "codec"));
+/// auto frame = co_await eddy::run_in(codec, decode, packet);
+/// ```
+template <class F, class... Args>
+[[nodiscard]] auto run_in(thread_pool& pool, F&& f, Args&&... args) {
+  return detail::make_offload(pool, nullptr, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+/// Runs f(args...) on the pool of `work`, under its cap (see work_class).
+///
+/// **Thread safety:** as to_thread.
+/// **Cancel safety:** as to_thread; a job cancelled in the class backlog never runs.
+///
+/// ```cpp
+/// eddy::work_class disk(eddy::blocking_pool(), "disk", 4);
+/// auto bytes = co_await eddy::run_in(disk, read_file, path);
+/// ```
+template <class F, class... Args>
+[[nodiscard]] auto run_in(work_class& work, F&& f, Args&&... args) {
+  return detail::make_offload(work.pool(), &work, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+}  // namespace eddy
