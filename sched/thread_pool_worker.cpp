@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <thread>
 
 #include "sched/class_state.hpp"
 #include "sched/fence.hpp"
@@ -159,11 +160,15 @@ pool_job* pool_core::steal_any(worker* self) {
 pool_job* pool_core::search(worker& w) {
   const auto budget = options.spin_before_park;
   const auto deadline = std::chrono::steady_clock::now() + budget;
-  for (bool first = true;; first = false) {
+  for (unsigned round = 0;; ++round) {
     if (pool_job* job = steal_any(&w)) return job;
     if (pool_job* job = pop_inject(w)) return job;
-    if (!first && std::chrono::steady_clock::now() >= deadline) return nullptr;
+    if (round > 0 && std::chrono::steady_clock::now() >= deadline) return nullptr;
     for (int i = 0; i < 64; ++i) sched_detail::cpu_relax();
+    // On a machine with more runnable threads than cores (the loop thread we are about
+    // to hear from may share our core), spinning alone would hold the core until the
+    // scheduler's tick; yielding now and then lets such a thread run at once.
+    if (round % 8 == 7) std::this_thread::yield();
   }
 }
 

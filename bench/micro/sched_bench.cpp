@@ -7,7 +7,7 @@
 //                                  through call_soon_threadsafe and a loop wakeup)
 //   BM_pool_throughput/outside     10,000 posts from a non-worker thread, then wait
 //   BM_pool_throughput/inside      10,000 posts from inside a worker, then wait
-//   BM_fork_join                   fib(30) by join(), on 1 worker and on one per CPU,
+//   BM_fork_join                   fib(36) by join(), on 1 worker and on one per CPU,
 //                                  alternated in every iteration; speedup = t1 / tN
 //   BM_idle_pool_cpu               both default pools idle for 10 s; CPU % of one core
 //                                  from /proc/self/stat (utime + stime)
@@ -125,29 +125,34 @@ long fib_serial(long n) {
 }
 
 long fib(eddy::thread_pool& pool, long n) {
-  if (n < 18) return fib_serial(n);
+  if (n < 22) return fib_serial(n);
   auto [a, b] = eddy::join(
       pool, [&] { return fib(pool, n - 1); }, [&] { return fib(pool, n - 2); });
   return a + b;
 }
 
 void BM_fork_join(benchmark::State& state) {
+  // fib(36) with a serial cutoff at 22: about 2,000 forks of ~15 us each and ~30 ms of
+  // work, enough that waking the second worker does not dominate.
+  const long fib_n = 36;
   const std::size_t n = usable_cpus();
   eddy::thread_pool one(eddy::pool_options::fixed(1, "fj1"));
   eddy::thread_pool all(eddy::pool_options::fixed(n, "fjn"));
   double t1 = 0, tn = 0;
   for (auto _ : state) {
     auto s = steady_clock::now();
-    benchmark::DoNotOptimize(fib(one, 30));
+    benchmark::DoNotOptimize(fib(one, fib_n));
     t1 += std::chrono::duration<double>(steady_clock::now() - s).count();
     s = steady_clock::now();
-    benchmark::DoNotOptimize(fib(all, 30));
+    benchmark::DoNotOptimize(fib(all, fib_n));
     tn += std::chrono::duration<double>(steady_clock::now() - s).count();
   }
   state.counters["threads"] = static_cast<double>(n);
   state.counters["t1_ms"] = 1000.0 * t1 / static_cast<double>(state.iterations());
   state.counters["tN_ms"] = 1000.0 * tn / static_cast<double>(state.iterations());
   state.counters["speedup"] = tn > 0 ? t1 / tn : 0;
+  state.counters["stolen_per_iter"] =
+      static_cast<double>(all.stats().stolen) / static_cast<double>(state.iterations());
 }
 BENCHMARK(BM_fork_join)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(3.0);
 

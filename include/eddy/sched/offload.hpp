@@ -234,7 +234,10 @@ class [[nodiscard]] offload_awaitable {
       job_->refs.fetch_sub(1, std::memory_order_relaxed);
       throw;  // rethrown into the coroutine (pool_closed, invalid_argument)
     }
-    if (recent_round_trip_ns() < inline_wait_budget_ns) {
+    // Watch only while recent round trips were well inside the budget: on a loaded
+    // machine (more runnable threads than cores) they are not, and watching would take
+    // the core the worker needs.
+    if (recent_round_trip_ns() < inline_wait_budget_ns / 2) {
       const std::int64_t give_up = started_ns_ + inline_wait_budget_ns;
       while (job_->phase.load(std::memory_order_acquire) != offload_state<R>::ready_v &&
              now_ns() < give_up) {
