@@ -34,12 +34,13 @@ struct resolved_address {
   sockaddr_storage storage{};
   socklen_t length = 0;
 
+  /// The address for socket calls; port() in host byte order; to_string() as
+  /// "192.0.2.1:80" or "[2001:db8::1]:80". Plain accessors: any thread, nothing to
+  /// cancel; example above.
   const sockaddr* sockaddr_ptr() const noexcept {
     return reinterpret_cast<const sockaddr*>(&storage);
   }
-  /// The port, in host byte order.
   std::uint16_t port() const noexcept;
-  /// "192.0.2.1:80" or "[2001:db8::1]:80".
   std::string to_string() const;
 };
 
@@ -78,6 +79,13 @@ class resolve_error : public std::runtime_error {
 };
 
 /// The longest host name (NI_MAXHOST - 1) and service (NI_MAXSERV - 1) resolve accepts.
+///
+/// **Thread safety:** constants.
+/// **Cancel safety:** not operations.
+///
+/// ```cpp
+/// if (host.size() > eddy::max_host_length) return reject("host name too long");
+/// ```
 inline constexpr std::size_t max_host_length = 1024;
 inline constexpr std::size_t max_service_length = 31;
 
@@ -94,7 +102,15 @@ inline constexpr std::size_t max_service_length = 31;
 std::vector<resolved_address> resolve_blocking(std::string_view host, std::string_view service,
                                                const resolve_options& options = {});
 
-/// Throws std::invalid_argument if resolve() would reject these arguments.
+/// Throws std::invalid_argument, naming the argument and its limit, if resolve() would
+/// reject these arguments; resolve() and resolve_blocking() call it first.
+///
+/// **Thread safety:** any thread.
+/// **Cancel safety:** not an operation.
+///
+/// ```cpp
+/// eddy::check_resolve_arguments(user_host, "443", {});  // before queueing the request
+/// ```
 void check_resolve_arguments(std::string_view host, std::string_view service,
                              const resolve_options& options);
 

@@ -30,6 +30,13 @@ class pool_core;
 
 /// The most threads one pool may have. A bound on a user-given size (RELIABILITY.md:
 /// every user-controlled size has a limit); beyond it a typo would exhaust the machine.
+///
+/// **Thread safety:** a constant.
+/// **Cancel safety:** not an operation.
+///
+/// ```cpp
+/// eddy::thread_pool pool(std::min<std::size_t>(wanted, eddy::max_pool_threads));
+/// ```
 inline constexpr std::size_t max_pool_threads = 4096;
 
 /// How a thread_pool is built. Every field is checked by the thread_pool constructor,
@@ -152,11 +159,21 @@ class work_class {
   work_class(const work_class&) = delete;
   work_class& operator=(const work_class&) = delete;
 
+  /// The class's name, cap and pool, as constructed; active(): jobs of this class
+  /// holding a slot now (queued in the pool or running); waiting(): jobs of this class
+  /// in its backlog, waiting for a slot.
+  ///
+  /// **Thread safety:** any thread; active() and waiting() take the class's lock and
+  /// are snapshots.
+  /// **Cancel safety:** not operations.
+  ///
+  /// ```cpp
+  /// std::printf("%s: %zu/%zu busy, %zu waiting\n", dns.name().c_str(), dns.active(),
+  ///             dns.max_concurrent(), dns.waiting());
+  /// ```
   const std::string& name() const noexcept;
   std::size_t max_concurrent() const noexcept;
-  /// Jobs of this class holding a slot now (queued in the pool or running).
   std::size_t active() const;
-  /// Jobs of this class waiting in its backlog for a slot.
   std::size_t waiting() const;
   thread_pool& pool() const noexcept;
 
@@ -385,9 +402,15 @@ class thread_pool {
   /// ```
   pool_stats stats() const;
 
-  /// The configured thread limit (`pool_options::threads`).
+  /// The configured thread limit (`pool_options::threads`) and name.
+  ///
+  /// **Thread safety:** any thread.
+  /// **Cancel safety:** not operations.
+  ///
+  /// ```cpp
+  /// std::printf("%s: up to %zu threads\n", pool.name().c_str(), pool.max_threads());
+  /// ```
   std::size_t max_threads() const noexcept;
-  /// The configured name.
   const std::string& name() const noexcept;
 
   /// Stop is requested on this token when shutdown() passes its deadline. Jobs that take
