@@ -77,6 +77,9 @@ void BM_offload_roundtrip(benchmark::State& state) {
   l.close();
   eddy::detail::round_trip_average_ns = 0;
   report_percentiles(state, ns);
+  const eddy::pool_stats s = (cpu ? eddy::cpu_pool() : eddy::blocking_pool()).stats();
+  state.counters["pool_threads"] = static_cast<double>(s.threads);
+  state.counters["parked"] = static_cast<double>(s.parked);
 }
 BENCHMARK(BM_offload_roundtrip)
     ->Args({0, 0})
