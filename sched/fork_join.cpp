@@ -5,8 +5,11 @@
 // there (LIFO) and runs inline, which is the common, cheap case. Otherwise it steals
 // from the other workers (a thief of our child pushes its own children, which we can
 // help with) and, when nothing is left to help with, spins, yields, and finally sleeps
-// on the child's latch. It never takes from the injection queue while waiting: an
-// outside job may be long, and the parent's caller would wait for it too.
+// until either the child is done (the latch wakes it) or work is pushed anywhere in the
+// pool (it sleeps on the idle list like a parked worker, so a push wakes it): a worker
+// waiting for a long stolen subtree keeps stealing from that subtree as it unfolds.
+// It never takes from the injection queue while waiting: an outside job may be long,
+// and the parent's caller would wait for it too.
 #include <climits>
 #include <eddy/sched/fork_join.hpp>
 #include <thread>
@@ -17,21 +20,13 @@
 namespace eddy::detail {
 
 void job_latch::set() noexcept {
-  // Once the waiter sees done_v it may return and free the latch. FUTEX_WAKE uses the
-  // address only as a key and never reads it, so waking after that is harmless: at worst
-  // a spurious wakeup of whoever sleeps on a reused address, and futex waiters re-check.
-  if (state_.exchange(done_v, std::memory_order_acq_rel) == sleeping_v)
-    sched_detail::futex_wake(state_, INT_MAX);
-}
-
-void job_latch::wait() noexcept {
-  std::uint32_t s = pending_v;
-  if (!state_.compare_exchange_strong(s, sleeping_v, std::memory_order_acq_rel,
-                                      std::memory_order_acquire) &&
-      s == done_v)
-    return;
-  while (state_.load(std::memory_order_acquire) != done_v)
-    sched_detail::futex_wait(state_, sleeping_v);
+  const std::uintptr_t prev = state_.exchange(done_v, std::memory_order_acq_rel);
+  if (prev == pending_v || prev == done_v) return;
+  // A worker sleeps in fork_wait: wake it through its own word (never the latch, which
+  // may be gone by now).
+  auto* word = reinterpret_cast<std::atomic<std::uint32_t>*>(prev);
+  word->fetch_or(wake_bit, std::memory_order_release);
+  sched_detail::futex_wake(*word, 1);
 }
 
 bool fork_push(pool_job* job) {
@@ -52,12 +47,14 @@ void fork_wait(job_latch& latch) {
       continue;
     }
     ++idle_rounds;
-    if (idle_rounds < 128) {
+    if (idle_rounds < 64) {
       for (int i = 0; i < 32; ++i) sched_detail::cpu_relax();
-    } else if (idle_rounds < 160) {
+    } else if (idle_rounds < 80) {
       std::this_thread::yield();
     } else {
-      latch.wait();
+      // Sleep until the child is done or new work is pushed anywhere in the pool.
+      pool->sleep_in_join(*self, latch);
+      idle_rounds = 0;
     }
   }
 }

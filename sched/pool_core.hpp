@@ -29,7 +29,9 @@ struct alignas(64) worker {
   enum class slot : std::uint32_t { live, claimed, exited };
 
   sched_detail::chase_lev_deque<pool_job> deque;
-  // 1 = "you were picked by wake_one(); your accounting is done" (futex word).
+  // Futex word. pool_wake_bit: "wake_one()/wake_all() took you off the idle list and
+  // did your accounting"; job_latch::wake_bit: "the forked job you wait for is done".
+  static constexpr std::uint32_t pool_wake_bit = 1;
   alignas(64) std::atomic<std::uint32_t> wake{0};
   alignas(64) std::atomic<std::uint64_t> executed{0};
   std::atomic<std::uint64_t> stolen{0};
@@ -61,7 +63,8 @@ class pool_core {
   void execute(worker& w, pool_job* job);
   pool_job* steal_any(worker* self);  // self may be nullptr (shutdown drain)
   void notify_after_push();
-  bool push_local(pool_job* job);  // false if the caller is not one of our workers
+  bool push_local(pool_job* job);                   // false if the caller is not one of our workers
+  void sleep_in_join(worker& w, job_latch& latch);  // fork_wait's sleep (fork_join.cpp)
 
   static worker* current_worker(const pool_core* pool);
   static pool_core* current_pool();

@@ -220,7 +220,7 @@ void pool_core::wake_one() {
       searching_.fetch_add(1, std::memory_order_seq_cst);
       lock.unlock();
       // Release: the woken worker's acquire load of the word sees the state above.
-      w->wake.store(1, std::memory_order_release);
+      w->wake.fetch_or(worker::pool_wake_bit, std::memory_order_release);
       sched_detail::futex_wake(w->wake, 1);
       return;
     }
@@ -245,7 +245,7 @@ void pool_core::wake_all() {
   }
   for (std::uint32_t i : picked) {
     worker* w = slots_[i].load(std::memory_order_relaxed);
-    w->wake.store(1, std::memory_order_release);
+    w->wake.fetch_or(worker::pool_wake_bit, std::memory_order_release);
     sched_detail::futex_wake(w->wake, 1);
   }
 }
@@ -261,10 +261,31 @@ bool pool_core::cancel_sleep(worker& w, bool to_searching) {
 }
 
 void pool_core::await_wake(worker& w) {
-  // The waker sets the word just after releasing idle_mu_; wait for it so that a stale 1
-  // cannot cut a later sleep short.
-  while (w.wake.load(std::memory_order_acquire) == 0) sched_detail::futex_wait(w.wake, 0);
-  w.wake.store(0, std::memory_order_relaxed);
+  // The waker sets our bit just after releasing idle_mu_; wait for it, so that a stale
+  // bit cannot cut a later sleep short.
+  for (;;) {
+    const std::uint32_t bits = w.wake.load(std::memory_order_acquire);
+    if (bits & worker::pool_wake_bit) break;
+    sched_detail::futex_wait(w.wake, bits);
+  }
+  w.wake.fetch_and(~worker::pool_wake_bit, std::memory_order_relaxed);
+}
+
+// Sleeps until the pool wakes us (pool_wake_bit) or `timeout` passes. A latch bit left
+// over from an earlier join (job_latch::set may land after its waiter moved on) is
+// dropped. Returns true if woken by the pool.
+static bool sleep_for_pool_wake(worker& w, std::chrono::nanoseconds timeout) {
+  std::uint32_t bits = w.wake.load(std::memory_order_acquire);
+  if (bits & job_latch::wake_bit) {
+    w.wake.fetch_and(~job_latch::wake_bit, std::memory_order_relaxed);
+    bits &= ~job_latch::wake_bit;
+  }
+  if (!(bits & worker::pool_wake_bit)) sched_detail::futex_wait(w.wake, bits, timeout);
+  if (w.wake.load(std::memory_order_acquire) & worker::pool_wake_bit) {
+    w.wake.fetch_and(~worker::pool_wake_bit, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
 }
 
 bool pool_core::park(worker& w) {
@@ -285,13 +306,9 @@ bool pool_core::park(worker& w) {
     const bool may_retire =
         options.elastic && live_.load(std::memory_order_relaxed) > options.min_threads;
     const auto started = std::chrono::steady_clock::now();
-    sched_detail::futex_wait(
-        w.wake, 0,
-        may_retire ? std::chrono::nanoseconds(options.idle_timeout) : std::chrono::nanoseconds(-1));
-    if (w.wake.load(std::memory_order_acquire) == 1) {
-      w.wake.store(0, std::memory_order_relaxed);
+    if (sleep_for_pool_wake(w, may_retire ? std::chrono::nanoseconds(options.idle_timeout)
+                                          : std::chrono::nanoseconds(-1)))
       return true;
-    }
     if (!may_retire || std::chrono::steady_clock::now() - started < options.idle_timeout)
       continue;  // spurious or early wakeup
     // Retiring. Off the idle list we count as neither searching nor asleep, so a
@@ -352,6 +369,34 @@ bool pool_core::quiescent() const {
     if (slots_[i].load(std::memory_order_acquire)->running.load(std::memory_order_relaxed) != 0)
       return false;
   return true;
+}
+
+void pool_core::sleep_in_join(worker& w, job_latch& latch) {
+  // Clear a latch bit left by an earlier join, then arm this latch with our word.
+  w.wake.fetch_and(~job_latch::wake_bit, std::memory_order_relaxed);
+  if (!latch.arm(&w.wake)) return;  // already done
+  // Join the idle list like a parked worker (not counted as searching: we are running
+  // the joining job), so that a push anywhere wakes us to steal it. Same Dekker pairing
+  // with notify_after_push() as park().
+  {
+    std::lock_guard lock(idle_mu_);
+    idle_.push_back(w.index);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  sched_detail::seq_cst_fence();
+  if (!work_visible() && !latch.done()) {
+    for (;;) {
+      const std::uint32_t bits = w.wake.load(std::memory_order_acquire);
+      if (bits != 0) break;
+      sched_detail::futex_wait(w.wake, 0);
+    }
+  }
+  if (!cancel_sleep(w, false)) {
+    // wake_one() took us off the list and counted us as searching on our behalf: take
+    // its bit, and give the searching duty back (handing it on if work is visible).
+    await_wake(w);
+    leave_searching();
+  }
 }
 
 }  // namespace eddy::detail

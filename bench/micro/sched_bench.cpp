@@ -8,7 +8,8 @@
 //   BM_pool_throughput/outside     10,000 posts from a non-worker thread, then wait
 //   BM_pool_throughput/inside      10,000 posts from inside a worker, then wait
 //   BM_fork_join                   fib(36) by join(), on 1 worker and on one per CPU,
-//                                  alternated in every iteration; speedup = t1 / tN
+//                                  alternated in every iteration; speedup = t1 / tN;
+//                                  machine_scaling = the same for two plain threads
 //   BM_idle_pool_cpu               both default pools idle for 10 s; CPU % of one core
 //                                  from /proc/self/stat (utime + stime)
 #include <benchmark/benchmark.h>
@@ -141,7 +142,10 @@ void BM_fork_join(benchmark::State& state) {
   const std::size_t n = usable_cpus();
   eddy::thread_pool one(eddy::pool_options::fixed(1, "fj1"));
   eddy::thread_pool all(eddy::pool_options::fixed(n, "fjn"));
-  double t1 = 0, tn = 0;
+  // The reference, alternated with the pools in every iteration: the same two halves
+  // of the work on plain threads, so `machine_scaling` says how much parallelism the
+  // (shared, noisy) machine offered at that moment.
+  double t1 = 0, tn = 0, ref1 = 0, ref2 = 0;
   for (auto _ : state) {
     auto s = steady_clock::now();
     benchmark::DoNotOptimize(fib(one, fib_n));
@@ -149,7 +153,18 @@ void BM_fork_join(benchmark::State& state) {
     s = steady_clock::now();
     benchmark::DoNotOptimize(fib(all, fib_n));
     tn += std::chrono::duration<double>(steady_clock::now() - s).count();
+    s = steady_clock::now();
+    benchmark::DoNotOptimize(fib_serial(fib_n - 1) + fib_serial(fib_n - 1));
+    ref1 += std::chrono::duration<double>(steady_clock::now() - s).count();
+    s = steady_clock::now();
+    long other = 0;
+    std::thread helper([&] { other = fib_serial(fib_n - 1); });
+    benchmark::DoNotOptimize(fib_serial(fib_n - 1));
+    helper.join();
+    benchmark::DoNotOptimize(other);
+    ref2 += std::chrono::duration<double>(steady_clock::now() - s).count();
   }
+  state.counters["machine_scaling"] = ref2 > 0 ? ref1 / ref2 : 0;
   state.counters["threads"] = static_cast<double>(n);
   state.counters["t1_ms"] = 1000.0 * t1 / static_cast<double>(state.iterations());
   state.counters["tN_ms"] = 1000.0 * tn / static_cast<double>(state.iterations());

@@ -62,17 +62,28 @@ class pool_job {
   ~pool_job() = default;
 };
 
-/// Once-only "done" flag that a waiter can sleep on (futex). set() is the last access the
-/// setting thread makes to the job that holds the latch.
+/// Once-only "done" flag of a forked job. A worker waiting for it may sleep: it arms the
+/// latch with its own futex word, which set() then wakes. The word lives in the worker
+/// (as long as the pool), so set() never touches the latch after marking it done, when
+/// the joining frame that holds it may already be gone.
 class job_latch {
  public:
+  /// The bit set() adds to the sleeper's word (bit 0 belongs to the pool's wakeups).
+  static constexpr std::uint32_t wake_bit = 2;
+
   bool done() const noexcept { return state_.load(std::memory_order_acquire) == done_v; }
-  void set() noexcept;   // sched/fork_join.cpp
-  void wait() noexcept;  // blocks the calling thread (futex); used after spinning
+  void set() noexcept;  // sched/fork_join.cpp
+  /// Registers `word` to be woken by set(); false if the latch is already set.
+  bool arm(std::atomic<std::uint32_t>* word) noexcept {
+    std::uintptr_t expected = pending_v;
+    return state_.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(word),
+                                          std::memory_order_acq_rel, std::memory_order_acquire);
+  }
 
  private:
-  static constexpr std::uint32_t pending_v = 0, done_v = 1, sleeping_v = 2;
-  std::atomic<std::uint32_t> state_{pending_v};
+  // pending_v, done_v, or the address of the sleeping worker's futex word.
+  static constexpr std::uintptr_t pending_v = 0, done_v = 1;
+  std::atomic<std::uintptr_t> state_{pending_v};
 };
 
 /// Cancellation state of a heap job: decided once, by CAS, between the worker that
