@@ -66,3 +66,35 @@ std::unique_ptr<backend> make_backend(const loop_options& opts, std::string& why
 }
 
 }  // namespace eddy::detail
+
+namespace eddy {
+
+bool backend_available(backend_kind k, std::string* why) {
+  std::string reason;
+  bool ok = true;
+  switch (k) {
+    case backend_kind::epoll:
+    case backend_kind::automatic:
+      break;
+    case backend_kind::io_uring:
+#ifdef EDDY_HAVE_URING
+      try {
+        ok = detail::uring_usable(reason);
+      } catch (const std::exception& e) {
+        ok = false;
+        reason = e.what();
+      }
+#else
+      ok = false;
+      reason = "built without liburing";
+#endif
+      break;
+    default:
+      ok = false;
+      reason = "from_env is not a backend";
+  }
+  if (why != nullptr) *why = reason;
+  return ok;
+}
+
+}  // namespace eddy

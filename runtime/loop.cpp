@@ -194,6 +194,7 @@ loop_stats loop::stats() const noexcept {
   s.armed_timers = wheel_.size();
   s.ready = ready_.size();
   s.iterations = iterations_;
+  s.leaked_io = leaked_io_;
   s.wakeups = shared_ ? shared_->wakeups.load(std::memory_order_relaxed) : 0;
   return s;
 }
@@ -249,6 +250,7 @@ void loop::iterate(bool block) {
 
   constexpr unsigned budget = 1024;
   const bool must_not_block = !block || stop_ || !ready_.empty() || (until_ != nullptr && until_->done_) ||
+                              (closing_ && live_count_ == 0) ||
                               shared_->head.load(std::memory_order_relaxed) != nullptr ||
                               shared_->stop_requested.load(std::memory_order_relaxed);
   if (must_not_block) {
@@ -319,6 +321,7 @@ void loop::close() {
 
   // 1. Cancel every live task (each once, including tasks spawned while closing)
   //    and run until all have finished.
+  closing_ = true;
   while (live_count_ != 0) {
     for (detail::task_core* c = live_head_; c != nullptr; c = c->live_next_) {
       if (!c->close_cancelled_) {
@@ -346,7 +349,8 @@ void loop::close() {
   shared_->closed.store(true, std::memory_order_seq_cst);
   while (shared_->posters.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   drain_remote();
-  if (backend_->in_flight() != 0) {
+  leaked_io_ = backend_->in_flight();
+  if (leaked_io_ != 0) {
     std::fprintf(stderr, "eddy: loop::close: %zu I/O operations still owned by the backend\n",
                  backend_->in_flight());
   }

@@ -2,8 +2,14 @@
 #pragma once
 
 #include <eddy/io/fd.hpp>
+#include <eddy/runtime/channel.hpp>
 #include <eddy/runtime/errors.hpp>
+#include <eddy/runtime/event.hpp>
 #include <eddy/runtime/loop.hpp>
+#include <eddy/runtime/mutex.hpp>
 #include <eddy/runtime/run.hpp>
+#include <eddy/runtime/semaphore.hpp>
 #include <eddy/runtime/task.hpp>
+#include <eddy/runtime/task_group.hpp>
 #include <eddy/runtime/time.hpp>
+#include <eddy/runtime/when.hpp>

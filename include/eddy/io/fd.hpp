@@ -61,8 +61,11 @@ struct op_awaiter {
   int raw_result() {
     if (precancelled) throw cancelled_error{};
     if (core != nullptr && core->hook_ == &hook) core->hook_ = nullptr;
+    // -ECANCELED only ever comes from a cancellation: ours, or a close of the fd
+    // (which cancels everything in flight on it without marking each op).
+    if (op.res == -ECANCELED) throw cancelled_error{};
     if (op.cancel_requested) {
-      if (op.res == -ECANCELED || op.res == -EINTR) throw cancelled_error{};
+      if (op.res == -EINTR) throw cancelled_error{};
       if (core != nullptr) core->cancel_pending_ = true;  // completed anyway: deliver later
     }
     return op.res;

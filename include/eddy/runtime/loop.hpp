@@ -59,10 +59,16 @@ struct loop_stats {
   std::size_t ready = 0;           ///< queued callbacks and resumptions
   std::uint64_t iterations = 0;
   std::uint64_t wakeups = 0;       ///< cross-thread wakeups written
+  std::size_t leaked_io = 0;       ///< ops still owned by the backend when close() released it (must be 0)
 };
 
 template <class T>
 class join_handle;
+
+/// True if a loop could run on backend `k` here (io_uring: the kernel allows it
+/// and has the opcodes eddy needs). `why` receives the reason when false.
+/// **Thread safety:** any thread. **Cancel safety:** n/a.
+bool backend_available(backend_kind k, std::string* why = nullptr);
 
 /// A cancellable handle to a `call_later` / `call_at` callback.
 ///
@@ -288,6 +294,7 @@ class loop {
   const detail::task_core* until_ = nullptr;  // run(task): never block once it is done
   std::size_t live_count_ = 0;
   std::uint64_t iterations_ = 0;
+  std::size_t leaked_io_ = 0;
   std::function<void(std::exception_ptr)> exception_handler_;
   std::string backend_reason_;
   loop* prev_current_ = nullptr;
@@ -295,6 +302,7 @@ class loop {
   unsigned ready_batch_ = 0;
   backend_kind kind_ = backend_kind::automatic;
   bool stop_ = false;
+  bool closing_ = false;
   bool closed_ = false;
   bool running_ = false;
 };
@@ -364,6 +372,7 @@ class [[nodiscard]] join_handle {
     detail::task_core* me = nullptr;
     detail::cancel_hook hook{&forward_cancel};
     bool precancelled = false;
+    bool holds_ref = false;
 
     bool await_ready() {
       if (c == nullptr) throw std::logic_error("eddy::join_handle: awaiting an empty handle");
@@ -379,11 +388,20 @@ class [[nodiscard]] join_handle {
       me = detail::current_core();
       c->waiter_ = h;
       c->waiter_core_ = me;
+      ++c->refs_;  // the handle may be dropped while we wait
+      holds_ref = true;
       if (me != nullptr) me->hook_ = &hook;
     }
     decltype(auto) await_resume() {
       if (me != nullptr) me->hook_ = nullptr;
       if (precancelled) throw cancelled_error{};
+      struct unref {
+        detail::task_core* c;
+        bool on;
+        ~unref() {
+          if (on) detail::release_handle(c);
+        }
+      } u{c, holds_ref};
       c->result_taken_ = true;
       auto* p = static_cast<detail::promise<T>*>(c->promise_);
       if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
@@ -399,6 +417,19 @@ class [[nodiscard]] join_handle {
     }
   };
   awaiter operator co_await() const noexcept { return awaiter{c_}; }
+
+  /// The result of a finished task, without awaiting: its value (moved out) or
+  /// its exception rethrown. Throws std::logic_error if the task has not finished.
+  decltype(auto) result() {
+    if (!done()) throw std::logic_error("eddy::join_handle::result: the task has not finished");
+    c_->result_taken_ = true;
+    auto* p = static_cast<detail::promise<T>*>(c_->promise_);
+    if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
+      return p->result();
+    } else {
+      return T(std::move(*p).result());
+    }
+  }
 
   detail::task_core* core() const noexcept { return c_; }
 

@@ -22,17 +22,35 @@ class task;
 
 namespace detail {
 
+// How a task hands control back to its awaiter. Symmetric transfer alone is not
+// enough: GCC turns the returned-handle resume into a tail call only when
+// optimizing, so a debug or sanitizer build would grow the stack by one frame per
+// synchronously completing await and overflow in a loop of a million. So the
+// awaiter starts the child with a plain resume() from await_suspend; a child that
+// finishes before suspending marks itself `completed_inline` and returns to that
+// call, and await_suspend returns false: the parent continues without any frame
+// left behind. A child that suspended resumes its parent later by symmetric
+// transfer, which nests at most once per level of awaiting, never per iteration.
+enum class start_state : unsigned char { idle, starting_inline, completed_inline };
+
 struct promise_base {
   std::coroutine_handle<> continuation_{};
   task_core* core_ = nullptr;  // set when this frame is the root of a spawned task
   std::exception_ptr error_{};
+  start_state start_ = start_state::idle;
 
   struct final_awaiter {
     bool await_ready() const noexcept { return false; }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       promise_base& p = h.promise();
-      if (p.continuation_) return p.continuation_;
+      if (p.continuation_) {
+        if (p.start_ == start_state::starting_inline) {
+          p.start_ = start_state::completed_inline;
+          return std::noop_coroutine();
+        }
+        return p.continuation_;
+      }
       return on_root_done(p.core_);
     }
     void await_resume() const noexcept {}
@@ -167,11 +185,20 @@ class [[nodiscard]] task {
       if (!h) detail::throw_empty_task();
       return h.done();
     }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> cont) noexcept {
-      h.promise().continuation_ = cont;
-      return h;
+    bool await_suspend(std::coroutine_handle<> cont) noexcept {
+      auto& p = h.promise();
+      p.continuation_ = cont;
+      p.start_ = detail::start_state::starting_inline;
+      h.resume();
+      if (p.start_ == detail::start_state::completed_inline) return false;
+      p.start_ = detail::start_state::idle;
+      return true;
     }
-    decltype(auto) await_resume() {
+    // co_await on an rvalue task yields T by value (moved out of the frame), on an
+    // lvalue task a reference to the stored value.
+    using result_t = std::conditional_t<Move && !std::is_reference_v<T> && !std::is_void_v<T>, T,
+                                        std::add_lvalue_reference_t<T>>;
+    result_t await_resume() {
       if constexpr (Move && !std::is_reference_v<T> && !std::is_void_v<T>) {
         return std::move(h.promise()).result();
       } else {

@@ -319,7 +319,8 @@ offload_awaitable<offload_result_t<F, Args...>> make_offload(thread_pool& pool, 
 
 }  // namespace detail
 
-/// Runs f(args...) on blocking_pool() and resumes the awaiting coroutine on its loop
+/// Runs f(args...) on blocking_pool(), under blocking_work_class() (so that a flood of
+/// blocking calls leaves threads to name lookups), and resumes the awaiting coroutine on its loop
 /// with the result, or rethrows the exception `f` threw. For calls that block: file
 /// I/O without io_uring, legacy libraries, getpwnam, compression of a large buffer...
 /// `f` and `args` are decay-copied into the job. If `f` takes a std::stop_token first,
@@ -340,7 +341,7 @@ offload_awaitable<offload_result_t<F, Args...>> make_offload(thread_pool& pool, 
 /// ```
 template <class F, class... Args>
 [[nodiscard]] auto to_thread(F&& f, Args&&... args) {
-  return detail::make_offload(blocking_pool(), nullptr, std::forward<F>(f),
+  return detail::make_offload(blocking_pool(), &blocking_work_class(), std::forward<F>(f),
                               std::forward<Args>(args)...);
 }
 

@@ -491,4 +491,17 @@ thread_pool& blocking_pool();
 /// ```
 work_class& slow_work_class();
 
+/// The work class of eddy::to_thread on blocking_pool(): at most 496 (512 - 16) calls at
+/// once, so that a flood of blocking calls always leaves slow_work_class() its 16
+/// threads (and DNS keeps working while every other thread is stuck).
+///
+/// **Thread safety:** any thread.
+/// **Cancel safety:** not an operation.
+///
+/// ```cpp
+/// auto f = eddy::blocking_pool().submit(eddy::job_options{.work = &eddy::blocking_work_class()},
+///                                       [] { return read_sensor(); });
+/// ```
+work_class& blocking_work_class();
+
 }  // namespace eddy

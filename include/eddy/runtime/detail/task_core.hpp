@@ -44,6 +44,8 @@ class task_core {
   task_core* live_next_ = nullptr;
   void (*on_done_)(task_core*, void*) noexcept = nullptr;
   void* on_done_arg_ = nullptr;
+  task_core* group_prev_ = nullptr;  // sibling links inside a task_group
+  task_core* group_next_ = nullptr;
   std::uint32_t refs_ = 2;  // the join handle and the running task
   bool done_ = false;
   bool cancel_pending_ = false;

@@ -1,0 +1,191 @@
+// The loop: call_soon ordering, call_later/call_at, stop, close, errors.
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "support/loop_fixture.hpp"
+
+using namespace std::chrono_literals;
+using eddy::task;
+
+namespace {
+
+class loop_test : public eddy_test::loop_test {};
+
+task<void> sleep_a_bit(std::chrono::milliseconds d) { co_await eddy::sleep_for(d); }
+
+}  // namespace
+
+TEST_P(loop_test, call_soon_runs_callbacks_in_fifo_order) {
+  std::vector<int> order;
+  for (int i = 0; i < 1000; ++i) lp().call_soon([&order, i] { order.push_back(i); });
+  lp().run_once();
+  ASSERT_EQ(order.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(order[static_cast<std::size_t>(i)], i);
+}
+
+TEST_P(loop_test, callbacks_scheduled_by_callbacks_run_in_a_later_batch) {
+  std::vector<int> order;
+  lp().call_soon([&] {
+    order.push_back(1);
+    lp().call_soon([&] { order.push_back(3); });
+  });
+  lp().call_soon([&] { order.push_back(2); });
+  lp().run_once();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  lp().run_once();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+TEST_P(loop_test, call_later_fires_in_deadline_order_and_cancel_prevents_it) {
+  std::vector<int> order;
+  auto h3 = lp().call_later(30ms, [&] { order.push_back(3); });
+  auto h1 = lp().call_later(10ms, [&] { order.push_back(1); });
+  auto hx = lp().call_later(20ms, [&] { order.push_back(99); });
+  auto h2 = lp().call_later(20ms, [&] { order.push_back(2); });
+  EXPECT_TRUE(hx.pending());
+  EXPECT_TRUE(hx.cancel());
+  EXPECT_FALSE(hx.cancel());
+  EXPECT_FALSE(hx.pending());
+  run(sleep_a_bit(40ms));
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_FALSE(h1.pending());
+  EXPECT_FALSE(h1.cancel()) << "cancel after the callback ran does nothing";
+}
+
+TEST_P(loop_test, call_at_in_the_past_runs_soon) {
+  bool ran = false;
+  auto h = lp().call_at(eddy::clock::now() - 1s, [&] { ran = true; });
+  run(sleep_a_bit(2ms));
+  EXPECT_TRUE(ran);
+}
+
+TEST_P(loop_test, dropping_a_timer_handle_does_not_cancel) {
+  bool ran = false;
+  { auto h = lp().call_later(1ms, [&] { ran = true; }); }
+  run(sleep_a_bit(5ms));
+  EXPECT_TRUE(ran);
+}
+
+TEST_P(loop_test, negative_delays_are_rejected) {
+  EXPECT_THROW(lp().call_later(-1ms, [] {}), std::invalid_argument);
+  auto f = []() -> task<void> { co_await eddy::sleep_for(-5ms); };
+  EXPECT_THROW(run(f()), std::invalid_argument);
+  auto g = []() -> task<int> { co_return co_await eddy::with_timeout(-1s, []() -> task<int> { co_return 1; }()); };
+  EXPECT_THROW(run(g()), std::invalid_argument);
+}
+
+TEST_P(loop_test, stop_ends_run_forever) {
+  int n = 0;
+  lp().call_soon([&] { ++n; });
+  lp().call_later(5ms, [&] { lp().stop(); });
+  lp().run_forever();
+  EXPECT_EQ(n, 1);
+}
+
+TEST_P(loop_test, stop_before_the_task_finished_makes_run_throw_and_work_resumes_later) {
+  auto slow = []() -> task<int> {
+    co_await eddy::sleep_for(20ms);
+    co_return 5;
+  };
+  auto h = lp().spawn(slow());
+  lp().call_later(2ms, [&] { lp().stop(); });
+  EXPECT_THROW(run(sleep_a_bit(50ms)), std::runtime_error);
+  EXPECT_FALSE(h.done());
+  run(sleep_a_bit(60ms));  // the first main task and `slow` finish meanwhile
+  ASSERT_TRUE(h.done());
+  EXPECT_EQ(h.result(), 5);
+}
+
+TEST_P(loop_test, exceptions_from_callbacks_reach_the_handler_and_the_loop_continues) {
+  std::vector<std::string> seen;
+  lp().set_exception_handler([&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      seen.emplace_back(ex.what());
+    }
+  });
+  bool after = false;
+  lp().call_soon([] { throw std::runtime_error("cb failed"); });
+  lp().call_soon([&] { after = true; });
+  lp().run_once();
+  EXPECT_TRUE(after);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "cb failed");
+}
+
+TEST_P(loop_test, use_after_close_is_a_clear_error) {
+  lp().close();
+  EXPECT_TRUE(lp().is_closed());
+  EXPECT_THROW(lp().call_soon([] {}), eddy::loop_closed_error);
+  EXPECT_THROW(lp().call_later(1ms, [] {}), eddy::loop_closed_error);
+  EXPECT_THROW(lp().spawn([]() -> task<void> { co_return; }()), eddy::loop_closed_error);
+  EXPECT_THROW(lp().run_once(), eddy::loop_closed_error);
+  EXPECT_FALSE(lp().call_soon_threadsafe([] {}));
+  try {
+    run([]() -> task<void> { co_return; }());
+    FAIL();
+  } catch (const eddy::loop_closed_error& e) {
+    EXPECT_NE(std::string(e.what()).find("closed"), std::string::npos);
+  }
+  lp().close();  // idempotent
+}
+
+TEST_P(loop_test, close_cancels_and_finishes_every_live_task) {
+  int cancelled = 0;
+  auto forever = [](int* c) -> task<void> {
+    try {
+      co_await eddy::sleep_for(1h);
+    } catch (const eddy::cancelled_error&) {
+      ++*c;
+      throw;
+    }
+  };
+  for (int i = 0; i < 100; ++i) lp().spawn(forever(&cancelled)).detach();
+  lp().run_once();
+  EXPECT_EQ(lp().stats().live_tasks, 100u);
+  lp().close();
+  EXPECT_EQ(cancelled, 100);
+  EXPECT_EQ(lp().stats().live_tasks, 0u);
+}
+
+TEST_P(loop_test, current_is_only_set_while_running) {
+  EXPECT_EQ(eddy::loop::current_or_null(), nullptr);
+  EXPECT_THROW(eddy::loop::current(), std::logic_error);
+  auto f = [](eddy::loop* expect) -> task<bool> { co_return &eddy::loop::current() == expect; };
+  EXPECT_TRUE(run(f(&lp())));
+  EXPECT_EQ(eddy::loop::current_or_null(), nullptr);
+}
+
+TEST_P(loop_test, reports_its_backend) {
+  EXPECT_EQ(lp().backend(), GetParam());
+  EXPECT_FALSE(lp().backend_name().empty());
+}
+
+TEST(loop_options_test, invalid_options_are_rejected_with_the_field_named) {
+  auto expect_bad = [](eddy::loop_options o, const char* field) {
+    try {
+      eddy::loop l(o);
+      FAIL() << "expected invalid_argument for " << field;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  };
+  eddy::loop_options o;
+  o.uring_entries = 100;
+  expect_bad(o, "uring_entries");
+  o = {};
+  o.uring_entries = 0;
+  expect_bad(o, "uring_entries");
+  o = {};
+  o.uring_cq_entries = 3;
+  expect_bad(o, "uring_cq_entries");
+  o = {};
+  o.ready_batch = 2'000'000;
+  expect_bad(o, "ready_batch");
+}
+
+EDDY_BACKEND_TEST_SUITE(loop_test);

@@ -1,0 +1,146 @@
+// spawn and join_handle: results, detach, drop, and exceptions nobody awaited
+// (RELIABILITY.md row 14).
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "support/loop_fixture.hpp"
+
+using namespace std::chrono_literals;
+using eddy::task;
+
+namespace {
+
+class spawn_test : public eddy_test::loop_test {
+ protected:
+  void collect_errors() {
+    lp().set_exception_handler([this](std::exception_ptr e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        errors_.emplace_back(ex.what());
+      }
+    });
+  }
+  std::vector<std::string> errors_;
+};
+
+task<int> value_after(std::chrono::milliseconds d, int v) {
+  co_await eddy::sleep_for(d);
+  co_return v;
+}
+task<void> fail_after(std::chrono::milliseconds d, std::string msg) {
+  co_await eddy::sleep_for(d);
+  throw std::runtime_error(msg);
+}
+
+}  // namespace
+
+TEST_P(spawn_test, join_returns_the_value_and_tasks_run_concurrently) {
+  auto f = []() -> task<int> {
+    auto a = eddy::spawn(value_after(20ms, 1));
+    auto b = eddy::spawn(value_after(20ms, 2));
+    auto c = eddy::spawn(value_after(20ms, 3));
+    const auto start = eddy::clock::now();
+    int s = co_await a + co_await b + co_await c;
+    co_return (eddy::clock::now() - start < 59ms) ? s : -s;  // sequential would take 60 ms
+  };
+  EXPECT_EQ(run(f()), 6);
+}
+
+TEST_P(spawn_test, spawned_tasks_start_on_a_later_turn_not_inline) {
+  auto f = []() -> task<bool> {
+    bool started = false;
+    auto g = [](bool* s) -> task<void> {
+      *s = true;
+      co_return;
+    };
+    auto h = eddy::spawn(g(&started));
+    const bool inline_start = started;
+    co_await h;
+    co_return !inline_start && started;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
+TEST_P(spawn_test, joining_a_finished_task_returns_at_once) {
+  auto f = []() -> task<int> {
+    auto h = eddy::spawn(value_after(0ms, 9));
+    co_await eddy::sleep_for(2ms);
+    EXPECT_TRUE(h.done());
+    co_return co_await h;
+  };
+  EXPECT_EQ(run(f()), 9);
+}
+
+TEST_P(spawn_test, exceptions_cross_the_join) {
+  auto f = []() -> task<std::string> {
+    auto h = eddy::spawn(fail_after(1ms, "child failed"));
+    try {
+      co_await h;
+    } catch (const std::runtime_error& e) {
+      co_return e.what();
+    }
+    co_return "";
+  };
+  EXPECT_EQ(run(f()), "child failed");
+}
+
+TEST_P(spawn_test, a_thousand_detached_failures_all_reach_the_exception_handler) {
+  collect_errors();
+  auto f = []() -> task<void> {
+    for (int i = 0; i < 1000; ++i) eddy::spawn(fail_after(std::chrono::milliseconds(i % 5), "detached " + std::to_string(i))).detach();
+    co_await eddy::sleep_for(20ms);
+  };
+  run(f());
+  EXPECT_EQ(errors_.size(), 1000u);
+}
+
+TEST_P(spawn_test, a_dropped_handle_detaches_and_an_unretrieved_failure_is_reported) {
+  collect_errors();
+  auto f = []() -> task<void> {
+    { auto h = eddy::spawn(fail_after(1ms, "dropped")); }
+    co_await eddy::sleep_for(10ms);
+  };
+  run(f());
+  ASSERT_EQ(errors_.size(), 1u);
+  EXPECT_EQ(errors_[0], "dropped");
+}
+
+TEST_P(spawn_test, a_failure_that_was_awaited_is_not_reported_again) {
+  collect_errors();
+  auto f = []() -> task<void> {
+    auto h = eddy::spawn(fail_after(1ms, "seen"));
+    try {
+      co_await h;
+    } catch (const std::runtime_error&) {
+    }
+  };
+  run(f());
+  EXPECT_TRUE(errors_.empty());
+}
+
+TEST_P(spawn_test, cancelled_detached_tasks_are_not_reported) {
+  collect_errors();
+  auto f = []() -> task<void> {
+    auto h = eddy::spawn(value_after(1h, 0));
+    h.cancel();
+    h.detach();
+    co_await eddy::sleep_for(2ms);
+  };
+  run(f());
+  EXPECT_TRUE(errors_.empty());
+}
+
+TEST_P(spawn_test, a_task_has_one_awaiter) {
+  auto f = []() -> task<void> {
+    auto h = eddy::spawn(value_after(5ms, 1));
+    auto other = [](eddy::join_handle<int>* h) -> task<void> { (void)co_await *h; };
+    auto o = eddy::spawn(other(&h));
+    co_await eddy::sleep_for(1ms);
+    (void)co_await h;
+  };
+  EXPECT_THROW(run(f()), std::logic_error);
+}
+
+EDDY_BACKEND_TEST_SUITE(spawn_test);
