@@ -46,8 +46,19 @@ thread_pool& blocking_pool() {
   return *pool;
 }
 
+// The two classes split the blocking pool so that neither kind of work can starve the
+// other: slow lookups get at most 16 threads, and ordinary blocking calls at most all
+// but those 16, which stay free for lookups whatever the flood.
+constexpr std::size_t slow_cap = 16;
+
 work_class& slow_work_class() {
-  static work_class* cls = new work_class(blocking_pool(), "slow", 16);
+  static work_class* cls = new work_class(blocking_pool(), "slow", slow_cap);
+  return *cls;
+}
+
+work_class& blocking_work_class() {
+  static work_class* cls =
+      new work_class(blocking_pool(), "blocking", blocking_pool().max_threads() - slow_cap);
   return *cls;
 }
 

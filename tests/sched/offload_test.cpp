@@ -103,6 +103,22 @@ TEST_P(Offload, TheLoopKeepsRunningWhileAJobBlocks) {
   EXPECT_EQ(run(t(*loop_)), 1);
 }
 
+TEST_P(Offload, BlockingCallsGetTheirOwnThreadsBeyondTheCoreCount) {
+  // Eight calls that each wait until all eight are running: they finish only if the
+  // blocking pool runs them on eight threads at once, whatever the number of cores.
+  auto one = [](std::latch& all) -> eddy::task<void> {
+    co_await eddy::to_thread([&all] { all.arrive_and_wait(); });
+  };
+  auto eight = [&one]() -> eddy::task<void> {
+    std::latch all(8);
+    std::vector<eddy::join_handle<void>> hs;
+    for (int i = 0; i < 8; ++i) hs.push_back(eddy::spawn(one(all)));
+    for (auto& h : hs) co_await h;
+  };
+  run(eight());
+  EXPECT_GE(eddy::blocking_pool().stats().threads, 8u);
+}
+
 TEST_P(Offload, ManyConcurrentOffloadsAllReturn) {
   auto one = [](int i) -> eddy::task<int> {
     co_return co_await eddy::to_thread([](int v) { return v * 2; }, i);

@@ -195,6 +195,8 @@ TEST(ThreadPool, DefaultPoolsHaveTheirDocumentedShape) {
   EXPECT_EQ(blocking.max_threads(), 512u);
   EXPECT_EQ(eddy::slow_work_class().max_concurrent(), 16u);
   EXPECT_EQ(&eddy::slow_work_class().pool(), &blocking);
+  EXPECT_EQ(eddy::blocking_work_class().max_concurrent(), 512u - 16u);
+  EXPECT_EQ(&eddy::blocking_work_class().pool(), &blocking);
   EXPECT_EQ(cpu.submit([] { return eddy::thread_pool::current(); }).get(), &cpu);
   EXPECT_EQ(blocking.submit([] { return eddy::thread_pool::current(); }).get(), &blocking);
 }
