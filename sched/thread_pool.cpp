@@ -185,8 +185,10 @@ bool pool_core::shutdown(std::chrono::nanoseconds timeout) {
 
   const bool all_exited = live_.load(std::memory_order_acquire) == 0;
   if (!all_exited) {
-    stop.request_stop();
+    // Discarding first: a job that sees the stop request and then looks for its forked
+    // children must find them already dropped, not run them.
     discarding_.store(true, std::memory_order_relaxed);
+    stop.request_stop();
   }
   // Anything still queued is dropped: past the deadline, or stranded by a submission
   // that raced with close() after the last worker left.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <eddy/sched/fork_join.hpp>
 #include <eddy/sched/thread_pool.hpp>
 #include <future>
 #include <latch>
@@ -146,6 +147,34 @@ TEST(PoolCancel, ShutdownPastItsDeadlineDropsQueuedJobsAndStopsRunningOnes) {
   for (auto& f : queued) EXPECT_THROW(f.get(), eddy::job_cancelled);
   EXPECT_EQ(stubborn.get(), 1);  // a running job is never cut off
   EXPECT_EQ(ran.load(), 0);
+}
+
+TEST(PoolCancel, ShutdownPastItsDeadlineDropsAForkedChildAndTheJoinThrows) {
+  eddy::thread_pool pool(2);
+  std::latch started(1);
+  // Occupies one worker until the deadline, so the forked child below stays queued.
+  auto stubborn = pool.submit([&](std::stop_token st) {
+    started.count_down();
+    while (!st.stop_requested()) std::this_thread::sleep_for(1ms);
+  });
+  started.wait();
+  std::atomic<bool> child_ran{false};
+  std::latch forked(1);
+  auto root = pool.submit([&] {
+    eddy::join(
+        pool,
+        [&] {
+          forked.count_down();
+          const std::stop_token st = pool.shutdown_token();
+          while (!st.stop_requested()) std::this_thread::sleep_for(1ms);
+        },
+        [&] { child_ran = true; });
+  });
+  forked.wait();
+  EXPECT_FALSE(pool.shutdown(20ms));
+  EXPECT_THROW(root.get(), eddy::job_cancelled);
+  stubborn.get();
+  EXPECT_FALSE(child_ran.load());
 }
 
 TEST(PoolCancel, GracefulShutdownRunsEverythingAlreadyQueued) {
