@@ -22,6 +22,9 @@
 #include <system_error>
 #include <utility>
 
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/loop.hpp>
+
 #include "helper_protocol.hpp"
 #include "subprocess_spawn.hpp"
 
@@ -86,7 +89,8 @@ helper_process helper_process::spawn(const helper_launch& launch) {
 }
 
 helper_process::helper_process(helper_process&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)),
+    : loop_(o.loop_),
+      pid_(std::exchange(o.pid_, -1)),
       pidfd_(std::exchange(o.pidfd_, -1)),
       channel_(std::exchange(o.channel_, -1)),
       status_(std::exchange(o.status_, std::nullopt)) {}
@@ -94,6 +98,7 @@ helper_process::helper_process(helper_process&& o) noexcept
 helper_process& helper_process::operator=(helper_process&& o) noexcept {
   if (this != &o) {
     release();
+    loop_ = o.loop_;
     pid_ = std::exchange(o.pid_, -1);
     pidfd_ = std::exchange(o.pidfd_, -1);
     channel_ = std::exchange(o.channel_, -1);
@@ -104,9 +109,12 @@ helper_process& helper_process::operator=(helper_process&& o) noexcept {
 
 helper_process::~helper_process() { release(); }
 
-void helper_process::close_channel() noexcept {
-  if (channel_ >= 0) ::close(std::exchange(channel_, -1));
+void helper_process::close_fd(int& fd) noexcept {
+  if (fd < 0) return;
+  close_fd_now(loop_, std::exchange(fd, -1));
 }
+
+void helper_process::close_channel() noexcept { close_fd(channel_); }
 
 void helper_process::release() noexcept {
   close_channel();
@@ -114,11 +122,11 @@ void helper_process::release() noexcept {
   if (!status_) {
     send_signal(pidfd_, SIGKILL);
     try {
-      status_ = reap_blocking(pidfd_);
+      status_ = detail::reap_blocking(pidfd_);
     } catch (...) {
     }
   }
-  ::close(std::exchange(pidfd_, -1));
+  close_fd(pidfd_);
 }
 
 void helper_process::kill() noexcept {
@@ -137,6 +145,11 @@ bool helper_process::try_reap() {
   if (!detail::try_reap(pidfd_, si)) return false;
   status_ = si;
   return true;
+}
+
+void helper_process::reap_blocking() {
+  if (pidfd_ < 0 || status_) return;
+  status_ = detail::reap_blocking(pidfd_);
 }
 
 void helper_process::shutdown(int grace_ms) {

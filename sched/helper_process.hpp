@@ -11,6 +11,10 @@
 #include <span>
 #include <string>
 
+namespace eddy {
+class loop;
+}
+
 namespace eddy::detail {
 
 struct helper_launch {
@@ -41,6 +45,11 @@ class helper_process {
   /// a helper never outlives its handle as a zombie.
   ~helper_process();
 
+  /// The loop whose backend watches this helper's fds: they are closed through it,
+  /// so the backend forgets them before their numbers are reused (epoll keeps
+  /// per-fd state). Must outlive this object, or be nullptr.
+  void set_loop(loop* l) noexcept { loop_ = l; }
+
   pid_t pid() const noexcept { return pid_; }
   int channel() const noexcept { return channel_; }
   int pidfd() const noexcept { return pidfd_; }
@@ -48,6 +57,8 @@ class helper_process {
 
   /// SIGKILL (no-op once reaped).
   void kill() noexcept;
+  /// Waits for the exit and reaps (blocking); does not close the channel.
+  void reap_blocking();
   /// Reaps without blocking; true once the exit status is known.
   bool try_reap();
   /// Closes the channel (the helper sees EOF and exits), waits up to `grace_ms`
@@ -61,6 +72,8 @@ class helper_process {
  private:
   void close_channel() noexcept;
   void release() noexcept;
+  void close_fd(int& fd) noexcept;
+  loop* loop_ = nullptr;
   pid_t pid_ = -1;
   int pidfd_ = -1;
   int channel_ = -1;
