@@ -45,11 +45,11 @@ struct stdio {
 struct subprocess_options {
   /// Program and arguments; argv[0] is looked up in PATH when it has no '/'.
   /// Must be non-empty; no argument may contain a NUL byte.
-  std::vector<std::string> argv;
+  std::vector<std::string> argv = {};
   /// The environment as "KEY=VALUE" strings; nullopt inherits the parent's.
-  std::optional<std::vector<std::string>> env;
+  std::optional<std::vector<std::string>> env = std::nullopt;
   /// Working directory of the child; nullopt keeps the parent's.
-  std::optional<std::string> cwd;
+  std::optional<std::string> cwd = std::nullopt;
   stdio std_in = stdio::inherit();
   stdio std_out = stdio::inherit();
   stdio std_err = stdio::inherit();
