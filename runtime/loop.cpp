@@ -1,7 +1,9 @@
 // eddy::loop. The iteration (DESIGN.md §3), in this order:
-//  1. drain the cross-thread queue, then run the ready queue: FIFO, at most the
-//     entries present when the batch began (or ready_batch), so a task that keeps
-//     rescheduling itself cannot starve timers or I/O;
+//  1. drain the cross-thread queue, then run the ready queue: FIFO, at most a
+//     budget of entries (ready_batch, default 256; tokio polls its driver every 61
+//     tasks for the same reason), so a task that keeps rescheduling itself cannot
+//     starve timers or I/O. Work queued during the batch may run in it: a spawned
+//     task and its joiner finish in one turn instead of two;
 //  2. advance the timer wheel: due timers move to the ready queue;
 //  3. I/O: if anything is ready, reap completions without blocking (and only when
 //     the backend owns operations); otherwise announce sleep (Dekker handshake with
@@ -139,22 +141,6 @@ detail::task_core* loop::start(std::coroutine_handle<> frame, detail::promise_ba
   return c;
 }
 
-void loop::link_live(detail::task_core* c) noexcept {
-  c->live_prev_ = nullptr;
-  c->live_next_ = live_head_;
-  if (live_head_ != nullptr) live_head_->live_prev_ = c;
-  live_head_ = c;
-  ++live_count_;
-}
-
-void loop::unlink_live(detail::task_core* c) noexcept {
-  if (c->live_prev_ != nullptr) c->live_prev_->live_next_ = c->live_next_;
-  else live_head_ = c->live_next_;
-  if (c->live_next_ != nullptr) c->live_next_->live_prev_ = c->live_prev_;
-  c->live_prev_ = c->live_next_ = nullptr;
-  --live_count_;
-}
-
 timer_handle loop::arm_callback(timer_handle::node* n, std::int64_t deadline_ns) {
   n->owner = this;
   n->tn.fire = &fire_timer_callback;
@@ -215,9 +201,8 @@ void loop::drain_remote() {
 }
 
 void loop::run_ready_batch() {
-  std::size_t n = ready_.size();
-  if (ready_batch_ != 0 && n > ready_batch_) n = ready_batch_;
-  while (n-- != 0) {
+  std::size_t n = ready_batch_ != 0 ? ready_batch_ : default_ready_budget;
+  while (n-- != 0 && !ready_.empty()) {
     const detail::ready_entry e = ready_.pop();
     try {
       e.fn(e.a, e.b, true);

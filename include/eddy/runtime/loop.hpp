@@ -46,8 +46,8 @@ struct loop_options {
   /// io_uring completion queue entries; 0 = twice uring_entries. (power of two,
   /// ≥ uring_entries, ≤ 65536). A small CQ is handled: overflow is never lost.
   unsigned uring_cq_entries = 0;
-  /// Most ready callbacks run per iteration before I/O is polled (1..1,000,000);
-  /// 0 = whatever was ready when the iteration began.
+  /// Most ready callbacks and resumptions run per iteration before timers and I/O
+  /// are polled (1..1,000,000); 0 = the default, 256.
   unsigned ready_batch = 0;
 };
 
@@ -142,7 +142,8 @@ class loop_handle {
 /// The event loop: runs tasks, callbacks, timers and I/O on the calling thread.
 ///
 /// One iteration (written out at the top of `loop::run_once` too):
-///  1. run the ready queue (FIFO), a bounded batch so I/O is never starved;
+///  1. run the ready queue (FIFO), a bounded batch (ready_batch) so I/O is never
+///     starved;
 ///  2. move due timers to the ready queue (timers never fire early);
 ///  3. submit pending I/O and reap completions: without blocking when anything is
 ///     ready, else block until the next timer, a completion or a wakeup.
@@ -251,11 +252,24 @@ class loop {
   void check_open(const char* what) const {
     if (closed_) throw loop_closed_error(what);
   }
-  void link_live(detail::task_core* c) noexcept;
+  void link_live(detail::task_core* c) noexcept {
+    c->live_prev_ = nullptr;
+    c->live_next_ = live_head_;
+    if (live_head_ != nullptr) live_head_->live_prev_ = c;
+    live_head_ = c;
+    ++live_count_;
+  }
   void call_soon_entry(void (*fn)(void*, void*, bool), void* a);
-  void unlink_live(detail::task_core* c) noexcept;
+  void unlink_live(detail::task_core* c) noexcept {
+    if (c->live_prev_ != nullptr) c->live_prev_->live_next_ = c->live_next_;
+    else live_head_ = c->live_next_;
+    if (c->live_next_ != nullptr) c->live_next_->live_prev_ = c->live_prev_;
+    c->live_prev_ = c->live_next_ = nullptr;
+    --live_count_;
+  }
 
  private:
+  static constexpr unsigned default_ready_budget = 256;
   static void resume_entry(void* a, void* b, bool run) {
     if (!run) return;
     detail::tls_current_core = static_cast<detail::task_core*>(b);
