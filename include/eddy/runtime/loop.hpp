@@ -26,9 +26,11 @@ class backend;
 }
 
 /// The loop's clock: monotonic, nanosecond resolution.
+/// **Thread safety:** any thread. **Cancel safety:** n/a.
 using clock = std::chrono::steady_clock;
 
 /// Which I/O backend a loop runs on.
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
 enum class backend_kind : std::uint8_t {
   from_env,   ///< EDDY_BACKEND (io_uring | epoll | auto), auto if unset
   automatic,  ///< io_uring if the kernel allows it, else epoll
@@ -51,7 +53,9 @@ struct loop_options {
   unsigned ready_batch = 0;
 };
 
-/// Counters a test or a monitor can read (loop thread only).
+/// Counters a test or a monitor can read.
+/// **Thread safety:** a value type; `loop::stats()` itself is loop-thread only.
+/// **Cancel safety:** n/a.
 struct loop_stats {
   std::size_t live_tasks = 0;      ///< spawned tasks not yet finished
   std::size_t in_flight_io = 0;    ///< operations the backend still owns
@@ -321,6 +325,7 @@ class loop {
   bool running_ = false;
 };
 
+// detail, not API: the shared state behind a timer_handle.
 struct timer_handle::node {
   detail::timer_node tn;
   loop* owner = nullptr;

@@ -77,7 +77,7 @@ class mutex {
       return mutex_guard(m);
     }
   };
-  /// Waits for the lock; the caller must `unlock()`.
+  /// Waits for the lock; the caller must `unlock()`. A cancellation point.
   lock_awaiter lock() noexcept { return lock_awaiter(this); }
   /// Waits for the lock and returns a guard that unlocks.
   guard_awaiter scoped_lock() noexcept { return guard_awaiter(this); }

@@ -117,6 +117,7 @@ task<std::tuple<detail::non_void_t<T>...>> when_all(task<T>... ts) {
 }
 
 /// when_all over a vector of tasks of one type: results in input order.
+/// **Thread safety / cancel safety:** as the variadic when_all.
 template <class T>
   requires(!std::is_void_v<T>)
 task<std::vector<T>> when_all(std::vector<task<T>> ts) {
@@ -132,6 +133,7 @@ task<std::vector<T>> when_all(std::vector<task<T>> ts) {
 }
 
 /// when_all over a vector of task<void>.
+/// **Thread safety / cancel safety:** as the variadic when_all.
 inline task<void> when_all(std::vector<task<void>> ts) {
   task_group g;
   for (auto& t : ts) g.spawn(std::move(t)).detach();
@@ -148,7 +150,7 @@ inline task<void> when_all(std::vector<task<void>> ts) {
 /// cancelled_error.
 ///
 /// ```cpp
-/// auto r = co_await eddy::when_any(read_reply(), eddy::sleep_task(1s));
+/// auto r = co_await eddy::when_any(read_reply(), fallback_after(1s));
 /// if (r.index() == 0) use(std::get<0>(r));
 /// ```
 template <class... T>
@@ -165,7 +167,8 @@ task<std::variant<detail::non_void_t<T>...>> when_any(task<T>... ts) {
 }
 
 /// when_any over a vector: returns {winner index, value} (for task<void>, the
-/// value is std::monostate).
+/// value is std::monostate). Throws std::invalid_argument for an empty vector.
+/// **Thread safety / cancel safety:** as the variadic when_any.
 template <class T>
 task<std::pair<std::size_t, detail::non_void_t<T>>> when_any(std::vector<task<T>> ts) {
   if (ts.empty()) throw std::invalid_argument("eddy::when_any: needs at least one task");

@@ -1,0 +1,49 @@
+# Shared by scripts/demo and scripts/test: install what is missing, then configure
+# and build with Meson. Sourced, not run.
+
+EDDY_PACKAGES=(meson ninja-build g++ pkg-config python3 liburing-dev libuv1-dev
+               libgtest-dev libbenchmark-dev libcereal-dev)
+
+eddy_log() { printf '== %s\n' "$*" >&2; }
+
+eddy_missing_packages() {
+  local missing=() p
+  for p in "${EDDY_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  printf '%s\n' "${missing[@]}"
+}
+
+eddy_install_packages() {
+  local missing
+  mapfile -t missing < <(eddy_missing_packages)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$(id -u)" -eq 0 ]; then
+    eddy_log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "eddy needs these Debian packages; install them with:" >&2
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+# eddy_configure DIR [meson options...]: set up DIR once, reconfigure if it exists.
+eddy_configure() {
+  local dir=$1
+  shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson configure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+}
+
+eddy_build() {
+  local dir=$1
+  shift
+  eddy_configure "$dir" "$@"
+  ninja -C "$dir" -j "$(nproc)" >/dev/null
+}
