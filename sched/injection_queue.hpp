@@ -32,10 +32,18 @@ class injection_queue {
 
   /// Takes up to `max` jobs; the first is returned, the others are handed to `spill`
   /// (oldest first) so the caller can put them on its own deque.
+  /// Workers pass `wait_for_lock` false: one that finds the queue busy looks elsewhere
+  /// and comes back (it never parks while length_ says there is work), instead of
+  /// queueing up on the mutex behind a submitter and other workers: no lock convoy when
+  /// jobs are tiny. So nullptr means "nothing taken", not "empty", unless it waited.
   template <class Spill>
-  detail::pool_job* pop_batch(std::size_t max, Spill&& spill) {
+  detail::pool_job* pop_batch(std::size_t max, Spill&& spill, bool wait_for_lock = false) {
     if (empty_hint()) return nullptr;
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_, std::defer_lock);
+    if (wait_for_lock)
+      lock.lock();
+    else if (!lock.try_lock())
+      return nullptr;
     detail::pool_job* first = take_locked();
     for (std::size_t i = 1; first && i < max; ++i) {
       detail::pool_job* more = take_locked();
@@ -45,8 +53,10 @@ class injection_queue {
     return first;
   }
 
+  /// One job, waiting for the lock: nullptr means empty (shutdown's drain relies on it).
   detail::pool_job* pop() {
-    return pop_batch(1, [](detail::pool_job*) {});
+    return pop_batch(
+        1, [](detail::pool_job*) {}, true);
   }
 
   /// Refuses later non-forced pushes. Jobs already queued stay.

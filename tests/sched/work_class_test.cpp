@@ -34,7 +34,9 @@ TEST(WorkClass, JobsOverTheCapWaitInTheBacklogWithoutAThread) {
   // Admission happens at submission: two hold slots, eight wait.
   EXPECT_EQ(slow.active(), 2u);
   EXPECT_EQ(slow.waiting(), 8u);
-  // The other two threads stay available to unclassed work.
+  // Both admitted jobs start (the cap is reached, not just allowed)...
+  EXPECT_TRUE(eddy_test::eventually([&] { return now.load() == 2; }));
+  // ...and the other two threads stay available to unclassed work.
   EXPECT_EQ(pool.submit([] { return 5; }).get(), 5);
   gate.set_value();
   for (auto& j : jobs) j.get();
