@@ -1,7 +1,12 @@
 // eddy: a C++20 event-loop runtime for Linux. One include for all of it.
 #pragma once
 
+#include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
+#include <eddy/io/stream.hpp>
+#include <eddy/io/tcp.hpp>
+#include <eddy/io/udp.hpp>
+#include <eddy/io/unix.hpp>
 #include <eddy/runtime/channel.hpp>
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/event.hpp>

@@ -1,0 +1,88 @@
+// What tcp_stream and unix_stream share: a connected, non-blocking, close-on-exec
+// byte-stream socket and its awaitable operations. Installed, not API: use the
+// public types (tcp.hpp, unix.hpp), which document every member again.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+
+#include <eddy/io/address.hpp>
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/task.hpp>
+
+namespace eddy::detail {
+
+/// Creates a non-blocking, close-on-exec socket; throws std::system_error.
+unique_fd open_socket(int family, int type, int protocol = 0);
+/// Awaitable connect on a fresh non-blocking socket; throws std::system_error
+/// naming `addr`.
+task<void> connect_socket(int fd, socket_address addr);
+socket_address local_address_of(int fd, const char* what);
+socket_address peer_address_of(int fd, const char* what);
+void set_int_option(int fd, int level, int name, int value, const char* what);
+int get_int_option(int fd, int level, int name, const char* what);
+
+class stream_socket {
+ public:
+  stream_socket() noexcept = default;
+  explicit stream_socket(unique_fd fd) noexcept : fd_(std::move(fd)) {}
+
+  /// Receives up to `buf.size()` bytes; 0 is end of stream. Cancel-safe.
+  size_awaiter read_some(std::span<std::byte> buf) const {
+    return size_awaiter(loop::current(), "eddy: recv", op_code::recv, fd_.get(), buf.data(),
+                        clamp_len(buf.size()));
+  }
+  /// Sends up to `buf.size()` bytes (MSG_NOSIGNAL: never SIGPIPE); returns the
+  /// count sent. Cancel-safe (sent nothing, or returns what it sent).
+  size_awaiter write_some(std::span<const std::byte> buf) const {
+    return size_awaiter(loop::current(), "eddy: send", op_code::send, fd_.get(),
+                        const_cast<std::byte*>(buf.data()), clamp_len(buf.size()));
+  }
+  /// Sends all of `buf`. Not cancel-safe (an unknown prefix may have been sent).
+  task<void> write_all(std::span<const std::byte> buf) const;
+  /// One sendmsg of up to 1024 buffers (IOV_MAX); returns the bytes sent.
+  task<std::size_t> write_vectored(std::span<const std::span<const std::byte>> bufs) const;
+  /// Sends every byte of every buffer, in order, with as few sendmsg as the kernel
+  /// allows. Not cancel-safe.
+  task<void> write_all(std::span<const std::span<const std::byte>> bufs) const;
+  /// shutdown(SHUT_WR): the peer reads end of stream; reading here goes on.
+  void shutdown_write() const;
+  /// Closes the socket, first cancelling operations in flight on it.
+  void_awaiter close() { return fd_.close(); }
+
+  socket_address local_address() const;
+  socket_address peer_address() const;
+  int fd() const noexcept { return fd_.get(); }
+  explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
+  /// Gives up ownership of the fd (for eddy::stream or a foreign library).
+  unique_fd release() noexcept { return std::move(fd_); }
+
+ protected:
+  unique_fd fd_;
+};
+
+struct listener_state;  // io/net/listener.cpp
+
+/// A listening socket's accept machinery: multishot accept where the backend has
+/// it, plain accept otherwise; EMFILE/ENFILE handled without spinning.
+class listener_core {
+ public:
+  listener_core() noexcept;
+  listener_core(unique_fd fd, bool multishot);
+  listener_core(listener_core&&) noexcept;
+  listener_core& operator=(listener_core&&) noexcept;
+  ~listener_core();
+
+  task<unique_fd> accept_fd();
+  task<void> close();
+  int fd() const noexcept;
+  std::uint64_t shed_connections() const noexcept;
+
+ private:
+  std::unique_ptr<listener_state> s_;
+};
+
+}  // namespace eddy::detail

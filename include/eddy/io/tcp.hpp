@@ -1,0 +1,153 @@
+// TCP: tcp_listener (bind, listen, accept) and tcp_stream (connect, read, write,
+// half-close, options). Both run on the current loop's backend: io_uring (with
+// multishot accept where the kernel has it) or epoll (try the syscall, then wait).
+//
+// Every send is MSG_NOSIGNAL: writing into a socket the peer has reset gives
+// EPIPE or ECONNRESET as std::system_error, never SIGPIPE.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include <eddy/io/address.hpp>
+#include <eddy/io/detail/stream_socket.hpp>
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/task.hpp>
+
+namespace eddy {
+
+/// Options for `tcp_listener::bind`.
+///
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
+struct tcp_listen_options {
+  /// listen() backlog, 1..65535 (the kernel caps it at net.core.somaxconn).
+  int backlog = 1024;
+  /// SO_REUSEADDR: rebind a port whose old connections are in TIME_WAIT.
+  bool reuse_address = true;
+  /// SO_REUSEPORT: several listeners (threads, processes) share the port.
+  bool reuse_port = false;
+  /// IPV6_V6ONLY for an IPv6 address (false: also accept IPv4-mapped peers).
+  bool v6_only = false;
+};
+
+/// Options for `tcp_stream::connect`.
+///
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
+struct tcp_connect_options {
+  /// The whole connect (name resolution included) must finish within this, or
+  /// timeout_error is thrown. Must be positive; default 30 s.
+  std::chrono::milliseconds timeout{30'000};
+  /// TCP_NODELAY on the new stream (Nagle off), as most RPC clients want.
+  bool nodelay = true;
+};
+
+/// A connected TCP socket.
+///
+/// `read_some` returns 0 at end of stream (EOF is a value, not an exception);
+/// errors are std::system_error with the errno (ECONNRESET, EPIPE, ...).
+///
+/// **Thread safety:** a move-only value; use it from the loop thread it was made
+/// on. One task may read while another writes; two concurrent reads (or two
+/// concurrent writes) interleave unpredictably.
+/// **Cancel safety:** `read_some`, `write_some`, `write_vectored` are cancel-safe
+/// (a cancelled op either did nothing and throws cancelled_error, or returns what
+/// it did). `write_all` and `connect` are not: a cancelled write_all has sent an
+/// unknown prefix; a cancelled connect leaves nothing open.
+/// Destroying (or `close()`-ing) a stream with operations in flight cancels them;
+/// they resume with cancelled_error, and no completion reaches a reused fd number.
+///
+/// ```cpp
+/// eddy::tcp_stream s = co_await eddy::tcp_stream::connect("127.0.0.1", 7000);
+/// co_await s.write_all(std::as_bytes(std::span("ping", 4)));
+/// std::array<std::byte, 4096> buf;
+/// std::size_t n = co_await s.read_some(buf);   // 0 = the peer closed
+/// s.shutdown_write();                          // half-close: peer sees EOF
+/// co_await s.close();
+/// ```
+class tcp_stream : public detail::stream_socket {
+ public:
+  tcp_stream() noexcept = default;
+  /// Adopts a connected TCP socket (it is made non-blocking and close-on-exec).
+  explicit tcp_stream(unique_fd fd);
+
+  /// Connects to `addr` (IPv4 or IPv6). Throws timeout_error, std::system_error
+  /// (ECONNREFUSED, ENETUNREACH, ...), std::invalid_argument for a non-IP address
+  /// or a non-positive timeout.
+  static task<tcp_stream> connect(socket_address addr, tcp_connect_options opts = {});
+  /// Connects to `host` (a numeric address, or a name resolved with eddy::resolve
+  /// on the blocking pool), trying each resolved address in order until one
+  /// answers. Throws resolve_error, timeout_error (for the whole attempt),
+  /// std::system_error (the last address's error).
+  static task<tcp_stream> connect(std::string host, std::uint16_t port, tcp_connect_options opts = {});
+
+  // read_some, write_some, write_all, write_vectored, write_all(buffers),
+  // shutdown_write, close, local_address, peer_address, fd, release: see
+  // detail::stream_socket and the class comment.
+
+  /// TCP_NODELAY: send small writes at once instead of coalescing (Nagle off).
+  void set_nodelay(bool on);
+  bool nodelay() const;
+  /// SO_KEEPALIVE, and when `on`, the probe timing: first probe after `idle`,
+  /// then every `interval`, giving up after `count` probes (each must be ≥ 1;
+  /// idle and interval ≤ 32767 s). Throws std::invalid_argument for bad values.
+  void set_keepalive(bool on, std::chrono::seconds idle = std::chrono::seconds(60),
+                     std::chrono::seconds interval = std::chrono::seconds(10), int count = 6);
+  bool keepalive() const;
+};
+
+/// A listening TCP socket.
+///
+/// `accept()` waits for the next connection. On io_uring it runs a multishot
+/// accept (one SQE serves every connection; 5.19+), on epoll it tries accept4
+/// and waits for readiness on EAGAIN. Either way, when the process runs out of
+/// file descriptors (EMFILE/ENFILE), the listener does not spin: it frees its
+/// reserve fd, accepts and closes the waiting connection (the client sees a reset
+/// rather than a hang), takes the reserve back, and stops as soon as that accept
+/// fails (queue empty); if even the reserve cannot be taken back it backs off
+/// (10 ms doubling to 1 s) before accepting again. Those connections are counted
+/// in `shed_connections()`. Accepts resume by themselves once fds are free.
+///
+/// **Thread safety:** a move-only value; loop thread only. Several tasks may wait
+/// in `accept()` at once; each connection goes to exactly one of them.
+/// **Cancel safety:** `accept()` is cancel-safe: a connection accepted by the
+/// kernel but not yet handed out stays queued for the next accept().
+///
+/// ```cpp
+/// auto l = eddy::tcp_listener::bind(eddy::socket_address::parse("127.0.0.1:7000"));
+/// for (;;) {
+///   eddy::tcp_stream s = co_await l.accept();
+///   eddy::spawn(serve(std::move(s))).detach();
+/// }
+/// ```
+class tcp_listener {
+ public:
+  tcp_listener() noexcept = default;
+
+  /// socket + SO_REUSEADDR/SO_REUSEPORT + bind + listen, non-blocking and
+  /// close-on-exec. Port 0 picks a free port (see `local_address()`). Throws
+  /// std::system_error (EADDRINUSE, EACCES, ...) naming the address,
+  /// std::invalid_argument for a non-IP address or a backlog outside 1..65535.
+  /// Must be called on a loop thread (the listener uses that loop's backend).
+  static tcp_listener bind(const socket_address& addr, tcp_listen_options opts = {});
+
+  /// The next connection (non-blocking, close-on-exec). Throws std::system_error
+  /// for errors other than EMFILE/ENFILE/ECONNABORTED (handled, see above).
+  task<tcp_stream> accept();
+  /// Closes the listening socket, cancelling accepts in flight (their waiters get
+  /// cancelled_error) and closing connections accepted but not handed out.
+  task<void> close();
+
+  socket_address local_address() const;
+  int fd() const noexcept { return core_.fd(); }
+  explicit operator bool() const noexcept { return core_.fd() >= 0; }
+  /// Connections accepted and closed at once because fds ran out (EMFILE/ENFILE).
+  std::uint64_t shed_connections() const noexcept { return core_.shed_connections(); }
+
+ private:
+  detail::listener_core core_;
+};
+
+}  // namespace eddy

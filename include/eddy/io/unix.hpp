@@ -1,0 +1,105 @@
+// Unix-domain sockets: streams (listener + stream) and datagrams, on filesystem
+// paths or Linux abstract names (see socket_address).
+#pragma once
+
+#include <utility>
+
+#include <eddy/io/address.hpp>
+#include <eddy/io/detail/datagram_socket.hpp>
+#include <eddy/io/detail/stream_socket.hpp>
+
+namespace eddy {
+
+/// A connected Unix stream socket. The same operations as tcp_stream (read_some,
+/// write_some, write_all, write_vectored, shutdown_write, close, addresses) minus
+/// the TCP options; sends are MSG_NOSIGNAL, so a closed peer gives EPIPE.
+///
+/// **Thread safety:** a move-only value; loop thread only; one reader and one
+/// writer task may run at once.
+/// **Cancel safety:** as tcp_stream: reads and single writes are cancel-safe,
+/// write_all and connect are not.
+///
+/// ```cpp
+/// auto s = co_await eddy::unix_stream::connect(eddy::socket_address::unix_path("/run/app.sock"));
+/// auto [a, b] = eddy::unix_stream::pair();   // a connected pair, like socketpair(2)
+/// ```
+class unix_stream : public detail::stream_socket {
+ public:
+  unix_stream() noexcept = default;
+  /// Adopts a connected Unix stream socket (made non-blocking, close-on-exec).
+  explicit unix_stream(unique_fd fd);
+
+  /// Connects to a listening Unix socket. Throws std::system_error (ENOENT,
+  /// ECONNREFUSED, ...) naming the address, std::invalid_argument for a non-Unix
+  /// address.
+  static task<unix_stream> connect(socket_address addr);
+  /// A connected pair (socketpair(AF_UNIX, SOCK_STREAM)).
+  static std::pair<unix_stream, unix_stream> pair();
+};
+
+/// Options for `unix_listener::bind`.
+///
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
+struct unix_listen_options {
+  int backlog = 1024;  ///< 1..65535
+  /// Remove a stale socket file at the path before binding (only if it is a
+  /// socket; any other file is left alone and bind fails with EADDRINUSE).
+  bool unlink_existing = false;
+};
+
+/// A listening Unix stream socket; accepts as tcp_listener does (multishot on
+/// io_uring, EMFILE without spinning, cancel-safe accept).
+///
+/// The socket file of a path address is not removed on close (as with every
+/// Unix socket API); abstract names vanish with the socket.
+///
+/// **Thread safety:** a move-only value; loop thread only.
+/// **Cancel safety:** `accept()` is cancel-safe.
+///
+/// ```cpp
+/// auto l = eddy::unix_listener::bind(eddy::socket_address::unix_abstract("my-service"));
+/// eddy::unix_stream s = co_await l.accept();
+/// ```
+class unix_listener {
+ public:
+  unix_listener() noexcept = default;
+  /// Throws std::system_error (EADDRINUSE, EACCES, ENOENT ...) naming the address,
+  /// std::invalid_argument for a non-Unix address or a bad backlog.
+  static unix_listener bind(const socket_address& addr, unix_listen_options opts = {});
+  task<unix_stream> accept();
+  task<void> close();
+  socket_address local_address() const;
+  int fd() const noexcept { return core_.fd(); }
+  std::uint64_t shed_connections() const noexcept { return core_.shed_connections(); }
+
+ private:
+  detail::listener_core core_;
+};
+
+/// A Unix datagram socket (SOCK_DGRAM, reliable and ordered on Linux, message
+/// boundaries kept). The same operations as udp_socket.
+///
+/// **Thread safety:** a move-only value; loop thread only.
+/// **Cancel safety:** every operation is cancel-safe.
+///
+/// ```cpp
+/// auto srv = eddy::unix_datagram::bind(eddy::socket_address::unix_abstract("logd"));
+/// auto cli = eddy::unix_datagram::open();
+/// co_await cli.send_to(bytes, srv.local_address());
+/// ```
+class unix_datagram : public detail::datagram_socket {
+ public:
+  unix_datagram() noexcept = default;
+  /// Bound to `addr`. Throws std::system_error naming it, std::invalid_argument
+  /// for a non-Unix address.
+  static unix_datagram bind(const socket_address& addr);
+  /// Unbound (an unnamed sender; it cannot receive replies by address).
+  static unix_datagram open();
+  /// A connected pair (socketpair(AF_UNIX, SOCK_DGRAM)).
+  static std::pair<unix_datagram, unix_datagram> pair();
+
+ private:
+  explicit unix_datagram(unique_fd fd) noexcept : datagram_socket(std::move(fd)) {}
+};
+
+}  // namespace eddy
