@@ -57,10 +57,15 @@ TEST(PoolLifecycle, ElasticPoolGrowsOnDemandAndRetiresIdleThreads) {
   EXPECT_EQ(pool.stats().threads, 0u);
   // Four jobs that each wait for all four: they finish only if four threads run at once.
   std::latch together(4);
+  std::atomic<std::size_t> seen_threads{0};
   std::vector<std::future<void>> fs;
-  for (int i = 0; i < 4; ++i) fs.push_back(pool.submit([&] { together.arrive_and_wait(); }));
+  for (int i = 0; i < 4; ++i)
+    fs.push_back(pool.submit([&] {
+      together.arrive_and_wait();
+      seen_threads = pool.stats().threads;
+    }));
   for (auto& f : fs) f.get();
-  EXPECT_EQ(pool.stats().threads, 4u);
+  EXPECT_EQ(seen_threads.load(), 4u);
   EXPECT_TRUE(eddy_test::eventually([&] { return pool.stats().threads == 0; }));
   EXPECT_TRUE(eddy_test::eventually([&] { return eddy_test::thread_count() == baseline; }));
   // And it grows again after retiring.
