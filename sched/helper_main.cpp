@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -119,31 +120,33 @@ class channel {
     return true;
   }
 
-  void write_all(const char* p, std::size_t n) {
-    while (n > 0) {
-      ssize_t r = ::send(fd_, p, n, MSG_NOSIGNAL);
-      if (r > 0) {
-        p += r;
-        n -= static_cast<std::size_t>(r);
-        continue;
-      }
+  // Header and body in one sendmsg: the parent then wakes once per reply, not twice.
+  void send(proto::kind k, std::uint64_t id, std::span<const char> body) {
+    proto::header h;
+    h.kind_ = static_cast<std::uint32_t>(k);
+    h.id = id;
+    h.length = body.size();
+    iovec iov[2] = {{&h, sizeof h}, {const_cast<char*>(body.data()), body.size()}};
+    std::size_t first = 0;
+    while (first < 2) {
+      msghdr m{};
+      m.msg_iov = iov + first;
+      m.msg_iovlen = 2 - first;
+      ssize_t r = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && errno == EAGAIN) {
         pollfd pfd{fd_, POLLOUT, 0};
         ::poll(&pfd, 1, -1);
         continue;
       }
-      std::exit(0);  // the parent is gone
+      if (r < 0) std::exit(0);  // the parent is gone
+      auto n = static_cast<std::size_t>(r);
+      while (first < 2 && n >= iov[first].iov_len) n -= iov[first++].iov_len;
+      if (first < 2) {
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + n;
+        iov[first].iov_len -= n;
+      }
     }
-  }
-
-  void send(proto::kind k, std::uint64_t id, std::span<const char> body) {
-    proto::header h;
-    h.kind_ = static_cast<std::uint32_t>(k);
-    h.id = id;
-    h.length = body.size();
-    write_all(reinterpret_cast<const char*>(&h), sizeof h);
-    write_all(body.data(), body.size());
   }
 
  private:

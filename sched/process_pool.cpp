@@ -266,7 +266,7 @@ void process_pool_core::cancel(pp_pending_call* c) noexcept {
 
 void process_pool_core::submit(pp_pending_call* c) {
   if (closed_) {
-    finish(c, pp_outcome::crashed, "process_pool was destroyed");
+    finish(c, pp_outcome::crashed, "the process_pool was shut down");
     return;
   }
   if (broken_ && !any_alive()) {
@@ -408,7 +408,7 @@ void process_pool_core::on_death(pp_helper_slot& s, bool was_ready) {
     queue_.push_front(*it);
   }
   if (closed_) {
-    fail_queue("process_pool was destroyed");
+    fail_queue("the process_pool was shut down");
     return;
   }
   if (!was_ready) {
@@ -561,7 +561,7 @@ void process_pool_core::start_helper() {
 void process_pool_core::close() noexcept {
   if (closed_) return;
   closed_ = true;
-  fail_queue("process_pool was destroyed");
+  fail_queue("the process_pool was shut down");
   for (const auto& s : slots_) {
     s->start_timer.cancel();
     if (s->flights.empty()) {
