@@ -446,6 +446,40 @@ task<void> queued_behind_crash() {
   co_await pool.shutdown();
 }
 
+task<std::size_t> big_call(process_pool* pool) {
+  std::vector<char> v = co_await pool->call<echo_bytes>(std::vector<char>(16 << 20, 'b'));
+  co_return v.size();
+}
+
+task<void> cancel_half_written() {
+  // The helper is busy, so a 16 MiB call behind it is stuck half written in the
+  // socket. Cancelling it must leave the stream well-formed: the helper later reads
+  // the whole frame, its reply is dropped, and the next call gets its own answer.
+  process_pool pool({.helpers = 1, .max_in_flight = 2});
+  co_await pool.call<square>(1);
+  auto running = eddy::spawn(long_call(&pool));
+  co_await eddy::sleep_for(10ms);
+  auto big = eddy::spawn(big_call(&pool));
+  co_await eddy::sleep_for(10ms);
+  EXPECT_EQ(pool.stats().in_flight, 2u);
+  big.cancel();
+  bool cancelled = false;
+  try {
+    co_await big;
+  } catch (const eddy::cancelled_error&) {
+    cancelled = true;
+  }
+  EXPECT_TRUE(cancelled);
+  EXPECT_EQ(co_await running, 200);
+  EXPECT_EQ(co_await pool.call<square>(11), 121);
+  EXPECT_EQ(pool.stats().helpers_died, 0u);
+  co_await pool.shutdown();
+}
+
+TEST_P(ProcessPool, CancellingAHalfWrittenCallKeepsTheStreamIntact) {
+  run_on(GetParam(), cancel_half_written());
+}
+
 TEST_P(ProcessPool, CallsQueuedBehindACrashAreRetried) { run_on(GetParam(), queued_behind_crash()); }
 
 // ---- throughput uses both helpers ------------------------------------------------
