@@ -169,6 +169,19 @@ std::string current_exception_type() {
   return t ? detail::demangle(t->name()) : std::string("unknown exception");
 }
 
+constexpr std::uint64_t name_slack = 64 * 1024;
+// An exception message travels whole up to this size, so a huge what() cannot make
+// the reply exceed what the parent accepts.
+constexpr std::size_t max_what = 64 * 1024;
+
+std::string clip(std::string s) {
+  if (s.size() > max_what) {
+    s.resize(max_what);
+    s += "... (truncated)";
+  }
+  return s;
+}
+
 [[noreturn]] void serve(const helper_config& cfg) {
   channel ch(proto::helper_fd, cfg.spin_us);
   std::vector<char> body, out;
@@ -177,7 +190,9 @@ std::string current_exception_type() {
     if (!ch.read_exact(&h, sizeof h, true)) std::exit(0);
     if (h.magic_ != proto::magic || h.kind_ != static_cast<std::uint32_t>(proto::kind::call))
       helper_fail("protocol error: bad frame from the parent");
-    if (h.length > cfg.max_message || h.length < 12) helper_fail("protocol error: bad length");
+    // max_message bounds the arguments; the frame adds the name and 12 bytes.
+    if (h.length > cfg.max_message + name_slack || h.length < 12)
+      helper_fail("protocol error: bad length");
     body.resize(h.length);
     ch.read_exact(body.data(), body.size(), false);
 
@@ -207,11 +222,11 @@ std::string current_exception_type() {
     try {
       e->invoke(args, out);
     } catch (const remote_call_error& err) {
-      ch.send(proto::kind::rejected, h.id, encode_strings(err.what(), nullptr));
+      ch.send(proto::kind::rejected, h.id, encode_strings(clip(err.what()), nullptr));
       continue;
     } catch (const std::exception& err) {
       std::string type = detail::demangle(typeid(err).name());
-      std::string what = err.what();
+      std::string what = clip(err.what());
       ch.send(proto::kind::raised, h.id, encode_strings(type, &what));
       continue;
     } catch (...) {

@@ -502,7 +502,9 @@ task<void> pp_reader(std::shared_ptr<process_pool_core> core, std::shared_ptr<pp
       const bool hello = h.kind_ == static_cast<std::uint32_t>(proto::kind::hello);
       const bool reply = h.kind_ >= static_cast<std::uint32_t>(proto::kind::result) &&
                          h.kind_ <= static_cast<std::uint32_t>(proto::kind::rejected);
-      if (h.magic_ != proto::magic || !(hello || reply) || h.length > core->max_message() ||
+      // Results are bounded by max_message; errors carry at most ~128 KiB of text.
+      if (h.magic_ != proto::magic || !(hello || reply) ||
+          h.length > core->max_message() + (std::uint64_t{256} << 10) ||
           hello != (s->st == pp_helper_slot::state::starting))
         break;  // protocol violation: treated as a crash
       const std::size_t total = sizeof h + h.length;
