@@ -141,6 +141,11 @@ class epoll_backend final : public backend {
         break;
     }
     const dir d = direction(op);
+    if (d == dir::none) {  // e.g. accept_multi: caps() says epoll has no multishot
+      op.res = -EINVAL;
+      op.state = op_state::done;
+      return true;
+    }
     if (op.fd < 0) {
       op.res = -EBADF;
       op.state = op_state::done;

@@ -158,6 +158,9 @@ class uring_backend final : public backend {
         io_uring_prep_accept(s, op.fd, static_cast<sockaddr*>(op.buf), static_cast<socklen_t*>(op.aux),
                              static_cast<int>(op.flags));
         break;
+      case op_code::accept_multi:
+        io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, static_cast<int>(op.flags));
+        break;
       case op_code::connect:
         io_uring_prep_connect(s, op.fd, static_cast<const sockaddr*>(op.buf), op.len);
         break;

@@ -24,6 +24,10 @@ enum class op_code : std::uint8_t {
   sendmsg,   // fd, buf = msghdr*, flags (MSG_NOSIGNAL always added)
   shutdown,  // fd, flags = how
   splice,    // fd in, aux_fd out, len, flags
+  // Multishot accept (io_uring, caps().multishot_accept): `complete` runs once per
+  // accepted fd with IORING_CQE_F_MORE in cqe_flags while the op stays armed; the
+  // op is in flight until a completion without F_MORE (an error, or cancel).
+  accept_multi,  // fd, flags = accept4 flags
 };
 
 enum class op_state : std::uint8_t { idle, in_flight, done };

@@ -82,7 +82,7 @@ class listener_core {
   std::uint64_t shed_connections() const noexcept;
 
  private:
-  std::unique_ptr<listener_state> s_;
+  std::shared_ptr<listener_state> s_;
 };
 
 }  // namespace eddy::detail

@@ -1,0 +1,155 @@
+// Socket plumbing shared by TCP, UDP and Unix sockets: creation (always
+// non-blocking and close-on-exec, so helper processes inherit nothing), connect,
+// options, addresses, and the stream and datagram operations.
+//
+// Sends go through op_code::send / sendmsg, to which every backend adds
+// MSG_NOSIGNAL: a peer that reset the connection gives EPIPE, never SIGPIPE.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <eddy/io/detail/datagram_socket.hpp>
+#include <eddy/io/detail/stream_socket.hpp>
+
+namespace eddy::detail {
+
+namespace {
+
+[[noreturn]] void sys_fail(int err, const std::string& what) {
+  throw std::system_error(err, std::system_category(), what);
+}
+
+struct msg_awaiter : size_awaiter {
+  msghdr msg{};
+  msg_awaiter(loop& l, const char* w, op_code c, int fd) : size_awaiter(l, w, c, fd) {
+    op.buf = &msg;
+  }
+};
+
+struct raw_awaiter : op_awaiter {
+  using op_awaiter::op_awaiter;
+  int await_resume() { return raw_result(); }
+};
+
+}  // namespace
+
+unique_fd open_socket(int family, int type, int protocol) {
+  const int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) sys_fail(errno, "eddy: socket");
+  return unique_fd(fd);
+}
+
+task<void> connect_socket(int fd, socket_address addr) {
+  const int r = co_await raw_awaiter(loop::current(), "eddy: connect", op_code::connect, fd,
+                                     const_cast<sockaddr*>(addr.data()), addr.size());
+  if (r < 0) sys_fail(-r, "eddy: connect to " + addr.to_string());
+}
+
+socket_address local_address_of(int fd, const char* what) {
+  socket_address a;
+  socklen_t len = socket_address::capacity();
+  if (::getsockname(fd, a.data(), &len) != 0) sys_fail(errno, std::string(what) + ": getsockname");
+  a.resize(len);
+  return a;
+}
+
+socket_address peer_address_of(int fd, const char* what) {
+  socket_address a;
+  socklen_t len = socket_address::capacity();
+  if (::getpeername(fd, a.data(), &len) != 0) sys_fail(errno, std::string(what) + ": getpeername");
+  a.resize(len);
+  return a;
+}
+
+void set_int_option(int fd, int level, int name, int value, const char* what) {
+  if (::setsockopt(fd, level, name, &value, sizeof value) != 0) sys_fail(errno, what);
+}
+
+int get_int_option(int fd, int level, int name, const char* what) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(fd, level, name, &v, &len) != 0) sys_fail(errno, what);
+  return v;
+}
+
+// ---- stream_socket ----
+
+task<void> stream_socket::write_all(std::span<const std::byte> buf) const {
+  while (!buf.empty()) {
+    const std::size_t n = co_await write_some(buf);
+    buf = buf.subspan(n);
+  }
+}
+
+task<std::size_t> stream_socket::write_vectored(std::span<const std::span<const std::byte>> bufs) const {
+  constexpr std::size_t iov_max = 1024;
+  std::vector<iovec> iov;
+  iov.reserve(std::min(bufs.size(), iov_max));
+  for (std::size_t i = 0; i < bufs.size() && iov.size() < iov_max; ++i) {
+    if (!bufs[i].empty()) iov.push_back({const_cast<std::byte*>(bufs[i].data()), bufs[i].size()});
+  }
+  if (iov.empty()) co_return 0;
+  msg_awaiter a(loop::current(), "eddy: sendmsg", op_code::sendmsg, fd_.get());
+  a.msg.msg_iov = iov.data();
+  a.msg.msg_iovlen = iov.size();
+  co_return co_await a;
+}
+
+task<void> stream_socket::write_all(std::span<const std::span<const std::byte>> bufs) const {
+  std::vector<std::span<const std::byte>> rest(bufs.begin(), bufs.end());
+  std::size_t first = 0;
+  while (first < rest.size()) {
+    std::size_t n = co_await write_vectored(std::span(rest).subspan(first));
+    while (first < rest.size() && n >= rest[first].size()) n -= rest[first++].size();
+    if (first < rest.size()) rest[first] = rest[first].subspan(n);
+  }
+}
+
+void stream_socket::shutdown_write() const {
+  if (::shutdown(fd_.get(), SHUT_WR) != 0) sys_fail(errno, "eddy: shutdown(SHUT_WR)");
+}
+
+socket_address stream_socket::local_address() const { return local_address_of(fd_.get(), "eddy: local_address"); }
+socket_address stream_socket::peer_address() const { return peer_address_of(fd_.get(), "eddy: peer_address"); }
+
+// ---- datagram_socket ----
+
+void datagram_socket::connect(const socket_address& peer) {
+  if (::connect(fd_.get(), peer.data(), peer.size()) != 0) sys_fail(errno, "eddy: connect to " + peer.to_string());
+}
+
+task<std::size_t> datagram_socket::send_to(std::span<const std::byte> buf, socket_address to) const {
+  iovec iov{const_cast<std::byte*>(buf.data()), buf.size()};
+  msg_awaiter a(loop::current(), "eddy: sendto", op_code::sendmsg, fd_.get());
+  a.msg.msg_name = to.data();
+  a.msg.msg_namelen = to.size();
+  a.msg.msg_iov = &iov;
+  a.msg.msg_iovlen = 1;
+  co_return co_await a;
+}
+
+task<datagram> datagram_socket::recv_from(std::span<std::byte> buf) const {
+  datagram d;
+  iovec iov{buf.data(), buf.size()};
+  msg_awaiter a(loop::current(), "eddy: recvfrom", op_code::recvmsg, fd_.get());
+  a.msg.msg_name = d.from.data();
+  a.msg.msg_namelen = socket_address::capacity();
+  a.msg.msg_iov = &iov;
+  a.msg.msg_iovlen = 1;
+  d.size = co_await a;
+  d.from.resize(a.msg.msg_namelen);
+  d.truncated = (a.msg.msg_flags & MSG_TRUNC) != 0;
+  co_return d;
+}
+
+socket_address datagram_socket::local_address() const { return local_address_of(fd_.get(), "eddy: local_address"); }
+socket_address datagram_socket::peer_address() const { return peer_address_of(fd_.get(), "eddy: peer_address"); }
+
+}  // namespace eddy::detail

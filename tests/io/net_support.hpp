@@ -1,0 +1,63 @@
+// Helpers for the socket tests: an echo server on a listener, payloads with
+// checksums, and a loopback listener on a free port.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include <eddy/eddy.hpp>
+
+namespace eddy_test {
+
+inline std::vector<std::byte> payload(std::size_t n, std::uint32_t seed) {
+  std::vector<std::byte> v(n);
+  std::mt19937 rng(seed);
+  for (auto& b : v) b = static_cast<std::byte>(rng());
+  return v;
+}
+
+inline std::uint64_t checksum(std::span<const std::byte> b, std::uint64_t h = 1469598103934665603ull) {
+  for (std::byte x : b) h = (h ^ static_cast<std::uint8_t>(x)) * 1099511628211ull;
+  return h;
+}
+
+// Echoes until EOF, then half-closes: the client sees every byte, then EOF.
+template <class Stream>
+eddy::task<void> echo_connection(Stream s) {
+  std::vector<std::byte> buf(64 * 1024);
+  try {
+    for (;;) {
+      const std::size_t n = co_await s.read_some(buf);
+      if (n == 0) break;
+      co_await s.write_all(std::span<const std::byte>(buf.data(), n));
+    }
+    s.shutdown_write();
+  } catch (const std::system_error&) {
+    // peer reset: nothing to echo to
+  }
+  co_await s.close();
+}
+
+// Accepts `count` connections (or until cancelled), each echoed in its own task;
+// waits for every connection to finish.
+template <class Listener>
+eddy::task<void> echo_server(Listener* l, std::size_t count) {
+  eddy::task_group g;
+  bool cancelled = false;
+  try {
+    for (std::size_t i = 0; i < count; ++i) g.spawn(echo_connection(co_await l->accept())).detach();
+  } catch (const eddy::cancelled_error&) {
+    cancelled = true;
+    g.cancel();
+  }
+  co_await g.join();
+  if (cancelled) throw eddy::cancelled_error{};
+}
+
+inline eddy::tcp_listener loopback_listener(bool ipv6 = false) {
+  return eddy::tcp_listener::bind(eddy::socket_address::loopback(0, ipv6));
+}
+
+}  // namespace eddy_test
