@@ -144,7 +144,13 @@ task<datagram> datagram_socket::recv_from(std::span<std::byte> buf) const {
   a.msg.msg_iov = &iov;
   a.msg.msg_iovlen = 1;
   d.size = co_await a;
-  d.from.resize(a.msg.msg_namelen);
+  if (a.msg.msg_namelen == 0) {
+    // Linux reports an unbound Unix sender with no address at all: say "unnamed".
+    d.from.data()->sa_family = AF_UNIX;
+    d.from.resize(sizeof(sa_family_t));
+  } else {
+    d.from.resize(a.msg.msg_namelen);
+  }
   d.truncated = (a.msg.msg_flags & MSG_TRUNC) != 0;
   co_return d;
 }

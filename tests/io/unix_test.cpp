@@ -1,0 +1,166 @@
+// Unix-domain sockets on every backend: stream listeners on paths and abstract
+// names, socket pairs, datagrams, and EPIPE from a closed peer.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+#include "io/net_support.hpp"
+#include "support/loop_fixture.hpp"
+
+using namespace std::chrono_literals;
+using eddy::task;
+using eddy_test::checksum;
+using eddy_test::payload;
+
+namespace {
+class unix_test : public eddy_test::loop_test {};
+
+std::string temp_path(const char* tag) {
+  return "/tmp/eddy-" + std::string(tag) + "-" + std::to_string(::getpid()) + ".sock";
+}
+
+task<bool> echo_once(eddy::socket_address addr, std::size_t size) {
+  auto c = co_await eddy::unix_stream::connect(addr);
+  const auto data = payload(size, 4);
+  auto writer = [](eddy::unix_stream* c, std::span<const std::byte> d) -> task<void> {
+    co_await c->write_all(d);
+    c->shutdown_write();
+  };
+  auto w = eddy::spawn(writer(&c, data));
+  std::vector<std::byte> got, buf(65536);
+  for (;;) {
+    const std::size_t n = co_await c.read_some(buf);
+    if (n == 0) break;
+    got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  co_await w;
+  co_await c.close();
+  co_return got == data;
+}
+}  // namespace
+
+TEST_P(unix_test, a_listener_on_a_path_echoes_and_leaves_its_file) {
+  auto f = []() -> task<bool> {
+    const std::string path = temp_path("path");
+    ::unlink(path.c_str());
+    auto l = eddy::unix_listener::bind(eddy::socket_address::unix_path(path));
+    auto srv = eddy::spawn(eddy_test::echo_server(&l, 2));
+    bool ok = co_await echo_once(l.local_address(), 100'000);
+    ok = ok && co_await echo_once(eddy::socket_address::parse("unix:" + path), 0);
+    co_await srv;
+    co_await l.close();
+    // A stale file: bind fails unless unlink_existing, which removes only sockets.
+    struct stat st{};
+    ok = ok && ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+    try {
+      (void)eddy::unix_listener::bind(eddy::socket_address::unix_path(path));
+      ok = false;
+    } catch (const std::system_error& e) {
+      ok = ok && e.code().value() == EADDRINUSE;
+    }
+    auto l2 = eddy::unix_listener::bind(eddy::socket_address::unix_path(path), {.unlink_existing = true});
+    co_await l2.close();
+    ::unlink(path.c_str());
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
+TEST_P(unix_test, a_listener_on_an_abstract_name_echoes) {
+  auto f = []() -> task<bool> {
+    auto addr = eddy::socket_address::unix_abstract("eddy-test-" + std::to_string(::getpid()));
+    auto l = eddy::unix_listener::bind(addr);
+    auto srv = eddy::spawn(eddy_test::echo_server(&l, 1));
+    const bool ok = co_await echo_once(addr, 1u << 20) && l.local_address() == addr;
+    co_await srv;
+    co_await l.close();
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
+TEST_P(unix_test, a_socket_pair_carries_bytes_and_a_closed_peer_gives_epipe) {
+  auto f = []() -> task<int> {
+    auto [a, b] = eddy::unix_stream::pair();
+    const auto data = payload(1000, 2);
+    co_await a.write_all(data);
+    std::array<std::byte, 2000> buf;
+    const std::size_t n = co_await b.read_some(buf);
+    EXPECT_EQ(n, 1000u);
+    co_await b.close();
+    int err = 0;
+    try {
+      co_await a.write_all(data);
+    } catch (const std::system_error& e) {
+      err = e.code().value();
+    }
+    co_await a.close();
+    co_return err;
+  };
+  EXPECT_EQ(run(f()), EPIPE);
+}
+
+TEST_P(unix_test, datagrams_keep_their_boundaries_and_senders) {
+  auto f = []() -> task<bool> {
+    auto srv_addr = eddy::socket_address::unix_abstract("eddy-dgram-" + std::to_string(::getpid()));
+    auto srv = eddy::unix_datagram::bind(srv_addr);
+    auto cli_addr = eddy::socket_address::unix_abstract("eddy-dgram-cli-" + std::to_string(::getpid()));
+    auto cli = eddy::unix_datagram::bind(cli_addr);
+    bool ok = true;
+    for (std::size_t sz : {1u, 100u, 60'000u}) {
+      const auto data = payload(sz, static_cast<std::uint32_t>(sz));
+      ok = ok && co_await cli.send_to(data, srv_addr) == sz;
+    }
+    std::vector<std::byte> buf(70'000);
+    for (std::size_t sz : {1u, 100u, 60'000u}) {
+      const auto d = co_await srv.recv_from(buf);
+      EXPECT_EQ(d.size, sz);
+      EXPECT_EQ(d.from.to_string(), cli_addr.to_string());
+      ok = ok && d.size == sz && d.from == cli_addr &&
+           checksum(std::span<const std::byte>(buf.data(), d.size)) == checksum(payload(sz, static_cast<std::uint32_t>(sz)));
+    }
+    auto [p, q] = eddy::unix_datagram::pair();
+    (void)co_await p.send(payload(10, 1));
+    ok = ok && co_await q.recv(buf) == 10;
+    auto anon = eddy::unix_datagram::open();
+    (void)co_await anon.send_to(payload(3, 1), srv_addr);
+    const auto d = co_await srv.recv_from(buf);
+    EXPECT_EQ(d.size, 3u);
+    EXPECT_TRUE(d.from.is_unnamed_unix()) << d.from.size();
+    ok = ok && d.size == 3 && d.from.is_unnamed_unix();
+    co_await srv.close();
+    co_await cli.close();
+    co_await p.close();
+    co_await q.close();
+    co_await anon.close();
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
+TEST_P(unix_test, non_unix_addresses_are_refused) {
+  auto f = []() -> task<int> {
+    int n = 0;
+    try {
+      (void)eddy::unix_listener::bind(eddy::socket_address::loopback(0));
+    } catch (const std::invalid_argument&) {
+      ++n;
+    }
+    try {
+      (void)co_await eddy::unix_stream::connect(eddy::socket_address::loopback(1));
+    } catch (const std::invalid_argument&) {
+      ++n;
+    }
+    try {
+      (void)co_await eddy::unix_stream::connect(eddy::socket_address::unix_path("/nonexistent/eddy.sock"));
+    } catch (const std::system_error& e) {
+      n += e.code().value() == ENOENT;
+    }
+    co_return n;
+  };
+  EXPECT_EQ(run(f()), 3);
+}
+
+EDDY_BACKEND_TEST_SUITE(unix_test);
