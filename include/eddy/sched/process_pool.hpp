@@ -76,7 +76,13 @@ struct process_pool_options {
   std::chrono::microseconds helper_spin{50};
 };
 
-/// Counters for monitoring and tests (loop thread).
+/// Counters for monitoring and tests, from `process_pool::stats()`.
+///
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// if (pool.stats().queued > 100) shed_load();
+/// ```
 struct process_pool_stats {
   std::size_t helpers_ready = 0;     ///< helpers that completed start-up and live
   std::size_t helpers_starting = 0;  ///< spawned, not yet ready

@@ -42,6 +42,11 @@ struct stdio {
 /// How to start a child. Validated by `subprocess::spawn`.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// eddy::subprocess_options o{.argv = {"grep", "-c", "x"}, .cwd = "/tmp",
+///                            .std_in = eddy::stdio::pipe(), .std_out = eddy::stdio::pipe()};
+/// ```
 struct subprocess_options {
   /// Program and arguments; argv[0] is looked up in PATH when it has no '/'.
   /// Must be non-empty; no argument may contain a NUL byte.
@@ -59,6 +64,13 @@ struct subprocess_options {
 };
 
 /// What `communicate()` collects.
+///
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// eddy::subprocess_result r = co_await p.communicate();
+/// if (r.exit_code != 0) std::cerr << r.err;
+/// ```
 struct subprocess_result {
   /// Exit status, or minus the signal number that killed the child (as Python's
   /// returncode).
