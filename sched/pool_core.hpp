@@ -83,7 +83,7 @@ class pool_core {
   bool work_visible() const;
   bool quiescent() const;  // no job running on any worker
   void spawn_worker(bool force);
-  void exit_closed(worker& w);
+  bool exit_closed(worker& w);  // false: work arrived, the worker stays
   bool cancel_sleep(worker& w, bool to_searching);
   void await_wake(worker& w);
   pool_job* pop_inject(worker& w);

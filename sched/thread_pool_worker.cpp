@@ -100,8 +100,8 @@ void pool_core::worker_main(worker& w) {
       continue;
     }
     if (closed_.load(std::memory_order_acquire) && !work_visible() && quiescent()) {
-      exit_closed(w);
-      break;
+      if (exit_closed(w)) break;
+      continue;  // work arrived as we left: still searching
     }
     if (!park(w)) break;  // retired (elastic pool); park() did the accounting
   }
@@ -225,11 +225,15 @@ void pool_core::wake_one() {
       return;
     }
   }
-  if (options.elastic) {
-    // Every live worker is running a job: grow the pool, unless at its limit. A failure
-    // to start a thread leaves the job queued for the next finishing worker, never lost.
+  // Every live worker is running a job. An elastic pool grows, unless at its limit. A
+  // closing pool restarts a worker that already left: a job still running (one that
+  // was just taken when the others found the pool idle, or that blocks on a future)
+  // may push work that needs one. A failure to start a thread leaves the job queued
+  // for the next finishing worker.
+  const bool closing = closed_.load(std::memory_order_acquire);
+  if (options.elastic || closing) {
     try {
-      spawn_worker(false);
+      spawn_worker(closing);
     } catch (const std::system_error&) {
     }
   }
@@ -351,16 +355,30 @@ bool pool_core::park(worker& w) {
   }
 }
 
-void pool_core::exit_closed(worker& w) {
+bool pool_core::exit_closed(worker& w) {
   {
     std::lock_guard lock(spawn_mu_);
     searching_.fetch_sub(1, std::memory_order_seq_cst);
     live_.fetch_sub(1, std::memory_order_release);
     w.state.store(worker::slot::exited, std::memory_order_relaxed);
   }
+  // As in retiring (park()): a job pushed while we still counted as searching may have
+  // skipped its wake. Look once more, and stay if there is work and our slot is not
+  // already being reused by a replacement.
+  sched_detail::seq_cst_fence();
+  if (work_visible()) {
+    std::lock_guard lock(spawn_mu_);
+    if (w.state.load(std::memory_order_relaxed) == worker::slot::exited) {
+      w.state.store(worker::slot::live, std::memory_order_relaxed);
+      live_.fetch_add(1, std::memory_order_relaxed);
+      searching_.fetch_add(1, std::memory_order_seq_cst);
+      return false;
+    }
+  }
   // Sleepers that saw a job still running wait for this: they re-check and leave too.
   wake_all();
   sched_detail::futex_wake(live_, INT_MAX);
+  return true;
 }
 
 bool pool_core::quiescent() const {

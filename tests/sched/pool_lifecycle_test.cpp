@@ -102,6 +102,25 @@ TEST(PoolLifecycle, ElasticStartStopCyclesLeaveTheThreadCountAtBaseline) {
   EXPECT_EQ(eddy_test::thread_count(), baseline);
 }
 
+TEST(PoolLifecycle, AJobTakenAsThePoolClosesMayStillForkAndWaitForWork) {
+  // Regression: a worker that found the closing pool idle could leave while another
+  // worker had just taken a job but not yet marked it running; that job then pushed
+  // sub-jobs and blocked on them with nobody left to run them. Shutdown starts at once
+  // here, so the job is often taken in that window.
+  for (int cycle = 0; cycle < 200; ++cycle) {
+    eddy::thread_pool pool(2);
+    auto parent = pool.submit([&pool] {
+      std::vector<std::future<int>> kids;
+      for (int i = 0; i < 4; ++i) kids.push_back(pool.submit([i] { return i; }));
+      int sum = 0;
+      for (auto& k : kids) sum += k.get();  // blocks this worker: others must run them
+      return sum;
+    });
+    ASSERT_TRUE(pool.shutdown(60s)) << "cycle " << cycle;
+    ASSERT_EQ(parent.get(), 6);
+  }
+}
+
 TEST(PoolLifecycle, DestructorWaitsForARunningJob) {
   std::atomic<bool> finished{false};
   {
