@@ -198,6 +198,16 @@ void subprocess::release() noexcept {
 
 void subprocess::close_stdin() noexcept { close_fd(in_); }
 
+stream subprocess::take_stdout(stream_options options) {
+  if (out_ < 0) throw std::logic_error("eddy: subprocess::take_stdout: stdout is not an open pipe");
+  return stream(unique_fd(std::exchange(out_, -1)), options);
+}
+
+stream subprocess::take_stderr(stream_options options) {
+  if (err_ < 0) throw std::logic_error("eddy: subprocess::take_stderr: stderr is not an open pipe");
+  return stream(unique_fd(std::exchange(err_, -1)), options);
+}
+
 void subprocess::kill(int sig) {
   if (sig < 0 || sig > SIGRTMAX)
     throw std::invalid_argument("eddy: subprocess::kill: bad signal " + std::to_string(sig));

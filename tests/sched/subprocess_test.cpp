@@ -105,6 +105,27 @@ task<void> streaming() {
 
 TEST_P(Subprocess, PipesAreAsyncStreams) { run_on(GetParam(), streaming()); }
 
+task<void> as_stream() {
+  auto p = subprocess::spawn({.argv = {"sh", "-c", "printf 'one\\ntwo\\n'; printf 'oops\\n' >&2"},
+                              .std_out = stdio::pipe(),
+                              .std_err = stdio::pipe()});
+  eddy::stream out = p.take_stdout();
+  eddy::stream err = p.take_stderr();
+  EXPECT_EQ(p.stdout_fd(), -1);
+  EXPECT_THROW(p.take_stdout(), std::logic_error);
+  EXPECT_EQ(co_await out.read_line(), "one\n");
+  EXPECT_EQ(co_await out.read_line(), "two\n");
+  EXPECT_EQ(co_await out.read_line(), "");  // end of stream
+  EXPECT_EQ(co_await err.read_line(), "oops\n");
+  eddy::subprocess_result r = co_await p.communicate();  // nothing left to collect
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(r.out.empty());
+  co_await out.close();
+  co_await err.close();
+}
+
+TEST_P(Subprocess, StdoutAndStderrCanBeTakenAsEddyStreams) { run_on(GetParam(), as_stream()); }
+
 task<void> options() {
   auto p = subprocess::spawn({.argv = {"sh", "-c", "echo \"$FOO\"; pwd"},
                               .env = std::vector<std::string>{"FOO=bar baz", "PATH=/usr/bin:/bin"},

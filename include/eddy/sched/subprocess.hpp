@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include <eddy/io/stream.hpp>
 #include <eddy/runtime/task.hpp>
 
 namespace eddy {
@@ -129,6 +130,19 @@ class subprocess {
   /// Reads what is available (waiting for at least one byte); 0 means EOF.
   task<std::size_t> read_stdout(std::span<char> buf);
   task<std::size_t> read_stderr(std::span<char> buf);
+
+  /// Moves the parent's end of stdout (or stderr) into an eddy::stream, for
+  /// read_line, read_until and friends; the subprocess no longer holds it
+  /// (read_stdout and communicate then skip it). Throws std::logic_error when that
+  /// stream is not an open pipe. (stdin stays with write_stdin, which turns a
+  /// closed pipe into EPIPE rather than SIGPIPE.)
+  ///
+  /// ```cpp
+  /// eddy::stream out = p.take_stdout();
+  /// std::string first = co_await out.read_line();
+  /// ```
+  stream take_stdout(stream_options options = {});
+  stream take_stderr(stream_options options = {});
 
   /// Sends `sig` (through the pidfd: never to a recycled pid). Does nothing once the
   /// child has been reaped.
