@@ -282,7 +282,10 @@ void process_pool_core::pump() noexcept {
   while (!queue_.empty()) {
     std::shared_ptr<pp_helper_slot> best;
     for (const auto& s : slots_) {
-      if (s->st != pp_helper_slot::state::ready || s->flights.size() >= opts_.max_in_flight) continue;
+      // A helper being killed takes nothing new: it would only be re-queued.
+      if (s->st != pp_helper_slot::state::ready || s->kill_requested ||
+          s->flights.size() >= opts_.max_in_flight)
+        continue;
       if (!best || s->flights.size() < best->flights.size()) best = s;
     }
     if (!best) break;
