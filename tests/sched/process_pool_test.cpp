@@ -228,6 +228,31 @@ task<void> bad_calls() {
 
 TEST_P(ProcessPool, BadInputGivesClearErrors) { run_on(GetParam(), bad_calls()); }
 
+TEST(RemoteRegistry, UndecodableArgumentsAreRejectedNotMisread) {
+  // What a helper does with a call whose bytes do not decode as the function's
+  // parameters (a truncated or corrupted payload).
+  const eddy::detail::remote_entry* e = eddy::detail::find_remote("shout");
+  ASSERT_NE(e, nullptr);
+  std::vector<char> good;
+  eddy::detail::encode_args(good, std::string("hello"));
+  std::vector<char> out;
+  e->invoke(good, out);
+  EXPECT_EQ(eddy::detail::decode_value<std::string>(out), "HELLO");
+  for (std::size_t cut : {std::size_t{0}, std::size_t{3}, good.size() - 1}) {
+    std::vector<char> bad(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(cut));
+    try {
+      e->invoke(bad, out);
+      ADD_FAILURE() << "a payload cut to " << cut << " bytes was accepted";
+    } catch (const eddy::remote_call_error& err) {
+      EXPECT_NE(std::string(err.what()).find("cannot decode the arguments"), std::string::npos);
+    }
+  }
+  std::vector<char> longer = good;
+  longer.push_back('!');
+  EXPECT_THROW(e->invoke(longer, out), eddy::remote_call_error);  // trailing bytes
+  EXPECT_EQ(eddy::detail::find_remote("not registered"), nullptr);
+}
+
 TEST(ProcessPoolOptions, InvalidOptionsAreRejected) {
   eddy::loop l;
   auto rejects = [&l](process_pool_options o, const char* field) {
