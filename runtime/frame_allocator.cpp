@@ -7,6 +7,10 @@ namespace eddy::detail {
 
 constinit thread_local frame_cache tls_frame_cache{};
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+frame_cache& local_frame_cache() noexcept { return tls_frame_cache; }
+#endif
+
 namespace {
 
 struct cache_releaser {

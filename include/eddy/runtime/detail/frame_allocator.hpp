@@ -30,6 +30,16 @@ struct frame_cache {
 // built with -fPIC. The cost is that a shared libeddy cannot be dlopen()ed late.
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local frame_cache tls_frame_cache;
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// GCC 12 with UBSan's null check reports a null `frame_cache&` for this valid
+// initial-exec TLS address when the access is inlined into a coroutine's ramp
+// function (the checked pointer is computed as 0, the real one is fine). Sanitizer
+// builds therefore reach the cache through a call.
+frame_cache& local_frame_cache() noexcept;
+#else
+inline frame_cache& local_frame_cache() noexcept { return tls_frame_cache; }
+#endif
+
 void* frame_alloc_slow(std::size_t cls);
 void frame_free_slow(void* p, std::size_t cls) noexcept;
 
@@ -40,7 +50,7 @@ inline std::size_t frame_class(std::size_t n) noexcept {
 inline void* frame_alloc(std::size_t n) {
   if (n <= frame_max_small) {
     const std::size_t c = frame_class(n);
-    frame_cache& fc = tls_frame_cache;
+    frame_cache& fc = local_frame_cache();
     if (void* p = fc.heads[c]) {
       fc.heads[c] = *static_cast<void**>(p);
       --fc.counts[c];
@@ -54,7 +64,7 @@ inline void* frame_alloc(std::size_t n) {
 inline void frame_free(void* p, std::size_t n) noexcept {
   if (n <= frame_max_small) {
     const std::size_t c = frame_class(n);
-    frame_cache& fc = tls_frame_cache;
+    frame_cache& fc = local_frame_cache();
     if (fc.counts[c] < frame_cache_cap && fc.registered) {
       *static_cast<void**>(p) = fc.heads[c];
       fc.heads[c] = p;
