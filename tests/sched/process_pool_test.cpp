@@ -299,14 +299,14 @@ task<void> memory_limit() {
   co_await pool.shutdown();
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool asan = true;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool sanitized = true;
 #else
-constexpr bool asan = false;
+constexpr bool sanitized = false;
 #endif
 
 TEST_P(ProcessPool, MemoryLimitMakesLargeAllocationsFail) {
-  if (asan) GTEST_SKIP() << "AddressSanitizer reserves terabytes of shadow memory: RLIMIT_AS kills it";
+  if (sanitized) GTEST_SKIP() << "ASan/TSan reserve terabytes of shadow memory: RLIMIT_AS kills them";
   run_on(GetParam(), memory_limit());
 }
 
