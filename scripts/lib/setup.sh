@@ -41,9 +41,33 @@ eddy_configure() {
   fi
 }
 
+# eddy_build DIR [meson options...]: configure and build everything in DIR.
 eddy_build() {
   local dir=$1
   shift
-  eddy_configure "$dir" "$@"
-  ninja -C "$dir" -j "$(nproc)" >/dev/null
+  eddy_configure "$dir" "$@" || return 1
+  eddy_ninja "$dir"
+}
+
+# eddy_ninja DIR [targets...]: build, showing the log only when it fails.
+eddy_ninja() {
+  local dir=$1
+  shift
+  if ! ninja -C "$dir" -j "$(nproc)" "$@" >"$dir/build-output.txt" 2>&1; then
+    grep -E "error|FAILED" -A3 "$dir/build-output.txt" | head -n 60 >&2
+    return 1
+  fi
+}
+
+# eddy_suite_targets DIR SUITE...: the executables of the tests in those suites.
+eddy_suite_targets() {
+  local dir=$1
+  shift
+  meson introspect "$dir" --tests | python3 -c '
+import json, os, sys
+want = set(sys.argv[2:])
+for t in json.load(sys.stdin):
+    if want & {s.split(":")[-1] for s in t["suite"]}:
+        print(os.path.relpath(t["cmd"][0], sys.argv[1]))
+' "$dir" "$@" | sort -u
 }
