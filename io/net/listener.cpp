@@ -15,10 +15,13 @@
 // EMFILE/ENFILE: accept4 returns EMFILE before looking at the queue, so retrying
 // spins. We free the reserve fd (/dev/null, opened at bind), accept and close
 // connections while that works, and stop at the first failure (EAGAIN: the queue
-// is empty; EMFILE: another thread took the slot). Then the reserve is taken back;
-// if it cannot be, we back off (10 ms doubling to 1 s) before accepting again.
-// Accepts resume by themselves once fds are free.
+// is empty; EMFILE: another thread took the slot). Then the reserve is taken back
+// and, the queue being empty, we poll the listener for the next connection before
+// accepting again: accept fails with EMFILE before it looks at the queue, so
+// accepting at once would spin. If the reserve cannot be taken back we back off
+// (10 ms doubling to 1 s). Accepts resume by themselves once fds are free.
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/io_uring.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -192,15 +195,23 @@ task<void> shed_connections(std::shared_ptr<listener_state> s) {
   if (s->reserve >= 0) {
     ::close(s->reserve);
     s->reserve = -1;
+    int err = 0;
     for (;;) {
       const int c = ::accept4(s->fd, nullptr, nullptr, accept_flags);
-      if (c < 0) break;  // EAGAIN (queue empty) or EMFILE (slot taken): stop, never spin
+      if (c < 0) {  // EAGAIN (queue empty) or EMFILE (slot taken): stop, never spin
+        err = errno;
+        break;
+      }
       ::close(c);
       ++s->shed;
     }
     s->reserve = open_reserve();
     if (s->reserve >= 0) {
       s->backoff_ms = 0;
+      // The queue is empty, but the next accept would fail with EMFILE at once
+      // anyway: both accept4 and io_uring's ACCEPT (6.18 still) take an fd before
+      // they look at the queue. So wait for a connection first; poll needs no fd.
+      if (err == EAGAIN || err == EWOULDBLOCK) (void)co_await eddy::poll(s->fd, POLLIN);
       co_return;
     }
   }
