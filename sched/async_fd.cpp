@@ -7,12 +7,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/loop.hpp>
 #include <exception>
 #include <span>
 #include <system_error>
-
-#include <eddy/io/fd.hpp>
-#include <eddy/runtime/loop.hpp>
 
 namespace eddy::detail {
 
@@ -67,9 +66,13 @@ task<int> async_write_all(int fd, const void* buf, std::size_t len) {
   co_return 0;
 }
 
-task<void> async_readable(int fd) { co_await eddy::poll(fd, POLLIN); }
+task<void> async_readable(int fd) {
+  co_await eddy::poll(fd, POLLIN);
+}
 
-task<void> async_writable(int fd) { co_await eddy::poll(fd, POLLOUT); }
+task<void> async_writable(int fd) {
+  co_await eddy::poll(fd, POLLOUT);
+}
 
 task<std::vector<int>> run_all(std::vector<task<int>> jobs) {
   std::vector<join_handle<int>> running;

@@ -14,6 +14,7 @@
 // Waiting for the next call spins for a few tens of microseconds before blocking:
 // on an idle 2-core VM a blocking read costs ~25 µs of wakeup latency per message,
 // which is the whole latency budget of a round trip.
+#include <cxxabi.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,15 +28,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <eddy/sched/process_pool.hpp>
+#include <eddy/sched/remote.hpp>
 #include <exception>
 #include <string>
 #include <typeinfo>
 #include <vector>
-
-#include <cxxabi.h>
-
-#include <eddy/sched/process_pool.hpp>
-#include <eddy/sched/remote.hpp>
 
 #include "helper_protocol.hpp"
 
@@ -78,12 +76,18 @@ helper_config parse_config(int argc, char** argv) {
     std::string key(a.substr(0, eq));
     const char* value = argv[i] + eq + 1;
     std::uint64_t v = parse_number(value, key.c_str());
-    if (key == "ppid") c.parent = static_cast<pid_t>(v);
-    else if (key == "max") c.max_message = v;
-    else if (key == "as") c.rlimit_as = v;
-    else if (key == "cpu") c.rlimit_cpu = v;
-    else if (key == "spin") c.spin_us = static_cast<long>(v);
-    else helper_fail("unknown helper argument");
+    if (key == "ppid")
+      c.parent = static_cast<pid_t>(v);
+    else if (key == "max")
+      c.max_message = v;
+    else if (key == "as")
+      c.rlimit_as = v;
+    else if (key == "cpu")
+      c.rlimit_cpu = v;
+    else if (key == "spin")
+      c.spin_us = static_cast<long>(v);
+    else
+      helper_fail("unknown helper argument");
   }
   if (c.parent <= 1 || c.max_message == 0) helper_fail("missing helper arguments");
   return c;
@@ -97,7 +101,8 @@ class channel {
   bool read_exact(void* dst, std::size_t n, bool spin) {
     char* p = static_cast<char*>(dst);
     std::size_t got = 0;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(spin ? spin_us_ : 0);
+    auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::microseconds(spin ? spin_us_ : 0);
     while (got < n) {
       ssize_t r = ::recv(fd_, p + got, n - got, MSG_DONTWAIT);
       if (r > 0) {
@@ -236,8 +241,8 @@ std::string clip(std::string s) {
       continue;
     }
     if (out.size() > cfg.max_message) {
-      std::string what = "result of " + std::to_string(out.size()) +
-                         " bytes exceeds the pool's max_message_size";
+      std::string what =
+          "result of " + std::to_string(out.size()) + " bytes exceeds the pool's max_message_size";
       ch.send(proto::kind::rejected, h.id, encode_strings(what, nullptr));
       continue;
     }

@@ -17,13 +17,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/loop.hpp>
 #include <fstream>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
-
-#include <eddy/io/fd.hpp>
-#include <eddy/runtime/loop.hpp>
 
 #include "helper_protocol.hpp"
 #include "subprocess_spawn.hpp"
@@ -60,8 +59,7 @@ helper_process helper_process::spawn(const helper_launch& launch) {
 
   spawn_spec spec;
   spec.path = "/proc/self/exe";
-  spec.argv = {own_argv0(), helper_protocol::helper_flag,
-               "ppid=" + std::to_string(::getpid()),
+  spec.argv = {own_argv0(), helper_protocol::helper_flag, "ppid=" + std::to_string(::getpid()),
                "max=" + std::to_string(launch.max_message),
                "spin=" + std::to_string(launch.spin_us)};
   if (launch.rlimit_as) spec.argv.push_back("as=" + std::to_string(launch.rlimit_as));
@@ -107,14 +105,18 @@ helper_process& helper_process::operator=(helper_process&& o) noexcept {
   return *this;
 }
 
-helper_process::~helper_process() { release(); }
+helper_process::~helper_process() {
+  release();
+}
 
 void helper_process::close_fd(int& fd) noexcept {
   if (fd < 0) return;
   close_fd_now(loop_, std::exchange(fd, -1));
 }
 
-void helper_process::close_channel() noexcept { close_fd(channel_); }
+void helper_process::close_channel() noexcept {
+  close_fd(channel_);
+}
 
 void helper_process::release() noexcept {
   close_channel();

@@ -37,8 +37,6 @@
 // helper spinning 50 µs before blocking 20 / 28 µs; both spinning 5 / 19 µs. The
 // cost is waking an idle core, not copying, so a shared-memory ring would save
 // little and needs the same wakeups; the loop thread must not spin, the helper may.
-#include <eddy/sched/process_pool.hpp>
-
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -48,12 +46,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/loop.hpp>
+#include <eddy/sched/process_pool.hpp>
 #include <span>
 #include <system_error>
 #include <thread>
-
-#include <eddy/io/fd.hpp>
-#include <eddy/runtime/loop.hpp>
 
 #include "helper_process.hpp"
 #include "helper_protocol.hpp"
@@ -364,7 +362,8 @@ void process_pool_core::on_hello(pp_helper_slot& s, std::span<const char> body) 
   pump();
 }
 
-void process_pool_core::on_reply(pp_helper_slot& s, const proto::header& h, std::span<const char> body) {
+void process_pool_core::on_reply(pp_helper_slot& s, const proto::header& h,
+                                 std::span<const char> body) {
   if (s.flights.empty() || s.flights.front().id != h.id || s.write_at == 0)
     throw std::runtime_error("it answered a call that was not sent");
   pp_flight f = std::move(s.flights.front());
@@ -444,9 +443,8 @@ void process_pool_core::fail_queue(const std::string& why) noexcept {
 }
 
 bool process_pool_core::any_alive() const noexcept {
-  return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) {
-    return s->st != pp_helper_slot::state::dead;
-  });
+  return std::any_of(slots_.begin(), slots_.end(),
+                     [](const auto& s) { return s->st != pp_helper_slot::state::dead; });
 }
 
 // Buffered frame reading from one helper's channel.
@@ -601,8 +599,8 @@ std::vector<pid_t> process_pool_core::pids() const {
 
 // ---- the functions process_pool.hpp declares ------------------------------------
 
-task<std::vector<char>> pool_exchange(std::shared_ptr<process_pool_core> core, const remote_entry* entry,
-                                      std::vector<char> args) {
+task<std::vector<char>> pool_exchange(std::shared_ptr<process_pool_core> core,
+                                      const remote_entry* entry, std::vector<char> args) {
   pp_pending_call c;
   c.core = core.get();
   c.entry = entry;
@@ -658,7 +656,9 @@ std::shared_ptr<process_pool_core> make_process_pool_core(loop& l, const process
   return core;
 }
 
-void close_process_pool_core(process_pool_core& core) noexcept { core.close(); }
+void close_process_pool_core(process_pool_core& core) noexcept {
+  core.close();
+}
 
 namespace {
 // Waits until the pool's reader and writer tasks are gone (every helper reaped).
@@ -700,9 +700,15 @@ task<void> shutdown_process_pool_core(std::shared_ptr<process_pool_core> core) {
   core->close();
   co_await idle_awaiter{core.get()};
 }
-process_pool_stats process_pool_core_stats(const process_pool_core& core) noexcept { return core.stats(); }
-std::vector<pid_t> process_pool_core_pids(const process_pool_core& core) { return core.pids(); }
-std::uint64_t process_pool_core_max_message(const process_pool_core& core) noexcept { return core.max_message(); }
+process_pool_stats process_pool_core_stats(const process_pool_core& core) noexcept {
+  return core.stats();
+}
+std::vector<pid_t> process_pool_core_pids(const process_pool_core& core) {
+  return core.pids();
+}
+std::uint64_t process_pool_core_max_message(const process_pool_core& core) noexcept {
+  return core.max_message();
+}
 
 void throw_oversized(std::string_view name, std::size_t size, std::uint64_t max) {
   throw remote_call_error("arguments of '" + std::string(name) + "' take " + std::to_string(size) +
@@ -735,8 +741,7 @@ void validate(const process_pool_options& o) {
 
 }  // namespace
 
-process_pool::process_pool(process_pool_options options)
-    : process_pool(loop::current(), options) {}
+process_pool::process_pool(process_pool_options options) : process_pool(loop::current(), options) {}
 
 process_pool::process_pool(loop& l, process_pool_options options) {
   validate(options);

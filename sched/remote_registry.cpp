@@ -12,11 +12,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <eddy/sched/remote.hpp>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <eddy/sched/remote.hpp>
 
 namespace eddy::detail {
 namespace {
@@ -87,6 +86,8 @@ std::string demangle(const char* mangled) {
   return s;
 }
 
-std::string describe_signature(const std::type_info& t) { return demangle(t.name()); }
+std::string describe_signature(const std::type_info& t) {
+  return demangle(t.name());
+}
 
 }  // namespace eddy::detail

@@ -2,27 +2,29 @@
 //
 // The fd is non-blocking: wait() first tries a read, and only when nothing is
 // pending awaits readability, so a cancelled wait never consumed a signal.
-#include <eddy/sched/signal_set.hpp>
-
 #include <errno.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/loop.hpp>
+#include <eddy/sched/signal_set.hpp>
 #include <stdexcept>
 #include <string>
 #include <system_error>
-
-#include <eddy/io/fd.hpp>
-#include <eddy/runtime/loop.hpp>
 
 #include "async_fd.hpp"
 
 namespace eddy {
 
-signal_set::signal_set(std::initializer_list<int> signals) { open(std::vector<int>(signals)); }
+signal_set::signal_set(std::initializer_list<int> signals) {
+  open(std::vector<int>(signals));
+}
 
-signal_set::signal_set(const std::vector<int>& signals) { open(signals); }
+signal_set::signal_set(const std::vector<int>& signals) {
+  open(signals);
+}
 
 void signal_set::open(const std::vector<int>& signals) {
   if (signals.empty()) throw std::invalid_argument("eddy: signal_set: no signals given");
@@ -67,8 +69,7 @@ std::optional<int> signal_set::try_take() {
     if (r == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EAGAIN) return std::nullopt;
-    throw std::system_error(r < 0 ? errno : EIO, std::generic_category(),
-                            "eddy: signal_set: read");
+    throw std::system_error(r < 0 ? errno : EIO, std::generic_category(), "eddy: signal_set: read");
   }
 }
 

@@ -11,19 +11,17 @@
 // communicate(): stdin is written by a child task while this task reads stdout and
 // stderr through two more child tasks; all three are awaited before returning, so
 // no operation outlives the buffers it uses, even when communicate is cancelled.
-#include <eddy/sched/subprocess.hpp>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/loop.hpp>
+#include <eddy/sched/subprocess.hpp>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
-
-#include <eddy/io/fd.hpp>
-#include <eddy/runtime/loop.hpp>
 
 #include "async_fd.hpp"
 #include "subprocess_spawn.hpp"
@@ -62,8 +60,9 @@ void make_pipe(pipe_pair& p, bool child_reads) {
 
 void validate(const stdio& s, const char* name) {
   if (s.how == stdio::mode::fd) {
-    if (s.fd < 0) throw std::invalid_argument(std::string("eddy: subprocess: ") + name +
-                                              ": stdio::from_fd needs an fd >= 0");
+    if (s.fd < 0)
+      throw std::invalid_argument(std::string("eddy: subprocess: ") + name +
+                                  ": stdio::from_fd needs an fd >= 0");
     if (::fcntl(s.fd, F_GETFD) < 0)
       throw std::invalid_argument(std::string("eddy: subprocess: ") + name + ": fd " +
                                   std::to_string(s.fd) + " is not open");
@@ -163,7 +162,9 @@ subprocess& subprocess::operator=(subprocess&& o) noexcept {
   return *this;
 }
 
-subprocess::~subprocess() { release(); }
+subprocess::~subprocess() {
+  release();
+}
 
 void subprocess::release() noexcept {
   close_fd(in_);
@@ -196,7 +197,9 @@ void subprocess::release() noexcept {
   close_fd(pidfd_);
 }
 
-void subprocess::close_stdin() noexcept { close_fd(in_); }
+void subprocess::close_stdin() noexcept {
+  close_fd(in_);
+}
 
 stream subprocess::take_stdout(stream_options options) {
   if (out_ < 0) throw std::logic_error("eddy: subprocess::take_stdout: stdout is not an open pipe");
@@ -284,7 +287,8 @@ task<subprocess_result> subprocess::communicate(std::string input) {
   std::size_t i = 0;
   // EPIPE on stdin is not an error: the child may exit without reading it all, as
   // Python's communicate() tolerates BrokenPipeError.
-  if (in >= 0 && results[i++] < 0 && results[i - 1] != -EPIPE) throw_errno(-results[i - 1], "write to stdin");
+  if (in >= 0 && results[i++] < 0 && results[i - 1] != -EPIPE)
+    throw_errno(-results[i - 1], "write to stdin");
   for (; i < results.size(); ++i)
     if (results[i] < 0) throw_errno(-results[i], "read output");
   res.exit_code = co_await wait();

@@ -42,7 +42,8 @@ struct spawn_resources {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   spawn_resources() {
-    if (int e = posix_spawn_file_actions_init(&actions)) throw_errno(e, "posix_spawn_file_actions_init");
+    if (int e = posix_spawn_file_actions_init(&actions))
+      throw_errno(e, "posix_spawn_file_actions_init");
     if (int e = posix_spawnattr_init(&attr)) {
       posix_spawn_file_actions_destroy(&actions);
       throw_errno(e, "posix_spawnattr_init");
@@ -54,7 +55,9 @@ struct spawn_resources {
   }
 };
 
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_open(pid_t pid) {
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
 
 }  // namespace
 
@@ -114,8 +117,9 @@ spawned_process spawn_process(const spawn_spec& spec) {
 
   pid_t pid = -1;
   const bool search = spec.path.find('/') == std::string::npos;
-  int e = search ? posix_spawnp(&pid, spec.path.c_str(), &r.actions, &r.attr, argv.data(), envp.data())
-                 : posix_spawn(&pid, spec.path.c_str(), &r.actions, &r.attr, argv.data(), envp.data());
+  int e = search
+              ? posix_spawnp(&pid, spec.path.c_str(), &r.actions, &r.attr, argv.data(), envp.data())
+              : posix_spawn(&pid, spec.path.c_str(), &r.actions, &r.attr, argv.data(), envp.data());
   if (e != 0) throw_errno(e, "spawn '" + spec.path + "'");
   int pidfd = pidfd_open(pid);
   if (pidfd < 0) {

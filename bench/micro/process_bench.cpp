@@ -19,19 +19,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <fstream>
-#include <string>
-#include <vector>
-
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/task.hpp>
 #include <eddy/sched/process_pool.hpp>
+#include <fstream>
+#include <string>
+#include <vector>
 
 namespace {
 
 using std::chrono::steady_clock;
 
-std::vector<char> echo_payload(std::vector<char> v) { return v; }
+std::vector<char> echo_payload(std::vector<char> v) {
+  return v;
+}
 
 // About 2 ms of integer work on this machine; the result depends on every step so it
 // cannot be folded away.

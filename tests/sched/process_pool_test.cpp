@@ -5,6 +5,7 @@
 // binary re-executed) and a "pool parent" mode used by the parent-death test.
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -16,17 +17,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <numeric>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <gtest/gtest.h>
-
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/time.hpp>
 #include <eddy/sched/process_pool.hpp>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "process_test_support.hpp"
 
@@ -37,8 +35,12 @@ using eddy::task;
 
 namespace {
 
-int square(int x) { return x * x; }
-std::vector<char> echo_bytes(std::vector<char> v) { return v; }
+int square(int x) {
+  return x * x;
+}
+std::vector<char> echo_bytes(std::vector<char> v) {
+  return v;
+}
 std::string shout(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
@@ -47,11 +49,19 @@ struct point {  // trivially copyable, no serialize(): the memcpy path
   double x, y;
   int tag;
 };
-point flip(point p) { return {p.y, p.x, p.tag + 1}; }
+point flip(point p) {
+  return {p.y, p.x, p.tag + 1};
+}
 void nothing() {}
-int throws_out_of_range(int) { throw std::out_of_range("index 7 past the end"); }
-int throws_int(int) { throw 42; }
-int exits_with(int code) { ::_exit(code); }
+int throws_out_of_range(int) {
+  throw std::out_of_range("index 7 past the end");
+}
+int throws_int(int) {
+  throw 42;
+}
+int exits_with(int code) {
+  ::_exit(code);
+}
 int segfaults(int) {
   ::signal(SIGSEGV, SIG_DFL);  // sanitizers catch SIGSEGV and abort instead
   ::raise(SIGSEGV);
@@ -82,7 +92,9 @@ std::vector<int> open_fds() {
   ::closedir(d);
   return fds;
 }
-int parent_pid() { return static_cast<int>(::getppid()); }
+int parent_pid() {
+  return static_cast<int>(::getppid());
+}
 int own_pid_after_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return static_cast<int>(::getpid());
@@ -131,7 +143,9 @@ task<void> round_trips() {
   co_await pool.shutdown();
 }
 
-TEST_P(ProcessPool, RoundTripsPayloadsFromZeroBytesTo16MiB) { run_on(GetParam(), round_trips()); }
+TEST_P(ProcessPool, RoundTripsPayloadsFromZeroBytesTo16MiB) {
+  run_on(GetParam(), round_trips());
+}
 
 task<void> typed_calls() {
   process_pool pool({.helpers = 2});
@@ -151,7 +165,9 @@ task<void> typed_calls() {
   co_await pool.shutdown();
 }
 
-TEST_P(ProcessPool, CallsByFunctionAndByNameWithTypedArguments) { run_on(GetParam(), typed_calls()); }
+TEST_P(ProcessPool, CallsByFunctionAndByNameWithTypedArguments) {
+  run_on(GetParam(), typed_calls());
+}
 
 // ---- remote errors and bad input ------------------------------------------------
 
@@ -187,7 +203,8 @@ task<void> bad_calls() {
     try {
       std::rethrow_exception(e);
     } catch (const eddy::remote_call_error& err) {
-      EXPECT_NE(std::string(err.what()).find(needle), std::string::npos) << what << ": " << err.what();
+      EXPECT_NE(std::string(err.what()).find(needle), std::string::npos)
+          << what << ": " << err.what();
     } catch (const std::exception& err) {
       ADD_FAILURE() << what << ": wrong exception " << err.what();
     }
@@ -226,7 +243,9 @@ task<void> bad_calls() {
   co_await pool.shutdown();
 }
 
-TEST_P(ProcessPool, BadInputGivesClearErrors) { run_on(GetParam(), bad_calls()); }
+TEST_P(ProcessPool, BadInputGivesClearErrors) {
+  run_on(GetParam(), bad_calls());
+}
 
 TEST(RemoteRegistry, UndecodableArgumentsAreRejectedNotMisread) {
   // What a helper does with a call whose bytes do not decode as the function's
@@ -285,7 +304,9 @@ task<void> isolation() {
   co_await pool.shutdown();
 }
 
-TEST_P(ProcessPool, HelpersInheritOnlyTheirChannelAndStdio) { run_on(GetParam(), isolation()); }
+TEST_P(ProcessPool, HelpersInheritOnlyTheirChannelAndStdio) {
+  run_on(GetParam(), isolation());
+}
 
 task<void> memory_limit() {
   process_pool pool({.helpers = 1, .memory_limit = std::uint64_t{256} << 20});
@@ -306,7 +327,8 @@ constexpr bool sanitized = false;
 #endif
 
 TEST_P(ProcessPool, MemoryLimitMakesLargeAllocationsFail) {
-  if (sanitized) GTEST_SKIP() << "ASan/TSan reserve terabytes of shadow memory: RLIMIT_AS kills them";
+  if (sanitized)
+    GTEST_SKIP() << "ASan/TSan reserve terabytes of shadow memory: RLIMIT_AS kills them";
   run_on(GetParam(), memory_limit());
 }
 
@@ -336,7 +358,9 @@ task<void> crashes() {
   co_await pool.shutdown();
 }
 
-TEST_P(ProcessPool, CrashedHelperFailsItsCallAndIsReplaced) { run_on(GetParam(), crashes()); }
+TEST_P(ProcessPool, CrashedHelperFailsItsCallAndIsReplaced) {
+  run_on(GetParam(), crashes());
+}
 
 // Calls that may land on a helper while it is being killed.
 task<int> one_call(process_pool* pool, int i, int* ok, int* crashed) {
@@ -425,8 +449,12 @@ TEST_P(ProcessPool, TimeoutOfARunningCallKillsAndReplacesItsHelper) {
   run_on(GetParam(), timeout_kills());
 }
 
-task<int> long_call(process_pool* pool) { co_return co_await pool->call<sleeps_ms>(200); }
-task<int> short_call(process_pool* pool) { co_return co_await pool->call<square>(7); }
+task<int> long_call(process_pool* pool) {
+  co_return co_await pool->call<sleeps_ms>(200);
+}
+task<int> short_call(process_pool* pool) {
+  co_return co_await pool->call<square>(7);
+}
 
 task<void> cancel_queued() {
   process_pool pool({.helpers = 1, .max_in_flight = 1});
@@ -449,16 +477,17 @@ task<void> cancel_queued() {
   co_await pool.shutdown();
 }
 
-TEST_P(ProcessPool, CancellingAQueuedCallLeavesTheHelperAlone) { run_on(GetParam(), cancel_queued()); }
+TEST_P(ProcessPool, CancellingAQueuedCallLeavesTheHelperAlone) {
+  run_on(GetParam(), cancel_queued());
+}
 
 task<void> queued_behind_crash() {
   // Two calls on one helper; the first crashes it. The second never started, so it
   // is re-sent to the replacement and succeeds.
   process_pool pool({.helpers = 1, .max_in_flight = 2});
   co_await pool.call<square>(1);
-  auto crash = eddy::spawn([](process_pool* p) -> task<int> {
-    co_return co_await p->call<exits_with>(9);
-  }(&pool));
+  auto crash = eddy::spawn(
+      [](process_pool* p) -> task<int> { co_return co_await p->call<exits_with>(9); }(&pool));
   auto behind = eddy::spawn(short_call(&pool));
   bool crashed = false;
   try {
@@ -505,11 +534,15 @@ TEST_P(ProcessPool, CancellingAHalfWrittenCallKeepsTheStreamIntact) {
   run_on(GetParam(), cancel_half_written());
 }
 
-TEST_P(ProcessPool, CallsQueuedBehindACrashAreRetried) { run_on(GetParam(), queued_behind_crash()); }
+TEST_P(ProcessPool, CallsQueuedBehindACrashAreRetried) {
+  run_on(GetParam(), queued_behind_crash());
+}
 
 // ---- throughput uses both helpers ------------------------------------------------
 
-task<long> sum_call(process_pool* pool) { co_return co_await pool->call<busy_sum>(1000); }
+task<long> sum_call(process_pool* pool) {
+  co_return co_await pool->call<busy_sum>(1000);
+}
 
 task<void> spread() {
   process_pool pool({.helpers = 2});
@@ -519,9 +552,13 @@ task<void> spread() {
   co_await pool.shutdown();
 }
 
-TEST_P(ProcessPool, ManyConcurrentCallsAllComplete) { run_on(GetParam(), spread()); }
+TEST_P(ProcessPool, ManyConcurrentCallsAllComplete) {
+  run_on(GetParam(), spread());
+}
 
-task<int> pid_call(process_pool* pool) { co_return co_await pool->call<own_pid_after_ms>(30); }
+task<int> pid_call(process_pool* pool) {
+  co_return co_await pool->call<own_pid_after_ms>(30);
+}
 
 task<void> both_helpers_work() {
   process_pool pool({.helpers = 2, .max_in_flight = 1});
@@ -535,8 +572,7 @@ task<void> both_helpers_work() {
   std::sort(seen.begin(), seen.end());
   seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
   EXPECT_EQ(seen.size(), 2u) << "concurrent calls did not use both helpers";
-  for (int pid : seen)
-    EXPECT_NE(std::find(helpers.begin(), helpers.end(), pid), helpers.end());
+  for (int pid : seen) EXPECT_NE(std::find(helpers.begin(), helpers.end(), pid), helpers.end());
   co_await pool.shutdown();
 }
 
@@ -573,7 +609,7 @@ task<void> dropped_pool() {
     EXPECT_EQ(co_await pool.call<square>(2), 4);
     busy = eddy::spawn(crashed_or_value(&pool));
     co_await eddy::sleep_for(20ms);
-  }  // dropped with one helper busy and one idle: no shutdown()
+  }                              // dropped with one helper busy and one idle: no shutdown()
   EXPECT_EQ(co_await busy, -1);  // the busy helper was killed
 }
 

@@ -4,16 +4,14 @@
 #pragma once
 
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <spawn.h>
 #include <unistd.h>
 
+#include <eddy/runtime/loop.hpp>
 #include <string>
 #include <system_error>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <eddy/runtime/loop.hpp>
 
 extern char** environ;
 

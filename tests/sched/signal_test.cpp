@@ -1,12 +1,10 @@
 // signal_set: signals delivered as values through a signalfd, on every backend.
+#include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
-
-#include <gtest/gtest.h>
-
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/time.hpp>
 #include <eddy/sched/signal_set.hpp>
@@ -37,7 +35,9 @@ task<void> receives() {
   EXPECT_FALSE(set.try_take());
 }
 
-TEST_P(SignalSet, DeliversSignalsSentToTheProcess) { run_on(GetParam(), receives()); }
+TEST_P(SignalSet, DeliversSignalsSentToTheProcess) {
+  run_on(GetParam(), receives());
+}
 
 task<void> raise_later() {
   co_await eddy::sleep_for(20ms);
@@ -51,7 +51,9 @@ task<void> waits() {
   co_await sender;
 }
 
-TEST_P(SignalSet, WaitSuspendsUntilASignalArrives) { run_on(GetParam(), waits()); }
+TEST_P(SignalSet, WaitSuspendsUntilASignalArrives) {
+  run_on(GetParam(), waits());
+}
 
 task<void> cancel_safe() {
   signal_set set{SIGUSR1};
@@ -66,7 +68,9 @@ task<void> cancel_safe() {
   EXPECT_EQ(co_await set.wait(), SIGUSR1);  // the cancelled wait consumed nothing
 }
 
-TEST_P(SignalSet, ACancelledWaitConsumesNoSignal) { run_on(GetParam(), cancel_safe()); }
+TEST_P(SignalSet, ACancelledWaitConsumesNoSignal) {
+  run_on(GetParam(), cancel_safe());
+}
 
 TEST(SignalSetMask, DestructorRestoresTheThreadsMask) {
   ASSERT_FALSE(blocked(SIGUSR1));

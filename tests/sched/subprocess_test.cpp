@@ -1,6 +1,7 @@
 // subprocess: spawn options, pipes, communicate without deadlock, wait on pidfds,
 // kill, no zombies (200 children at once, dropped handles), bad input.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -8,15 +9,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <gtest/gtest.h>
-
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/time.hpp>
 #include <eddy/sched/subprocess.hpp>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "process_test_support.hpp"
 
@@ -53,15 +51,19 @@ task<void> exit_codes() {
   q.kill();  // after the exit: nothing happens
 }
 
-TEST_P(Subprocess, WaitReturnsTheExitStatusOrMinusTheSignal) { run_on(GetParam(), exit_codes()); }
+TEST_P(Subprocess, WaitReturnsTheExitStatusOrMinusTheSignal) {
+  run_on(GetParam(), exit_codes());
+}
 
 task<void> communicate_big() {
   // 10 MiB in and 10 MiB out at the same time: cat fills its stdout pipe long
   // before we finish writing stdin, so a sequential implementation would deadlock.
   std::string input(10 << 20, '\0');
   for (std::size_t i = 0; i < input.size(); ++i) input[i] = static_cast<char>(i * 7 + i / 4096);
-  auto p = subprocess::spawn(
-      {.argv = {"cat"}, .std_in = stdio::pipe(), .std_out = stdio::pipe(), .std_err = stdio::pipe()});
+  auto p = subprocess::spawn({.argv = {"cat"},
+                              .std_in = stdio::pipe(),
+                              .std_out = stdio::pipe(),
+                              .std_err = stdio::pipe()});
   eddy::subprocess_result r = co_await p.communicate(input);
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out.size(), input.size());
@@ -69,7 +71,9 @@ task<void> communicate_big() {
   EXPECT_TRUE(r.err.empty());
 }
 
-TEST_P(Subprocess, Communicate10MiBEachWayDoesNotDeadlock) { run_on(GetParam(), communicate_big()); }
+TEST_P(Subprocess, Communicate10MiBEachWayDoesNotDeadlock) {
+  run_on(GetParam(), communicate_big());
+}
 
 task<void> communicate_stderr_and_early_exit() {
   auto p = subprocess::spawn({.argv = {"sh", "-c", "echo out; echo err >&2; exit 3"},
@@ -103,7 +107,9 @@ task<void> streaming() {
   EXPECT_EQ(co_await p.wait(), 0);
 }
 
-TEST_P(Subprocess, PipesAreAsyncStreams) { run_on(GetParam(), streaming()); }
+TEST_P(Subprocess, PipesAreAsyncStreams) {
+  run_on(GetParam(), streaming());
+}
 
 task<void> as_stream() {
   auto p = subprocess::spawn({.argv = {"sh", "-c", "printf 'one\\ntwo\\n'; printf 'oops\\n' >&2"},
@@ -124,7 +130,9 @@ task<void> as_stream() {
   co_await err.close();
 }
 
-TEST_P(Subprocess, StdoutAndStderrCanBeTakenAsEddyStreams) { run_on(GetParam(), as_stream()); }
+TEST_P(Subprocess, StdoutAndStderrCanBeTakenAsEddyStreams) {
+  run_on(GetParam(), as_stream());
+}
 
 task<void> options() {
   auto p = subprocess::spawn({.argv = {"sh", "-c", "echo \"$FOO\"; pwd"},
@@ -153,21 +161,26 @@ task<void> options() {
   EXPECT_EQ(listing.out, "0\n1\n2\n3\n");
 }
 
-TEST_P(Subprocess, EnvCwdAndStdioModesAreApplied) { run_on(GetParam(), options()); }
+TEST_P(Subprocess, EnvCwdAndStdioModesAreApplied) {
+  run_on(GetParam(), options());
+}
 
-task<int> wait_one(subprocess* p) { co_return co_await p->wait(); }
+task<int> wait_one(subprocess* p) {
+  co_return co_await p->wait();
+}
 
 task<void> many_at_once() {
   std::vector<subprocess> procs;
-  for (int i = 0; i < 200; ++i)
-    procs.push_back(subprocess::spawn({.argv = {"sleep", "0.2"}}));
+  for (int i = 0; i < 200; ++i) procs.push_back(subprocess::spawn({.argv = {"sleep", "0.2"}}));
   std::vector<eddy::join_handle<int>> waits;
   for (auto& p : procs) waits.push_back(eddy::spawn(wait_one(&p)));
   for (auto& w : waits) EXPECT_EQ(co_await w, 0);
   EXPECT_TRUE(no_children()) << "zombies left after 200 children exited together";
 }
 
-TEST_P(Subprocess, TwoHundredChildrenExitingAtOnceLeaveNoZombie) { run_on(GetParam(), many_at_once()); }
+TEST_P(Subprocess, TwoHundredChildrenExitingAtOnceLeaveNoZombie) {
+  run_on(GetParam(), many_at_once());
+}
 
 task<void> wait_is_cancel_safe() {
   auto p = subprocess::spawn({.argv = {"sleep", "30"}});
@@ -183,7 +196,9 @@ task<void> wait_is_cancel_safe() {
   EXPECT_EQ(co_await p.wait(), -SIGKILL);
 }
 
-TEST_P(Subprocess, WaitIsCancelSafe) { run_on(GetParam(), wait_is_cancel_safe()); }
+TEST_P(Subprocess, WaitIsCancelSafe) {
+  run_on(GetParam(), wait_is_cancel_safe());
+}
 
 TEST(SubprocessDrop, DroppedHandlesNeverLeaveZombies) {
   ASSERT_TRUE(no_children());

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <eddy/runtime/task.hpp>
+#include <eddy/sched/remote.hpp>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -16,9 +18,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <eddy/runtime/task.hpp>
-#include <eddy/sched/remote.hpp>
 
 namespace eddy {
 
@@ -84,19 +83,20 @@ struct process_pool_options {
 /// if (pool.stats().queued > 100) shed_load();
 /// ```
 struct process_pool_stats {
-  std::size_t helpers_ready = 0;     ///< helpers that completed start-up and live
-  std::size_t helpers_starting = 0;  ///< spawned, not yet ready
-  std::uint64_t helpers_started = 0; ///< processes spawned over the pool's life
-  std::uint64_t helpers_died = 0;    ///< helpers that crashed or were killed
-  std::size_t queued = 0;            ///< calls waiting for a helper
-  std::size_t in_flight = 0;         ///< calls sent and not yet answered
+  std::size_t helpers_ready = 0;      ///< helpers that completed start-up and live
+  std::size_t helpers_starting = 0;   ///< spawned, not yet ready
+  std::uint64_t helpers_started = 0;  ///< processes spawned over the pool's life
+  std::uint64_t helpers_died = 0;     ///< helpers that crashed or were killed
+  std::size_t queued = 0;             ///< calls waiting for a helper
+  std::size_t in_flight = 0;          ///< calls sent and not yet answered
 };
 
 namespace detail {
 class process_pool_core;
-task<std::vector<char>> pool_exchange(std::shared_ptr<process_pool_core> core, const remote_entry* entry,
-                                      std::vector<char> args);
-std::shared_ptr<process_pool_core> make_process_pool_core(loop& l, const process_pool_options& opts);
+task<std::vector<char>> pool_exchange(std::shared_ptr<process_pool_core> core,
+                                      const remote_entry* entry, std::vector<char> args);
+std::shared_ptr<process_pool_core> make_process_pool_core(loop& l,
+                                                          const process_pool_options& opts);
 void close_process_pool_core(process_pool_core& core) noexcept;
 task<void> shutdown_process_pool_core(std::shared_ptr<process_pool_core> core);
 process_pool_stats process_pool_core_stats(const process_pool_core& core) noexcept;
@@ -202,7 +202,8 @@ class process_pool {
   /// parameter types. The arguments are encoded before this returns, so temporaries
   /// are safe to pass.
   template <auto Fn, class... A>
-  auto call(A&&... args) -> task<std::remove_cvref_t<typename detail::fn_traits<decltype(Fn)>::result>> {
+  auto call(A&&... args)
+      -> task<std::remove_cvref_t<typename detail::fn_traits<decltype(Fn)>::result>> {
     using traits = detail::fn_traits<decltype(Fn)>;
     using R = std::remove_cvref_t<typename traits::result>;
     using Params = typename traits::args;
@@ -211,7 +212,8 @@ class process_pool {
     static const detail::remote_entry* entry =
         detail::find_remote(reinterpret_cast<detail::fn_address>(Fn));
     if (entry == nullptr)
-      throw remote_call_error("process_pool::call: the function is not registered; add EDDY_REMOTE(fn)");
+      throw remote_call_error(
+          "process_pool::call: the function is not registered; add EDDY_REMOTE(fn)");
     std::vector<char> bytes;
     detail::encode_as<Params>(bytes, std::index_sequence_for<A...>{}, std::forward<A>(args)...);
     check_size(entry->name, bytes.size());

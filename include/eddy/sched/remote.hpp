@@ -12,22 +12,6 @@
 // address means nothing in another process.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
-#include <cstring>
-#include <istream>
-#include <ostream>
-#include <span>
-#include <stdexcept>
-#include <streambuf>
-#include <string>
-#include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <typeinfo>
-#include <utility>
-#include <vector>
-
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/chrono.hpp>
@@ -44,6 +28,21 @@
 #include <cereal/types/utility.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <istream>
+#include <ostream>
+#include <span>
+#include <stdexcept>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
 
 namespace eddy {
 
@@ -93,8 +92,7 @@ class remote_error : public std::runtime_error {
 /// ```
 class remote_call_error : public std::invalid_argument {
  public:
-  explicit remote_call_error(const std::string& what)
-      : std::invalid_argument("eddy: " + what) {}
+  explicit remote_call_error(const std::string& what) : std::invalid_argument("eddy: " + what) {}
 };
 
 namespace detail {
@@ -112,7 +110,8 @@ class vector_outbuf final : public std::streambuf {
     return n;
   }
   int_type overflow(int_type c) override {
-    if (!traits_type::eq_int_type(c, traits_type::eof())) out_.push_back(traits_type::to_char_type(c));
+    if (!traits_type::eq_int_type(c, traits_type::eof()))
+      out_.push_back(traits_type::to_char_type(c));
     return traits_type::not_eof(c);
   }
 
@@ -132,8 +131,8 @@ class span_inbuf final : public std::streambuf {
 
 template <class T>
 inline constexpr bool cereal_serializable_v =
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value&&
+        cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 
 template <class T>
 inline constexpr bool memcpy_serializable_v =
@@ -141,9 +140,8 @@ inline constexpr bool memcpy_serializable_v =
     !cereal_serializable_v<T>;
 
 template <class T>
-inline constexpr bool remote_value_v =
-    !std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&
-    (cereal_serializable_v<T> || memcpy_serializable_v<T>);
+inline constexpr bool remote_value_v = !std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&
+                                       (cereal_serializable_v<T> || memcpy_serializable_v<T>);
 
 template <class T>
 void put_value(cereal::BinaryOutputArchive& ar, const T& v) {
@@ -193,8 +191,8 @@ struct stored<char (&)[N]> {
   using type = std::string;
 };
 template <class P>
-using stored_t = typename stored<std::conditional_t<
-    std::is_array_v<std::remove_reference_t<P>>, P, std::remove_cvref_t<P>>>::type;
+using stored_t = typename stored<std::conditional_t<std::is_array_v<std::remove_reference_t<P>>, P,
+                                                    std::remove_cvref_t<P>>>::type;
 
 // The argument as it travels: itself when it already is the stored type (no copy of
 // a large vector), else converted (a string literal becomes a std::string).
@@ -282,9 +280,8 @@ struct fn_traits<R (*)(A...)> {
   using result = R;
   using args = std::tuple<stored_t<A>...>;
   using signature = std::remove_cvref_t<R>(stored_t<A>...);
-  static constexpr bool has_mutable_ref = ((std::is_lvalue_reference_v<A> &&
-                                            !std::is_const_v<std::remove_reference_t<A>>) ||
-                                           ...);
+  static constexpr bool has_mutable_ref =
+      ((std::is_lvalue_reference_v<A> && !std::is_const_v<std::remove_reference_t<A>>) || ...);
 };
 template <class R, class... A>
 struct fn_traits<R (*)(A...) noexcept> : fn_traits<R (*)(A...)> {};
@@ -351,9 +348,8 @@ bool register_remote(const char* name) {
 /// static int square(int x) { return x * x; }
 /// EDDY_REMOTE_NAMED(square, "math.square");
 /// ```
-#define EDDY_REMOTE_NAMED(fn, name)                                                  \
-  [[maybe_unused]] static const bool EDDY_DETAIL_CONCAT(eddy_remote_registered_,    \
-                                                        __COUNTER__) =              \
+#define EDDY_REMOTE_NAMED(fn, name)                                                             \
+  [[maybe_unused]] static const bool EDDY_DETAIL_CONCAT(eddy_remote_registered_, __COUNTER__) = \
       ::eddy::detail::register_remote<&fn>(name)
 
 /// Registers the function `fn` under its own spelling (`EDDY_REMOTE(ns::f)` is

@@ -1,13 +1,12 @@
 // eddy::signal_set: await POSIX signals through a signalfd.
 #pragma once
 
-#include <initializer_list>
-#include <optional>
-#include <vector>
-
 #include <signal.h>
 
 #include <eddy/runtime/task.hpp>
+#include <initializer_list>
+#include <optional>
+#include <vector>
 
 namespace eddy {
 

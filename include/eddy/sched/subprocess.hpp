@@ -6,14 +6,13 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <eddy/io/stream.hpp>
+#include <eddy/runtime/task.hpp>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <eddy/io/stream.hpp>
-#include <eddy/runtime/task.hpp>
 
 namespace eddy {
 
