@@ -106,7 +106,8 @@ struct pool_stats {
                                 ///< backlog is not counted: see work_class::waiting())
   std::size_t running = 0;      ///< jobs executing now (a fork-join parent and the child it
                                 ///< runs while waiting count as two)
-  std::size_t parked = 0;       ///< workers asleep, waiting for work
+  std::size_t parked = 0;       ///< workers asleep, waiting for work (including ones
+                                ///< asleep inside a join until new work or their child)
   std::uint64_t stolen = 0;     ///< jobs ever taken from another worker's deque
   std::uint64_t completed = 0;  ///< jobs ever finished (run, cancelled or discarded)
 };
