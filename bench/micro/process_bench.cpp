@@ -6,7 +6,10 @@
 //   BM_process_cpu_throughput/1    16 CPU-bound calls (~2 ms each) in flight at once,
 //   BM_process_cpu_throughput/2    on 1 helper and on 2; items_per_second is calls/s and
 //                                  speedup_vs_1 = (t on 1 helper) / (t on 2), both
-//                                  measured alternately in every iteration
+//                                  measured alternately in every iteration;
+//                                  machine_scaling = the same work on 1 vs 2 plain
+//                                  threads in this process, in the same iterations
+//                                  (what a shared 2-core box allows at that moment)
 //
 // Helper mode: helpers re-execute this binary, so helper mode must be routed before
 // Google Benchmark runs. The hook below does it during static initialisation, which is
@@ -24,6 +27,7 @@
 #include <eddy/sched/process_pool.hpp>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -118,8 +122,21 @@ eddy::task<double> batch(eddy::process_pool* pool) {
   co_return std::chrono::duration<double>(steady_clock::now() - t0).count();
 }
 
-eddy::task<void> throughput_loop(benchmark::State& state, double& seconds_one,
-                                 double& seconds_two) {
+// The batch's work on `threads` plain threads, no helpers: the machine's own scaling.
+double plain_batch(int threads) {
+  const auto t0 = steady_clock::now();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t)
+    ts.emplace_back([threads] {
+      for (int i = 0; i < calls_per_batch / threads; ++i)
+        benchmark::DoNotOptimize(spin_work(rounds_per_call));
+    });
+  for (auto& t : ts) t.join();
+  return std::chrono::duration<double>(steady_clock::now() - t0).count();
+}
+
+eddy::task<void> throughput_loop(benchmark::State& state, double& seconds_one, double& seconds_two,
+                                 double& plain_one, double& plain_two) {
   const bool two = state.range(0) == 2;
   eddy::process_pool one({.helpers = 1});
   eddy::process_pool pair({.helpers = 2});
@@ -133,19 +150,24 @@ eddy::task<void> throughput_loop(benchmark::State& state, double& seconds_one,
     const double mine = co_await batch(two ? &pair : &one);
     (two ? seconds_one : seconds_two) += other;
     (two ? seconds_two : seconds_one) += mine;
+    state.PauseTiming();
+    plain_one += plain_batch(1);
+    plain_two += plain_batch(2);
+    state.ResumeTiming();
   }
   co_await one.shutdown();
   co_await pair.shutdown();
 }
 
 void BM_process_cpu_throughput(benchmark::State& state) {
-  double seconds_one = 0, seconds_two = 0;
+  double seconds_one = 0, seconds_two = 0, plain_one = 0, plain_two = 0;
   eddy::loop l;
-  l.run(throughput_loop(state, seconds_one, seconds_two));
+  l.run(throughput_loop(state, seconds_one, seconds_two, plain_one, plain_two));
   l.close();
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * calls_per_batch);
   state.SetLabel(std::to_string(state.range(0)) + " helper(s)");
   if (seconds_two > 0) state.counters["speedup_vs_1"] = seconds_one / seconds_two;
+  if (plain_two > 0) state.counters["machine_scaling"] = plain_one / plain_two;
 }
 BENCHMARK(BM_process_cpu_throughput)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
