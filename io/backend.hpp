@@ -35,6 +35,20 @@ struct backend_caps {
   bool defer_taskrun = false;
 };
 
+/// Receive buffers the kernel picks from when data arrives (io_uring's provided
+/// buffer ring, 5.19+), so a connection waiting for data holds none. Every buffer a
+/// recv_multi completion names must come back through recycle(), on the loop
+/// thread, before the backend is destroyed.
+class buffer_ring {
+ public:
+  virtual ~buffer_ring() = default;
+  virtual std::byte* data(unsigned id) noexcept = 0;
+  virtual std::size_t buffer_size() const noexcept = 0;
+  virtual void recycle(unsigned id) noexcept = 0;
+  /// Buffers the kernel can still pick.
+  virtual std::size_t available() const noexcept = 0;
+};
+
 class backend {
  public:
   virtual ~backend() = default;
@@ -54,6 +68,9 @@ class backend {
   /// Called on the loop thread before the loop first runs (io_uring enables its
   /// ring there, making that thread the single issuer).
   virtual void attach_thread() {}
+  /// The provided-buffer ring for recv_multi (made on first use), or nullptr where
+  /// the backend has none (epoll; io_uring without caps().provided_buffers).
+  virtual buffer_ring* recv_buffers() { return nullptr; }
 };
 
 /// Chooses and builds the backend for `opts` (EDDY_BACKEND when from_env);

@@ -15,6 +15,11 @@
 //    and sets IORING_SQ_CQ_OVERFLOW; we drain the CQ, flush the overflow with
 //    io_uring_get_events and drain again, so no completion is lost. -EBUSY from
 //    submit (overflow back-pressure) is answered by draining first.
+//  - Provided buffers (5.19+ ring, made on first recv_buffers()): one group of
+//    fixed-size buffers for every multishot recv. The kernel picks a buffer only
+//    when data arrives, so a waiting connection holds none; the receiver hands
+//    each buffer back with recycle() once the data is consumed. A dry ring ends a
+//    multishot recv with -ENOBUFS; the receiver re-arms (see io/net/receiver.cpp).
 //  - Lifetime (DESIGN.md §4): an op is owned by the kernel from submit until its
 //    final CQE (no IORING_CQE_F_MORE); only then is `complete` called. cancel()
 //    only queues an ASYNC_CANCEL. close cancels every op on the fd (CANCEL_FD |
@@ -23,6 +28,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -42,6 +48,63 @@ namespace eddy::detail {
 namespace {
 
 constexpr std::uint64_t ignore_tag = 0;
+constexpr unsigned short recv_group = 0;
+
+class uring_buffer_ring final : public buffer_ring {
+ public:
+  uring_buffer_ring(io_uring* ring, unsigned entries, std::size_t size)
+      : ring_(ring), entries_(entries), size_(size), available_(entries) {
+    ring_bytes_ = entries * sizeof(io_uring_buf);
+    void* m = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::system_error(errno, std::system_category(), "eddy: buffer ring mmap");
+    br_ = static_cast<io_uring_buf_ring*>(m);
+    void* b = ::mmap(nullptr, entries * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED) {
+      const int e = errno;
+      ::munmap(br_, ring_bytes_);
+      throw std::system_error(e, std::system_category(), "eddy: receive buffers mmap");
+    }
+    bufs_ = static_cast<std::byte*>(b);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uint64_t>(br_);
+    reg.ring_entries = entries;
+    reg.bgid = recv_group;
+    if (const int r = io_uring_register_buf_ring(ring_, &reg, 0); r != 0) {
+      ::munmap(bufs_, entries * size);
+      ::munmap(br_, ring_bytes_);
+      throw std::system_error(-r, std::system_category(), "eddy: io_uring_register_buf_ring");
+    }
+    io_uring_buf_ring_init(br_);
+    for (unsigned i = 0; i < entries; ++i)
+      io_uring_buf_ring_add(br_, data(i), static_cast<unsigned>(size_), static_cast<unsigned short>(i),
+                            io_uring_buf_ring_mask(entries_), static_cast<int>(i));
+    io_uring_buf_ring_advance(br_, static_cast<int>(entries));
+  }
+  ~uring_buffer_ring() override {
+    io_uring_unregister_buf_ring(ring_, recv_group);
+    ::munmap(bufs_, entries_ * size_);
+    ::munmap(br_, ring_bytes_);
+  }
+  std::byte* data(unsigned id) noexcept override { return bufs_ + static_cast<std::size_t>(id) * size_; }
+  std::size_t buffer_size() const noexcept override { return size_; }
+  std::size_t available() const noexcept override { return available_; }
+  void recycle(unsigned id) noexcept override {
+    io_uring_buf_ring_add(br_, data(id), static_cast<unsigned>(size_), static_cast<unsigned short>(id),
+                          io_uring_buf_ring_mask(entries_), 0);
+    io_uring_buf_ring_advance(br_, 1);
+    ++available_;
+  }
+  void taken() noexcept { --available_; }
+
+ private:
+  io_uring* ring_;
+  unsigned entries_;
+  std::size_t size_;
+  std::size_t available_;
+  std::size_t ring_bytes_ = 0;
+  io_uring_buf_ring* br_ = nullptr;
+  std::byte* bufs_ = nullptr;
+};
 
 class uring_backend final : public backend {
  public:
@@ -79,7 +142,8 @@ class uring_backend final : public backend {
       caps_.multishot_accept = io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
                                caps_.defer_taskrun;  // 5.19 accept multishot; 6.1 for DEFER
       caps_.multishot_recv = caps_.multishot_accept;
-      caps_.provided_buffers = io_uring_opcode_supported(probe, IORING_OP_PROVIDE_BUFFERS);
+      // Buffer rings (register_buf_ring) came with 5.19; multishot recv with 6.0.
+      caps_.provided_buffers = caps_.multishot_recv;
       io_uring_free_probe(probe);
     }
     // ASYNC_CANCEL by fd came with 5.19, as did DEFER_TASKRUN's predecessor work;
@@ -103,6 +167,7 @@ class uring_backend final : public backend {
         drain(UINT32_MAX);
       }
     }
+    bufring_.reset();
     io_uring_queue_exit(&ring_);
     ::close(evfd_);
   }
@@ -110,6 +175,20 @@ class uring_backend final : public backend {
   backend_kind kind() const noexcept override { return backend_kind::io_uring; }
   const backend_caps& caps() const noexcept override { return caps_; }
   std::size_t in_flight() const noexcept override { return in_flight_; }
+
+  buffer_ring* recv_buffers() override {
+    if (!bufring_ && caps_.provided_buffers && enabled()) {
+      // 256 × 16 KiB: 4 MiB of address space, resident only as buffers are used.
+      try {
+        bufring_ = std::make_unique<uring_buffer_ring>(&ring_, 256, 16 * 1024);
+      } catch (const std::system_error& e) {
+        // Not fatal: receive() falls back to pooled blocks, as on epoll.
+        log_debug("eddy: no provided-buffer ring: %s", e.what());
+        caps_.provided_buffers = false;
+      }
+    }
+    return bufring_.get();
+  }
 
   void attach_thread() override {
     if (flags_ & IORING_SETUP_R_DISABLED) {
@@ -132,6 +211,11 @@ class uring_backend final : public backend {
     }
     if (op.fd < 0) {
       op.res = -EBADF;
+      op.state = op_state::done;
+      return true;
+    }
+    if (op.code == op_code::recv_multi && !bufring_) {
+      op.res = -EOPNOTSUPP;
       op.state = op_state::done;
       return true;
     }
@@ -160,6 +244,11 @@ class uring_backend final : public backend {
         break;
       case op_code::accept_multi:
         io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, static_cast<int>(op.flags));
+        break;
+      case op_code::recv_multi:
+        io_uring_prep_recv_multishot(s, op.fd, nullptr, 0, static_cast<int>(op.flags));
+        s->flags |= IOSQE_BUFFER_SELECT;
+        s->buf_group = recv_group;
         break;
       case op_code::connect:
         io_uring_prep_connect(s, op.fd, static_cast<const sockaddr*>(op.buf), op.len);
@@ -304,6 +393,7 @@ class uring_backend final : public backend {
       return;
     }
     auto* op = reinterpret_cast<io_op*>(ud);
+    if ((cqe->flags & IORING_CQE_F_BUFFER) && bufring_) bufring_->taken();
     op->res = cqe->res;
     op->cqe_flags = cqe->flags;
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
@@ -314,6 +404,7 @@ class uring_backend final : public backend {
   }
 
   io_uring ring_{};
+  std::unique_ptr<uring_buffer_ring> bufring_;
   unsigned flags_ = 0;
   unsigned features_ = 0;
   int evfd_ = -1;

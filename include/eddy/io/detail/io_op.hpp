@@ -28,6 +28,12 @@ enum class op_code : std::uint8_t {
   // accepted fd with IORING_CQE_F_MORE in cqe_flags while the op stays armed; the
   // op is in flight until a completion without F_MORE (an error, or cancel).
   accept_multi,  // fd, flags = accept4 flags
+  // Multishot recv into the backend's provided-buffer ring (backend::recv_buffers):
+  // each completion names a buffer (IORING_CQE_F_BUFFER, id in the upper 16 bits
+  // of cqe_flags) that the receiver must hand back with buffer_ring::recycle. No
+  // buffer is held while the socket is idle. In flight until a completion without
+  // F_MORE (EOF, an error, -ENOBUFS when the ring ran dry, or a cancel).
+  recv_multi,    // fd, flags = MSG_*
 };
 
 enum class op_state : std::uint8_t { idle, in_flight, done };

@@ -11,6 +11,7 @@
 
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
+#include <eddy/io/recv_buffer.hpp>
 #include <eddy/runtime/task.hpp>
 
 namespace eddy::detail {
@@ -25,16 +26,31 @@ socket_address peer_address_of(int fd, const char* what);
 void set_int_option(int fd, int level, int name, int value, const char* what);
 int get_int_option(int fd, int level, int name, const char* what);
 
+struct receiver_state;  // io/net/receiver.cpp
+
 class stream_socket {
  public:
   stream_socket() noexcept = default;
   explicit stream_socket(unique_fd fd) noexcept : fd_(std::move(fd)) {}
+  stream_socket(stream_socket&&) noexcept = default;
+  stream_socket& operator=(stream_socket&& o) noexcept;
+  ~stream_socket();
 
-  /// Receives up to `buf.size()` bytes; 0 is end of stream. Cancel-safe.
+  /// Receives up to `buf.size()` bytes; 0 is end of stream. Cancel-safe. Throws
+  /// std::logic_error once receive() has been used on this socket on io_uring
+  /// (its multishot receive owns the socket's incoming bytes).
   size_awaiter read_some(std::span<std::byte> buf) const {
+    if (rx_) mixed_reads();
     return size_awaiter(loop::current(), "eddy: recv", op_code::recv, fd_.get(), buf.data(),
                         clamp_len(buf.size()));
   }
+  /// Receives the next bytes into a buffer lent by the loop (see recv_buffer);
+  /// empty at end of stream. On io_uring a multishot recv with the provided buffer
+  /// ring stays armed across calls, so a waiting socket holds no buffer and a busy
+  /// one costs no SQE per receive; on epoll, recv into a pooled block once the
+  /// socket is readable. Cancel-safe: bytes received while nobody waits stay
+  /// queued for the next call.
+  task<recv_buffer> receive();
   /// Sends up to `buf.size()` bytes (MSG_NOSIGNAL: never SIGPIPE); returns the
   /// count sent. Cancel-safe (sent nothing, or returns what it sent).
   size_awaiter write_some(std::span<const std::byte> buf) const {
@@ -51,17 +67,25 @@ class stream_socket {
   /// shutdown(SHUT_WR): the peer reads end of stream; reading here goes on.
   void shutdown_write() const;
   /// Closes the socket, first cancelling operations in flight on it.
-  void_awaiter close() { return fd_.close(); }
+  task<void> close();
 
   socket_address local_address() const;
   socket_address peer_address() const;
   int fd() const noexcept { return fd_.get(); }
   explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
   /// Gives up ownership of the fd (for eddy::stream or a foreign library).
-  unique_fd release() noexcept { return std::move(fd_); }
+  /// Throws std::logic_error after receive() on io_uring (bytes may be queued).
+  unique_fd release() {
+    if (rx_) mixed_reads();
+    return std::move(fd_);
+  }
 
  protected:
+  [[noreturn]] static void mixed_reads();
+  void drop_receiver() noexcept;
+
   unique_fd fd_;
+  std::shared_ptr<receiver_state> rx_;
 };
 
 struct listener_state;  // io/net/listener.cpp

@@ -1,0 +1,249 @@
+// stream_socket::receive(): bytes in buffers the loop lends (recv_buffer).
+//
+// io_uring (caps().multishot_recv and a provided-buffer ring): one multishot recv
+// per socket, armed by the first receive() and left armed. The kernel picks a ring
+// buffer only when data arrives, so an idle connection holds none. Each CQE with
+// IORING_CQE_F_BUFFER is queued here until a receive() hands it out; the
+// recv_buffer gives it back to the ring when dropped. Rules:
+//  - The op is in flight until a CQE without IORING_CQE_F_MORE (DESIGN.md §4);
+//    the state holds a reference to itself (`self`) until then, so the socket
+//    object may go away first. Only a receive() re-arms, never the callback (it
+//    runs inside the backend's CQ drain).
+//  - At most `queue_cap` buffers wait per socket: past that the op is cancelled,
+//    so one slow reader cannot drain the ring every connection shares. The next
+//    receive() that finds the queue empty re-arms.
+//  - -ENOBUFS (ring dry) ends the op. The next receive() does one plain recv into
+//    a pooled block (so it makes progress without spinning on an empty ring) and
+//    re-arms the multishot after it.
+//  - EOF (res 0) and errors end the op; they are delivered after queued data.
+//
+// epoll (and io_uring without buffer rings): recv into a pooled block, trying
+// first and waiting with poll on EAGAIN, so a waiting socket holds no block either.
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <deque>
+#include <memory>
+#include <stdexcept>
+#include <system_error>
+#include <vector>
+
+#include <eddy/io/detail/stream_socket.hpp>
+#include <eddy/runtime/event.hpp>
+
+#include "io/backend.hpp"
+
+namespace eddy::detail {
+
+namespace {
+
+constexpr std::size_t queue_cap = 8;
+constexpr std::size_t block_size = 16 * 1024;
+constexpr std::size_t pool_cap = 256;
+
+// Per-thread cache of receive blocks (a loop is owned by one thread).
+struct block_pool {
+  std::vector<std::byte*> free;
+  ~block_pool() {
+    for (std::byte* b : free) delete[] b;
+  }
+  std::byte* take() {
+    if (free.empty()) return new std::byte[block_size];
+    std::byte* b = free.back();
+    free.pop_back();
+    return b;
+  }
+  void give(std::byte* b) noexcept {
+    if (free.size() < pool_cap) free.push_back(b);
+    else delete[] b;
+  }
+};
+thread_local block_pool pool;
+
+void release_block(void*, std::byte* base, unsigned) noexcept { pool.give(base); }
+void release_ring(void* ring, std::byte*, unsigned id) noexcept { static_cast<buffer_ring*>(ring)->recycle(id); }
+
+struct raw_awaiter : op_awaiter {
+  using op_awaiter::op_awaiter;
+  int await_resume() { return raw_result(); }
+};
+
+[[noreturn]] void fail(int err) { throw std::system_error(err, std::system_category(), "eddy: recv"); }
+
+task<recv_buffer> receive_pooled(int fd, loop& l) {
+  for (;;) {
+    std::byte* b = pool.take();
+    const ssize_t r = ::recv(fd, b, block_size, MSG_DONTWAIT);
+    if (r > 0) co_return recv_buffer(b, static_cast<std::size_t>(r), &release_block, nullptr, 0);
+    const int e = errno;
+    pool.give(b);
+    if (r == 0) co_return recv_buffer{};
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) fail(e);
+    (void)co_await size_awaiter(l, "eddy: recv (poll)", op_code::poll, fd, nullptr, 0, POLLIN);
+  }
+}
+
+}  // namespace
+
+struct receiver_state : std::enable_shared_from_this<receiver_state> {
+  struct chunk {
+    unsigned id;
+    unsigned len;
+  };
+  loop* l = nullptr;
+  int fd = -1;
+  buffer_ring* ring = nullptr;
+  io_op op{};
+  std::shared_ptr<receiver_state> self;
+  std::deque<chunk> q;
+  int err = 0;
+  bool eof = false;
+  bool nobufs = false;
+  bool closed = false;
+  event wake;        // set by each completion
+  event final_seen;  // set by the final completion
+
+  ~receiver_state() { recycle_queue(); }
+  bool armed() const noexcept { return op.state == op_state::in_flight; }
+  void recycle_queue() noexcept {
+    if (l != nullptr && !l->is_closed())
+      for (const chunk& c : q) ring->recycle(c.id);
+    q.clear();
+  }
+  void arm() {
+    op = io_op{};
+    op.code = op_code::recv_multi;
+    op.fd = fd;
+    op.complete = &on_cqe;
+    self = shared_from_this();
+    if (l->io().submit(op)) {
+      self.reset();
+      err = op.res < 0 ? -op.res : EINVAL;
+    }
+  }
+  static void on_cqe(io_op* o) noexcept {
+    receiver_state* s = outer_of(o, &receiver_state::op);
+    const unsigned flags = o->cqe_flags;
+    const int res = o->res;
+    if (flags & IORING_CQE_F_BUFFER) {
+      const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+      if (res > 0 && !s->closed) s->q.push_back({id, static_cast<unsigned>(res)});
+      else s->ring->recycle(id);
+    }
+    if (res == 0) s->eof = true;
+    else if (res == -ENOBUFS) s->nobufs = true;
+    else if (res < 0 && res != -ECANCELED) s->err = -res;
+    const bool final = (flags & IORING_CQE_F_MORE) == 0;
+    s->wake.set();
+    if (!final && s->q.size() >= queue_cap && !o->cancel_requested) s->l->io().cancel(*o);
+    if (final) {
+      s->final_seen.set();
+      std::shared_ptr<receiver_state> keep = std::move(s->self);  // may free s on return
+    }
+  }
+};
+
+namespace {
+
+task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
+  for (;;) {
+    if (!s->q.empty()) {
+      const receiver_state::chunk c = s->q.front();
+      s->q.pop_front();
+      co_return recv_buffer(s->ring->data(c.id), c.len, &release_ring, s->ring, c.id);
+    }
+    if (s->err != 0) fail(std::exchange(s->err, 0));
+    if (s->eof) co_return recv_buffer{};
+    if (s->closed) fail(EBADF);
+    if (!s->armed()) {
+      if (s->nobufs) {
+        s->nobufs = false;
+        std::byte* b = pool.take();
+        int r;
+        try {
+          r = co_await raw_awaiter(*s->l, "eddy: recv", op_code::recv, s->fd, b, block_size);
+        } catch (...) {
+          pool.give(b);
+          throw;
+        }
+        if (r > 0) co_return recv_buffer(b, static_cast<std::size_t>(r), &release_block, nullptr, 0);
+        pool.give(b);
+        if (r == 0) {
+          s->eof = true;
+          co_return recv_buffer{};
+        }
+        fail(-r);
+      }
+      s->arm();
+      continue;
+    }
+    s->wake.clear();
+    co_await s->wake.wait();
+  }
+}
+
+}  // namespace
+
+task<recv_buffer> stream_socket::receive() {
+  loop& l = loop::current();
+  if (!rx_) {
+    buffer_ring* ring = l.io().caps().multishot_recv ? l.io().recv_buffers() : nullptr;
+    if (ring == nullptr) return receive_pooled(fd_.get(), l);
+    rx_ = std::make_shared<receiver_state>();
+    rx_->l = &l;
+    rx_->fd = fd_.get();
+    rx_->ring = ring;
+  }
+  return receive_ring(rx_);
+}
+
+void stream_socket::mixed_reads() {
+  throw std::logic_error("eddy: read_some/release after receive() on io_uring: use one way of reading per socket");
+}
+
+void stream_socket::drop_receiver() noexcept {
+  if (!rx_) return;
+  std::shared_ptr<receiver_state> s = std::move(rx_);
+  s->closed = true;
+  s->wake.set();
+  if (s->armed() && !s->l->is_closed()) {
+    // close_now cancels the multishot op; a destructor cannot await its final
+    // CQE, but loop::close must not find it in flight, so reap here (completions
+    // only schedule resumptions: safe from inside a task). Bounded as a safety net.
+    fd_.reset();
+    for (int i = 0; i < 1000 && s->armed(); ++i) s->l->io().wait(1'000'000, 64);
+  }
+  s->recycle_queue();
+}
+
+stream_socket& stream_socket::operator=(stream_socket&& o) noexcept {
+  if (this != &o) {
+    drop_receiver();
+    fd_ = std::move(o.fd_);
+    rx_ = std::move(o.rx_);
+  }
+  return *this;
+}
+
+stream_socket::~stream_socket() { drop_receiver(); }
+
+task<void> stream_socket::close() {
+  std::shared_ptr<receiver_state> s = std::move(rx_);
+  if (s) {
+    s->closed = true;
+    s->wake.set();
+  }
+  co_await fd_.close();
+  if (s) {
+    while (s->armed()) {
+      s->final_seen.clear();
+      co_await s->final_seen.wait();
+    }
+    s->recycle_queue();
+  }
+}
+
+}  // namespace eddy::detail
