@@ -18,13 +18,12 @@
 
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
-#include <string>
-#include <system_error>
-
 #include <eddy/io/stream.hpp>
 #include <eddy/runtime/event.hpp>
 #include <eddy/runtime/loop.hpp>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 
 namespace eddy {
 
@@ -69,12 +68,15 @@ namespace {
 
 void check(const stream_options& o) {
   constexpr std::size_t gib = std::size_t{1} << 30;
-  auto bad = [](const char* what) { throw std::invalid_argument(std::string("eddy::stream_options: ") + what); };
+  auto bad = [](const char* what) {
+    throw std::invalid_argument(std::string("eddy::stream_options: ") + what);
+  };
   if (o.read_limit == 0 || o.read_limit > gib) bad("read_limit must be 1..1 GiB");
   if (o.max_read_exact > gib) bad("max_read_exact must be at most 1 GiB");
   if (o.read_chunk == 0 || o.read_chunk > gib) bad("read_chunk must be 1..1 GiB");
   if (o.low_water == 0 || o.low_water > o.high_water) bad("need 1 <= low_water <= high_water");
-  if (o.high_water > o.max_write_buffer || o.max_write_buffer > gib) bad("need high_water <= max_write_buffer <= 1 GiB");
+  if (o.high_water > o.max_write_buffer || o.max_write_buffer > gib)
+    bad("need high_water <= max_write_buffer <= 1 GiB");
 }
 
 std::shared_ptr<stream_state> make_state(unique_fd fd, const stream_options& o) {
@@ -82,7 +84,7 @@ std::shared_ptr<stream_state> make_state(unique_fd fd, const stream_options& o) 
   if (!fd) throw std::invalid_argument("eddy::stream: empty fd");
   auto s = std::make_shared<stream_state>();
   s->l = &loop::current();
-  struct stat st{};
+  struct stat st {};
   s->is_socket = ::fstat(fd.get(), &st) == 0 && S_ISSOCK(st.st_mode);
   s->fd = std::move(fd);
   s->o = o;
@@ -91,7 +93,8 @@ std::shared_ptr<stream_state> make_state(unique_fd fd, const stream_options& o) 
 
 detail::size_awaiter recv_into(stream_state& s, std::byte* p, std::size_t n) {
   // Pipes cannot take recv; sockets use it so the backends' socket paths apply.
-  return detail::size_awaiter(*s.l, "eddy::stream: read", s.is_socket ? detail::op_code::recv : detail::op_code::read,
+  return detail::size_awaiter(*s.l, "eddy::stream: read",
+                              s.is_socket ? detail::op_code::recv : detail::op_code::read,
                               s.fd.get(), p, detail::clamp_len(n));
 }
 
@@ -117,14 +120,17 @@ task<void> flusher(std::shared_ptr<stream_state> s) {
         if (s->pending.empty()) break;
         std::swap(s->sending, s->pending);
       }
-      const std::span<const std::byte> rest(s->sending.data() + s->spos, s->sending.size() - s->spos);
+      const std::span<const std::byte> rest(s->sending.data() + s->spos,
+                                            s->sending.size() - s->spos);
       const auto code = s->is_socket ? detail::op_code::send : detail::op_code::write;
       s->spos += co_await detail::size_awaiter(*s->l, "eddy::stream: write", code, s->fd.get(),
-                                               const_cast<std::byte*>(rest.data()), detail::clamp_len(rest.size()));
+                                               const_cast<std::byte*>(rest.data()),
+                                               detail::clamp_len(rest.size()));
       s->progress.set();
     }
   } catch (const cancelled_error&) {
-    s->werr = std::make_exception_ptr(std::system_error(ECANCELED, std::system_category(), "eddy::stream: write cancelled"));
+    s->werr = std::make_exception_ptr(
+        std::system_error(ECANCELED, std::system_category(), "eddy::stream: write cancelled"));
   } catch (...) {
     s->werr = std::current_exception();
   }
@@ -142,8 +148,8 @@ void rethrow_write_error(const stream_state& s) {
 }
 
 std::string quote_limit(const char* what, std::size_t limit) {
-  return std::string("eddy::stream::") + what + ": no delimiter within the limit of " + std::to_string(limit) +
-         " bytes (stream_options::read_limit)";
+  return std::string("eddy::stream::") + what + ": no delimiter within the limit of " +
+         std::to_string(limit) + " bytes (stream_options::read_limit)";
 }
 
 }  // namespace
@@ -160,7 +166,9 @@ stream& stream::operator=(stream&& o) noexcept {
   }
   return *this;
 }
-stream::~stream() { abort(); }
+stream::~stream() {
+  abort();
+}
 
 void stream::abort() noexcept {
   if (s_ && s_->fd) {
@@ -169,14 +177,22 @@ void stream::abort() noexcept {
   }
 }
 
-int stream::fd() const noexcept { return s_ ? s_->fd.get() : -1; }
+int stream::fd() const noexcept {
+  return s_ ? s_->fd.get() : -1;
+}
 const stream_options& stream::options() const noexcept {
   static const stream_options defaults{};
   return s_ ? s_->o : defaults;
 }
-std::size_t stream::write_buffer_size() const noexcept { return s_ ? s_->wsize() : 0; }
-std::size_t stream::read_buffer_size() const noexcept { return s_ ? s_->rsize() : 0; }
-bool stream::at_eof() const noexcept { return s_ && s_->eof && s_->rsize() == 0; }
+std::size_t stream::write_buffer_size() const noexcept {
+  return s_ ? s_->wsize() : 0;
+}
+std::size_t stream::read_buffer_size() const noexcept {
+  return s_ ? s_->rsize() : 0;
+}
+bool stream::at_eof() const noexcept {
+  return s_ && s_->eof && s_->rsize() == 0;
+}
 
 task<std::size_t> stream::read_some(std::span<std::byte> buf) {
   auto s = s_;
@@ -204,8 +220,9 @@ task<void> stream::read_exact(std::span<std::byte> buf) {
     if (!co_await fill(s)) {
       std::string partial(s->rdata(), s->rsize());
       s->consume(s->rsize());
-      throw incomplete_read_error("eddy::stream::read_exact: end of stream after " + std::to_string(partial.size()) +
-                                      " of " + std::to_string(buf.size()) + " bytes",
+      throw incomplete_read_error("eddy::stream::read_exact: end of stream after " +
+                                      std::to_string(partial.size()) + " of " +
+                                      std::to_string(buf.size()) + " bytes",
                                   std::move(partial));
     }
   }
@@ -215,7 +232,8 @@ task<void> stream::read_exact(std::span<std::byte> buf) {
 
 task<std::vector<std::byte>> stream::read_exact(std::size_t n) {
   if (n > s_->o.max_read_exact)
-    throw stream_limit_error("eddy::stream::read_exact: " + std::to_string(n) + " bytes exceeds max_read_exact (" +
+    throw stream_limit_error("eddy::stream::read_exact: " + std::to_string(n) +
+                             " bytes exceeds max_read_exact (" +
                              std::to_string(s_->o.max_read_exact) + ")");
   std::vector<std::byte> out(n);
   co_await read_exact(std::span(out));
@@ -242,7 +260,8 @@ task<std::string> stream::read_until(std::string delim, std::size_t limit) {
     if (!co_await fill(s)) {
       std::string partial(s->rdata(), s->rsize());
       s->consume(s->rsize());
-      throw incomplete_read_error("eddy::stream::read_until: end of stream before the delimiter", std::move(partial));
+      throw incomplete_read_error("eddy::stream::read_until: end of stream before the delimiter",
+                                  std::move(partial));
     }
   }
 }
@@ -256,15 +275,15 @@ task<std::string> stream::read_line(std::size_t limit) {
     const auto at = have.find('\n', searched);
     if (at != std::string_view::npos) {
       if (at + 1 > limit)
-        throw stream_limit_error("eddy::stream::read_line: line longer than the limit of " + std::to_string(limit) +
-                                 " bytes (stream_options::read_limit)");
+        throw stream_limit_error("eddy::stream::read_line: line longer than the limit of " +
+                                 std::to_string(limit) + " bytes (stream_options::read_limit)");
       std::string out(have.substr(0, at + 1));
       s->consume(at + 1);
       co_return out;
     }
     if (have.size() >= limit)
-      throw stream_limit_error("eddy::stream::read_line: line longer than the limit of " + std::to_string(limit) +
-                               " bytes (stream_options::read_limit)");
+      throw stream_limit_error("eddy::stream::read_line: line longer than the limit of " +
+                               std::to_string(limit) + " bytes (stream_options::read_limit)");
     searched = have.size();
     if (!co_await fill(s)) {
       std::string rest(s->rdata(), s->rsize());  // `have` may dangle: fill moved the buffer
@@ -277,8 +296,8 @@ task<std::string> stream::read_line(std::size_t limit) {
 task<std::span<const std::byte>> stream::peek(std::size_t n) {
   auto s = s_;
   if (n > s->o.read_limit)
-    throw stream_limit_error("eddy::stream::peek: " + std::to_string(n) + " bytes exceeds read_limit (" +
-                             std::to_string(s->o.read_limit) + ")");
+    throw stream_limit_error("eddy::stream::peek: " + std::to_string(n) +
+                             " bytes exceeds read_limit (" + std::to_string(s->o.read_limit) + ")");
   while (s->rsize() < n && co_await fill(s)) {
   }
   co_return std::span<const std::byte>(s->rb.data() + s->rbeg, s->rsize());
@@ -287,11 +306,13 @@ task<std::span<const std::byte>> stream::peek(std::size_t n) {
 void stream::write(std::span<const std::byte> data) {
   stream_state& s = *s_;
   rethrow_write_error(s);
-  if (!s.fd) throw std::system_error(EBADF, std::system_category(), "eddy::stream::write: stream is closed");
+  if (!s.fd)
+    throw std::system_error(EBADF, std::system_category(), "eddy::stream::write: stream is closed");
   if (data.empty()) return;
   if (s.wsize() + data.size() > s.o.max_write_buffer)
     throw stream_limit_error("eddy::stream::write: " + std::to_string(s.wsize() + data.size()) +
-                             " bytes would pass max_write_buffer (" + std::to_string(s.o.max_write_buffer) +
+                             " bytes would pass max_write_buffer (" +
+                             std::to_string(s.o.max_write_buffer) +
                              "); co_await drain() between writes");
   s.pending.insert(s.pending.end(), data.begin(), data.end());
   if (!s.flushing) {
@@ -323,7 +344,8 @@ task<void> stream::flush() {
 task<void> stream::shutdown_write() {
   auto s = s_;
   co_await flush();
-  if (!s->is_socket) throw std::logic_error("eddy::stream::shutdown_write: not a socket (close a pipe end instead)");
+  if (!s->is_socket)
+    throw std::logic_error("eddy::stream::shutdown_write: not a socket (close a pipe end instead)");
   if (::shutdown(s->fd.get(), SHUT_WR) != 0)
     throw std::system_error(errno, std::system_category(), "eddy::stream::shutdown_write");
 }

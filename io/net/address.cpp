@@ -7,9 +7,8 @@
 #include <sys/un.h>
 
 #include <cstring>
-#include <string>
-
 #include <eddy/io/address.hpp>
+#include <string>
 
 namespace eddy {
 namespace {
@@ -50,7 +49,8 @@ bool parse_v6(std::string_view host, sockaddr_in6& out, std::string_view whole) 
   buf[host.size()] = '\0';
   if (::inet_pton(AF_INET6, buf, &out.sin6_addr) != 1) return false;
   if (!scope.empty()) {
-    if (scope.size() >= IF_NAMESIZE && scope.find_first_not_of("0123456789") != std::string_view::npos)
+    if (scope.size() >= IF_NAMESIZE &&
+        scope.find_first_not_of("0123456789") != std::string_view::npos)
       fail(whole, "IPv6 scope (interface name) too long");
     if (scope.find_first_not_of("0123456789") == std::string_view::npos) {
       if (scope.size() > 10) fail(whole, "IPv6 scope id out of range");
@@ -81,7 +81,8 @@ std::uint16_t parse_port(std::string_view text) {
 host_port split_host_port(std::string_view text) {
   if (text.size() > max_address_text) fail(text, "longer than 1024 bytes");
   for (char c : text) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) fail(text, "contains whitespace or control characters");
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      fail(text, "contains whitespace or control characters");
   }
   host_port hp;
   std::string_view port;
@@ -89,7 +90,8 @@ host_port split_host_port(std::string_view text) {
     const auto close = text.find(']');
     if (close == std::string_view::npos) fail(text, "'[' without ']'");
     hp.host = std::string(text.substr(1, close - 1));
-    if (close + 1 >= text.size() || text[close + 1] != ':') fail(text, "expected ':PORT' after ']'");
+    if (close + 1 >= text.size() || text[close + 1] != ':')
+      fail(text, "expected ':PORT' after ']'");
     port = text.substr(close + 2);
   } else {
     const auto colon = text.rfind(':');
@@ -109,12 +111,15 @@ socket_address::socket_address() noexcept {
   storage_.ss_family = AF_UNSPEC;
 }
 
-int socket_address::family() const noexcept { return len_ == 0 ? AF_UNSPEC : storage_.ss_family; }
+int socket_address::family() const noexcept {
+  return len_ == 0 ? AF_UNSPEC : storage_.ss_family;
+}
 
 socket_address socket_address::ip(std::string_view host, std::uint16_t port) {
   socket_address a;
   if (host.size() > max_address_text) fail(host, "longer than 1024 bytes");
-  if (!host.empty() && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (!host.empty() && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (host.find(':') != std::string_view::npos) {
     auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.storage_);
     if (!parse_v6(host, *s6, host)) fail(host, "not a numeric IPv6 address");
@@ -153,8 +158,10 @@ socket_address socket_address::any(std::uint16_t port, bool ipv6) noexcept {
 
 socket_address socket_address::loopback(std::uint16_t port, bool ipv6) noexcept {
   socket_address a = any(port, ipv6);
-  if (ipv6) reinterpret_cast<sockaddr_in6*>(&a.storage_)->sin6_addr = in6addr_loopback;
-  else reinterpret_cast<sockaddr_in*>(&a.storage_)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (ipv6)
+    reinterpret_cast<sockaddr_in6*>(&a.storage_)->sin6_addr = in6addr_loopback;
+  else
+    reinterpret_cast<sockaddr_in*>(&a.storage_)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   return a;
 }
 
@@ -187,8 +194,10 @@ socket_address socket_address::from_sockaddr(const sockaddr* sa, socklen_t len) 
     throw address_error("eddy: socket_address::from_sockaddr: bad length " + std::to_string(len));
   const int fam = sa->sa_family;
   if (fam != AF_INET && fam != AF_INET6 && fam != AF_UNIX)
-    throw address_error("eddy: socket_address::from_sockaddr: unsupported family " + std::to_string(fam));
-  if ((fam == AF_INET && len < sizeof(sockaddr_in)) || (fam == AF_INET6 && len < sizeof(sockaddr_in6)))
+    throw address_error("eddy: socket_address::from_sockaddr: unsupported family " +
+                        std::to_string(fam));
+  if ((fam == AF_INET && len < sizeof(sockaddr_in)) ||
+      (fam == AF_INET6 && len < sizeof(sockaddr_in6)))
     throw address_error("eddy: socket_address::from_sockaddr: short address");
   socket_address a;
   std::memcpy(&a.storage_, sa, len);
@@ -208,10 +217,12 @@ socket_address socket_address::parse(std::string_view text) {
   if (rest.front() == '@') return unix_abstract(rest.substr(1));
   if (rest.front() == '/' || rest.starts_with("./")) return unix_path(rest);
   for (char c : rest) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) fail(text, "contains whitespace or control characters");
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      fail(text, "contains whitespace or control characters");
   }
   const host_port hp = split_host_port(rest);
-  if (hp.host.find(':') == std::string::npos && hp.host.find_first_not_of("0123456789.") != std::string::npos)
+  if (hp.host.find(':') == std::string::npos &&
+      hp.host.find_first_not_of("0123456789.") != std::string::npos)
     fail(text, "host is not a numeric address (host names need eddy::resolve)");
   return ip(hp.host, hp.port);
 }
@@ -237,7 +248,8 @@ socket_address socket_address::with_port(std::uint16_t port) const noexcept {
 std::string socket_address::host() const {
   char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2] = {};
   if (is_ipv4()) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf, sizeof buf);
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+                sizeof buf);
     return buf;
   }
   if (is_ipv6()) {
@@ -247,25 +259,35 @@ std::string socket_address::host() const {
     if (s6->sin6_scope_id != 0) {
       char name[IF_NAMESIZE] = {};
       h += '%';
-      h += ::if_indextoname(s6->sin6_scope_id, name) ? std::string(name) : std::to_string(s6->sin6_scope_id);
+      h += ::if_indextoname(s6->sin6_scope_id, name) ? std::string(name)
+                                                     : std::to_string(s6->sin6_scope_id);
     }
     return h;
   }
   if (is_unix()) {
     const auto* su = reinterpret_cast<const sockaddr_un*>(&storage_);
-    const std::size_t n = len_ - offsetof(sockaddr_un, sun_path);
     if (len_ <= offsetof(sockaddr_un, sun_path)) return {};
-    if (su->sun_path[0] == '\0') return "@" + std::string(su->sun_path + 1, n - 1);
+    const std::size_t n = len_ - offsetof(sockaddr_un, sun_path);
+    if (su->sun_path[0] == '\0') {
+      std::string h(1, '@');
+      h.append(su->sun_path + 1, n - 1);
+      return h;
+    }
     return std::string(su->sun_path, ::strnlen(su->sun_path, n));
   }
   return {};
 }
 
 std::string socket_address::to_string() const {
-  if (is_ipv4()) return host() + ":" + std::to_string(port());
-  if (is_ipv6()) return "[" + host() + "]:" + std::to_string(port());
-  if (is_unix()) return "unix:" + host();
-  return {};
+  // Appends, not "literal" + std::string&&: GCC 12 warns falsely (-Wrestrict) there.
+  std::string t;
+  if (is_ipv4())
+    t.append(host()).append(":").append(std::to_string(port()));
+  else if (is_ipv6())
+    t.append("[").append(host()).append("]:").append(std::to_string(port()));
+  else if (is_unix())
+    t.append("unix:").append(host());
+  return t;
 }
 
 bool operator==(const socket_address& a, const socket_address& b) noexcept {

@@ -21,20 +21,19 @@
 // accepting at once would spin. If the reserve cannot be taken back we back off
 // (10 ms doubling to 1 s). Accepts resume by themselves once fds are free.
 #include <fcntl.h>
-#include <poll.h>
 #include <linux/io_uring.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <memory>
-#include <system_error>
-
 #include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/runtime/event.hpp>
 #include <eddy/runtime/time.hpp>
+#include <memory>
+#include <system_error>
 
 #include "io/backend.hpp"
 
@@ -44,7 +43,9 @@ namespace {
 constexpr std::size_t ready_cap = 64;
 constexpr int accept_flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
 
-int open_reserve() noexcept { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+int open_reserve() noexcept {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 struct accept_waiter;
 }  // namespace
@@ -126,17 +127,23 @@ struct raw_awaiter : op_awaiter {
 void listener_state::link(accept_waiter* w) noexcept {
   w->prev = tail;
   w->next = nullptr;
-  if (tail != nullptr) tail->next = w;
-  else head = w;
+  if (tail != nullptr)
+    tail->next = w;
+  else
+    head = w;
   tail = w;
   w->linked = true;
 }
 
 void listener_state::unlink(accept_waiter* w) noexcept {
-  if (w->prev != nullptr) w->prev->next = w->next;
-  else head = w->next;
-  if (w->next != nullptr) w->next->prev = w->prev;
-  else tail = w->prev;
+  if (w->prev != nullptr)
+    w->prev->next = w->next;
+  else
+    head = w->next;
+  if (w->next != nullptr)
+    w->next->prev = w->prev;
+  else
+    tail = w->prev;
   w->next = w->prev = nullptr;
   w->linked = false;
 }
@@ -173,8 +180,10 @@ void listener_state::on_multi(io_op* op) noexcept {
   listener_state* s = outer_of(op, &listener_state::mop);
   const int r = op->res;
   if (r >= 0) {
-    if (s->closed) ::close(r);
-    else s->ready.push_back(r);
+    if (s->closed)
+      ::close(r);
+    else
+      s->ready.push_back(r);
   } else if (r == -EMFILE || r == -ENFILE) {
     s->need_shed = true;
   } else if (r != -ECANCELED && r != -ECONNABORTED && r != -EINTR && r != -EAGAIN) {
@@ -252,7 +261,8 @@ task<unique_fd> accept_multishot(std::shared_ptr<listener_state> s) {
 task<unique_fd> accept_single(std::shared_ptr<listener_state> s) {
   for (;;) {
     if (s->closed) closed_error();
-    const int r = co_await raw_awaiter(*s->l, "eddy: accept", op_code::accept, s->fd, nullptr, 0, accept_flags);
+    const int r = co_await raw_awaiter(*s->l, "eddy: accept", op_code::accept, s->fd, nullptr, 0,
+                                       accept_flags);
     if (r >= 0) co_return unique_fd(r);
     if (r == -EMFILE || r == -ENFILE) {
       co_await shed_connections(s);
@@ -275,11 +285,13 @@ listener_core& listener_core::operator=(listener_core&& o) noexcept {
   return *this;
 }
 
-listener_core::listener_core(unique_fd fd, bool multishot) : s_(std::make_shared<listener_state>()) {
+listener_core::listener_core(unique_fd fd, bool multishot)
+    : s_(std::make_shared<listener_state>()) {
   s_->l = &loop::current();
   s_->multishot = multishot && s_->l->io().caps().multishot_accept;
   s_->reserve = open_reserve();
-  if (s_->reserve < 0) throw std::system_error(errno, std::system_category(), "eddy: listener reserve fd");
+  if (s_->reserve < 0)
+    throw std::system_error(errno, std::system_category(), "eddy: listener reserve fd");
   s_->fd = fd.release();
 }
 
@@ -318,7 +330,11 @@ task<void> listener_core::close() {
   s->ready.clear();
 }
 
-int listener_core::fd() const noexcept { return s_ ? s_->fd : -1; }
-std::uint64_t listener_core::shed_connections() const noexcept { return s_ ? s_->shed : 0; }
+int listener_core::fd() const noexcept {
+  return s_ ? s_->fd : -1;
+}
+std::uint64_t listener_core::shed_connections() const noexcept {
+  return s_ ? s_->shed : 0;
+}
 
 }  // namespace eddy::detail

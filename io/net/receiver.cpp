@@ -25,13 +25,12 @@
 #include <unistd.h>
 
 #include <deque>
+#include <eddy/io/detail/stream_socket.hpp>
+#include <eddy/runtime/event.hpp>
 #include <memory>
 #include <stdexcept>
 #include <system_error>
 #include <vector>
-
-#include <eddy/io/detail/stream_socket.hpp>
-#include <eddy/runtime/event.hpp>
 
 #include "io/backend.hpp"
 
@@ -56,21 +55,29 @@ struct block_pool {
     return b;
   }
   void give(std::byte* b) noexcept {
-    if (free.size() < pool_cap) free.push_back(b);
-    else delete[] b;
+    if (free.size() < pool_cap)
+      free.push_back(b);
+    else
+      delete[] b;
   }
 };
 thread_local block_pool pool;
 
-void release_block(void*, std::byte* base, unsigned) noexcept { pool.give(base); }
-void release_ring(void* ring, std::byte*, unsigned id) noexcept { static_cast<buffer_ring*>(ring)->recycle(id); }
+void release_block(void*, std::byte* base, unsigned) noexcept {
+  pool.give(base);
+}
+void release_ring(void* ring, std::byte*, unsigned id) noexcept {
+  static_cast<buffer_ring*>(ring)->recycle(id);
+}
 
 struct raw_awaiter : op_awaiter {
   using op_awaiter::op_awaiter;
   int await_resume() { return raw_result(); }
 };
 
-[[noreturn]] void fail(int err) { throw std::system_error(err, std::system_category(), "eddy: recv"); }
+[[noreturn]] void fail(int err) {
+  throw std::system_error(err, std::system_category(), "eddy: recv");
+}
 
 task<recv_buffer> receive_pooled(int fd, loop& l) {
   for (;;) {
@@ -130,12 +137,17 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     const int res = o->res;
     if (flags & IORING_CQE_F_BUFFER) {
       const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
-      if (res > 0 && !s->closed) s->q.push_back({id, static_cast<unsigned>(res)});
-      else s->ring->recycle(id);
+      if (res > 0 && !s->closed)
+        s->q.push_back({id, static_cast<unsigned>(res)});
+      else
+        s->ring->recycle(id);
     }
-    if (res == 0) s->eof = true;
-    else if (res == -ENOBUFS) s->nobufs = true;
-    else if (res < 0 && res != -ECANCELED) s->err = -res;
+    if (res == 0)
+      s->eof = true;
+    else if (res == -ENOBUFS)
+      s->nobufs = true;
+    else if (res < 0 && res != -ECANCELED)
+      s->err = -res;
     const bool final = (flags & IORING_CQE_F_MORE) == 0;
     s->wake.set();
     if (!final && s->q.size() >= queue_cap && !o->cancel_requested) s->l->io().cancel(*o);
@@ -169,7 +181,8 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
           pool.give(b);
           throw;
         }
-        if (r > 0) co_return recv_buffer(b, static_cast<std::size_t>(r), &release_block, nullptr, 0);
+        if (r > 0)
+          co_return recv_buffer(b, static_cast<std::size_t>(r), &release_block, nullptr, 0);
         pool.give(b);
         if (r == 0) {
           s->eof = true;
@@ -201,7 +214,8 @@ task<recv_buffer> stream_socket::receive() {
 }
 
 void stream_socket::mixed_reads() {
-  throw std::logic_error("eddy: read_some/release after receive() on io_uring: use one way of reading per socket");
+  throw std::logic_error(
+      "eddy: read_some/release after receive() on io_uring: use one way of reading per socket");
 }
 
 void stream_socket::drop_receiver() noexcept {
@@ -228,7 +242,9 @@ stream_socket& stream_socket::operator=(stream_socket&& o) noexcept {
   return *this;
 }
 
-stream_socket::~stream_socket() { drop_receiver(); }
+stream_socket::~stream_socket() {
+  drop_receiver();
+}
 
 task<void> stream_socket::close() {
   std::shared_ptr<receiver_state> s = std::move(rx_);

@@ -11,12 +11,11 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <eddy/io/detail/datagram_socket.hpp>
+#include <eddy/io/detail/stream_socket.hpp>
 #include <string>
 #include <system_error>
 #include <vector>
-
-#include <eddy/io/detail/datagram_socket.hpp>
-#include <eddy/io/detail/stream_socket.hpp>
 
 namespace eddy::detail {
 
@@ -88,7 +87,8 @@ task<void> stream_socket::write_all(std::span<const std::byte> buf) const {
   }
 }
 
-task<std::size_t> stream_socket::write_vectored(std::span<const std::span<const std::byte>> bufs) const {
+task<std::size_t> stream_socket::write_vectored(
+    std::span<const std::span<const std::byte>> bufs) const {
   constexpr std::size_t iov_max = 1024;
   std::vector<iovec> iov;
   iov.reserve(std::min(bufs.size(), iov_max));
@@ -116,16 +116,22 @@ void stream_socket::shutdown_write() const {
   if (::shutdown(fd_.get(), SHUT_WR) != 0) sys_fail(errno, "eddy: shutdown(SHUT_WR)");
 }
 
-socket_address stream_socket::local_address() const { return local_address_of(fd_.get(), "eddy: local_address"); }
-socket_address stream_socket::peer_address() const { return peer_address_of(fd_.get(), "eddy: peer_address"); }
+socket_address stream_socket::local_address() const {
+  return local_address_of(fd_.get(), "eddy: local_address");
+}
+socket_address stream_socket::peer_address() const {
+  return peer_address_of(fd_.get(), "eddy: peer_address");
+}
 
 // ---- datagram_socket ----
 
 void datagram_socket::connect(const socket_address& peer) {
-  if (::connect(fd_.get(), peer.data(), peer.size()) != 0) sys_fail(errno, "eddy: connect to " + peer.to_string());
+  if (::connect(fd_.get(), peer.data(), peer.size()) != 0)
+    sys_fail(errno, "eddy: connect to " + peer.to_string());
 }
 
-task<std::size_t> datagram_socket::send_to(std::span<const std::byte> buf, socket_address to) const {
+task<std::size_t> datagram_socket::send_to(std::span<const std::byte> buf,
+                                           socket_address to) const {
   iovec iov{const_cast<std::byte*>(buf.data()), buf.size()};
   msg_awaiter a(loop::current(), "eddy: sendto", op_code::sendmsg, fd_.get());
   a.msg.msg_name = to.data();
@@ -155,7 +161,11 @@ task<datagram> datagram_socket::recv_from(std::span<std::byte> buf) const {
   co_return d;
 }
 
-socket_address datagram_socket::local_address() const { return local_address_of(fd_.get(), "eddy: local_address"); }
-socket_address datagram_socket::peer_address() const { return peer_address_of(fd_.get(), "eddy: peer_address"); }
+socket_address datagram_socket::local_address() const {
+  return local_address_of(fd_.get(), "eddy: local_address");
+}
+socket_address datagram_socket::peer_address() const {
+  return peer_address_of(fd_.get(), "eddy: peer_address");
+}
 
 }  // namespace eddy::detail

@@ -5,13 +5,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <stdexcept>
-#include <string>
-#include <system_error>
-
 #include <eddy/io/tcp.hpp>
 #include <eddy/runtime/time.hpp>
 #include <eddy/sched/dns.hpp>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 
 #include "io/net/socket_util.hpp"
 
@@ -31,7 +30,8 @@ unique_fd adopt_nonblocking(unique_fd fd, const char* what) {
 
 void check_backlog(int backlog, const char* what) {
   if (backlog < 1 || backlog > 65535)
-    throw std::invalid_argument(std::string(what) + ": backlog must be 1..65535, got " + std::to_string(backlog));
+    throw std::invalid_argument(std::string(what) + ": backlog must be 1..65535, got " +
+                                std::to_string(backlog));
 }
 
 void bind_and_listen(int fd, const socket_address& addr, int backlog) {
@@ -63,17 +63,20 @@ task<tcp_stream> connect_resolved(std::string host, std::uint16_t port, bool nod
   std::exception_ptr last;
   for (const resolved_address& r : addrs) {
     try {
-      co_return co_await connect_once(socket_address::from_sockaddr(r.sockaddr_ptr(), r.length), nodelay);
+      co_return co_await connect_once(socket_address::from_sockaddr(r.sockaddr_ptr(), r.length),
+                                      nodelay);
     } catch (const std::system_error&) {
       last = std::current_exception();
     }
   }
   if (last) std::rethrow_exception(last);
-  throw std::system_error(EHOSTUNREACH, std::system_category(), "eddy: connect: no address for " + host);
+  throw std::system_error(EHOSTUNREACH, std::system_category(),
+                          "eddy: connect: no address for " + host);
 }
 
 void check_timeout(std::chrono::milliseconds t) {
-  if (t.count() <= 0) throw std::invalid_argument("eddy: tcp_stream::connect: timeout must be positive");
+  if (t.count() <= 0)
+    throw std::invalid_argument("eddy: tcp_stream::connect: timeout must be positive");
 }
 
 }  // namespace
@@ -87,7 +90,8 @@ task<tcp_stream> tcp_stream::connect(socket_address addr, tcp_connect_options op
   co_return co_await with_timeout(opts.timeout, connect_once(addr, opts.nodelay));
 }
 
-task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port, tcp_connect_options opts) {
+task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port,
+                                     tcp_connect_options opts) {
   check_timeout(opts.timeout);
   if (host.empty()) throw address_error("eddy: tcp_stream::connect: empty host");
   // Numeric hosts skip the resolver (and its thread hop).
@@ -98,8 +102,10 @@ task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port, tcp_c
   } catch (const address_error&) {
     is_numeric = false;
   }
-  if (is_numeric) co_return co_await with_timeout(opts.timeout, connect_once(numeric, opts.nodelay));
-  co_return co_await with_timeout(opts.timeout, connect_resolved(std::move(host), port, opts.nodelay));
+  if (is_numeric)
+    co_return co_await with_timeout(opts.timeout, connect_once(numeric, opts.nodelay));
+  co_return co_await with_timeout(opts.timeout,
+                                  connect_resolved(std::move(host), port, opts.nodelay));
 }
 
 void tcp_stream::set_nodelay(bool on) {
@@ -109,14 +115,19 @@ bool tcp_stream::nodelay() const {
   return detail::get_int_option(fd(), IPPROTO_TCP, TCP_NODELAY, "eddy: TCP_NODELAY") != 0;
 }
 
-void tcp_stream::set_keepalive(bool on, std::chrono::seconds idle, std::chrono::seconds interval, int count) {
+void tcp_stream::set_keepalive(bool on, std::chrono::seconds idle, std::chrono::seconds interval,
+                               int count) {
   if (on) {
-    if (idle.count() < 1 || idle.count() > 32767 || interval.count() < 1 || interval.count() > 32767)
-      throw std::invalid_argument("eddy: tcp_stream::set_keepalive: idle and interval must be 1..32767 s");
+    if (idle.count() < 1 || idle.count() > 32767 || interval.count() < 1 ||
+        interval.count() > 32767)
+      throw std::invalid_argument(
+          "eddy: tcp_stream::set_keepalive: idle and interval must be 1..32767 s");
     if (count < 1 || count > 127)
       throw std::invalid_argument("eddy: tcp_stream::set_keepalive: count must be 1..127");
-    detail::set_int_option(fd(), IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(idle.count()), "eddy: TCP_KEEPIDLE");
-    detail::set_int_option(fd(), IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(interval.count()), "eddy: TCP_KEEPINTVL");
+    detail::set_int_option(fd(), IPPROTO_TCP, TCP_KEEPIDLE, static_cast<int>(idle.count()),
+                           "eddy: TCP_KEEPIDLE");
+    detail::set_int_option(fd(), IPPROTO_TCP, TCP_KEEPINTVL, static_cast<int>(interval.count()),
+                           "eddy: TCP_KEEPINTVL");
     detail::set_int_option(fd(), IPPROTO_TCP, TCP_KEEPCNT, count, "eddy: TCP_KEEPCNT");
   }
   detail::set_int_option(fd(), SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0, "eddy: SO_KEEPALIVE");
@@ -130,10 +141,13 @@ tcp_listener tcp_listener::bind(const socket_address& addr, tcp_listen_options o
   detail::check_backlog(opts.backlog, "eddy: tcp_listener::bind");
   loop::current();  // throws std::logic_error off a loop thread, before any fd exists
   unique_fd fd = detail::open_socket(addr.family(), SOCK_STREAM, IPPROTO_TCP);
-  if (opts.reuse_address) detail::set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "eddy: SO_REUSEADDR");
-  if (opts.reuse_port) detail::set_int_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "eddy: SO_REUSEPORT");
+  if (opts.reuse_address)
+    detail::set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "eddy: SO_REUSEADDR");
+  if (opts.reuse_port)
+    detail::set_int_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "eddy: SO_REUSEPORT");
   if (addr.is_ipv6())
-    detail::set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, opts.v6_only ? 1 : 0, "eddy: IPV6_V6ONLY");
+    detail::set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, opts.v6_only ? 1 : 0,
+                           "eddy: IPV6_V6ONLY");
   detail::bind_and_listen(fd.get(), addr, opts.backlog);
   tcp_listener l;
   l.core_ = detail::listener_core(std::move(fd), true);
@@ -147,8 +161,12 @@ task<tcp_stream> tcp_listener::accept() {
   co_return s;
 }
 
-task<void> tcp_listener::close() { return core_.close(); }
+task<void> tcp_listener::close() {
+  return core_.close();
+}
 
-socket_address tcp_listener::local_address() const { return detail::local_address_of(fd(), "eddy: tcp_listener"); }
+socket_address tcp_listener::local_address() const {
+  return detail::local_address_of(fd(), "eddy: tcp_listener");
+}
 
 }  // namespace eddy

@@ -4,11 +4,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <eddy/io/unix.hpp>
 #include <stdexcept>
 #include <string>
 #include <system_error>
-
-#include <eddy/io/unix.hpp>
 
 #include "io/net/socket_util.hpp"
 
@@ -18,7 +17,8 @@ namespace {
 
 void check_unix(const socket_address& a, const char* what) {
   if (!a.is_unix() || a.is_unnamed_unix())
-    throw std::invalid_argument(std::string(what) + ": not a named Unix address: '" + a.to_string() + "'");
+    throw std::invalid_argument(std::string(what) + ": not a named Unix address: '" +
+                                a.to_string() + "'");
 }
 
 void bind_or_throw(int fd, const socket_address& addr) {
@@ -57,7 +57,7 @@ unix_listener unix_listener::bind(const socket_address& addr, unix_listen_option
   loop::current();
   if (opts.unlink_existing && !addr.is_abstract()) {
     const std::string path = addr.host();
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
   }
   unique_fd fd = detail::open_socket(AF_UNIX, SOCK_STREAM);
@@ -74,9 +74,13 @@ task<unix_stream> unix_listener::accept() {
   co_return s;
 }
 
-task<void> unix_listener::close() { return core_.close(); }
+task<void> unix_listener::close() {
+  return core_.close();
+}
 
-socket_address unix_listener::local_address() const { return detail::local_address_of(fd(), "eddy: unix_listener"); }
+socket_address unix_listener::local_address() const {
+  return detail::local_address_of(fd(), "eddy: unix_listener");
+}
 
 unix_datagram unix_datagram::bind(const socket_address& addr) {
   check_unix(addr, "eddy: unix_datagram::bind");
@@ -85,7 +89,9 @@ unix_datagram unix_datagram::bind(const socket_address& addr) {
   return unix_datagram(std::move(fd));
 }
 
-unix_datagram unix_datagram::open() { return unix_datagram(detail::open_socket(AF_UNIX, SOCK_DGRAM)); }
+unix_datagram unix_datagram::open() {
+  return unix_datagram(detail::open_socket(AF_UNIX, SOCK_DGRAM));
+}
 
 std::pair<unix_datagram, unix_datagram> unix_datagram::pair() {
   auto [a, b] = make_pair<std::pair<unique_fd, unique_fd>>(SOCK_DGRAM);

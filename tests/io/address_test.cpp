@@ -1,8 +1,7 @@
 // Address parsing and formatting (RELIABILITY row 16: malformed input gives a
 // clear error, never a crash). Pure functions: no loop, so plain TEST.
-#include <netinet/in.h>
-
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <eddy/io/address.hpp>
 
@@ -62,29 +61,29 @@ TEST(address, empty_and_with_port) {
 
 TEST(address, malformed_input_gives_a_clear_error) {
   const char* bad[] = {
-      "",                   // empty
-      "1.2.3.4",            // no port
-      "1.2.3.4:",           // empty port
-      "1.2.3.4:65536",      // port out of range
-      "1.2.3.4:-1",         // sign
-      "1.2.3.4:+80",        // sign
-      "1.2.3.4:8 0",        // space
-      "1.2.3.4:123456",     // too many digits
-      "1.2.3:80",           // short IPv4
-      "256.1.1.1:80",       // octet out of range
-      "1.2.3.4.5:80",       // too many octets
-      "::1:80",             // IPv6 without brackets
-      "[::1]",              // no port
-      "[::1]80",            // no colon
-      "[::1:80",            // no closing bracket
-      "[:::1]:80",          // bad IPv6
-      "[fe80::1%]:80",      // empty scope
+      "",                          // empty
+      "1.2.3.4",                   // no port
+      "1.2.3.4:",                  // empty port
+      "1.2.3.4:65536",             // port out of range
+      "1.2.3.4:-1",                // sign
+      "1.2.3.4:+80",               // sign
+      "1.2.3.4:8 0",               // space
+      "1.2.3.4:123456",            // too many digits
+      "1.2.3:80",                  // short IPv4
+      "256.1.1.1:80",              // octet out of range
+      "1.2.3.4.5:80",              // too many octets
+      "::1:80",                    // IPv6 without brackets
+      "[::1]",                     // no port
+      "[::1]80",                   // no colon
+      "[::1:80",                   // no closing bracket
+      "[:::1]:80",                 // bad IPv6
+      "[fe80::1%]:80",             // empty scope
       "[fe80::1%no-such-if0]:80",  // unknown interface
       "[fe80::1%99999999999]:80",  // scope out of range
-      "example.org:80",     // a name, not an address
-      ":80",                // empty host
-      "1.2.3.4:80\n",       // control character
-      "unix:",              // empty path
+      "example.org:80",            // a name, not an address
+      ":80",                       // empty host
+      "1.2.3.4:80\n",              // control character
+      "unix:",                     // empty path
   };
   for (const char* t : bad) {
     try {

@@ -60,13 +60,16 @@ task<int> server(int cmd_in, int rep_out) {
         co_await send_u64(rep_out, eddy::loop::current().stats().iterations - before);
         break;
       }
-      case 'S': co_await send_u64(rep_out, l.shed_connections()); break;
+      case 'S':
+        co_await send_u64(rep_out, l.shed_connections());
+        break;
       case 'F':  // free the fds
         for (int f : fillers) ::close(f);
         fillers.clear();
         co_await send_u64(rep_out, 0);
         break;
-      default: break;
+      default:
+        break;
     }
   }
   srv.cancel();
@@ -100,8 +103,10 @@ std::uint64_t ask(int cmd_out, int rep_in, char c) {
   EXPECT_EQ(::write(cmd_out, &c, 1), 1);
   std::uint64_t v = ~0ull;
   pollfd p{rep_in, POLLIN, 0};
-  if (::poll(&p, 1, 10'000) == 1) EXPECT_EQ(::read(rep_in, &v, sizeof v), static_cast<ssize_t>(sizeof v));
-  else ADD_FAILURE() << "no reply from the server for '" << c << "'";
+  if (::poll(&p, 1, 10'000) == 1)
+    EXPECT_EQ(::read(rep_in, &v, sizeof v), static_cast<ssize_t>(sizeof v));
+  else
+    ADD_FAILURE() << "no reply from the server for '" << c << "'";
   return v;
 }
 
@@ -178,7 +183,8 @@ TEST_P(emfile_test, accept_under_emfile_does_not_spin_keeps_old_connections_and_
   // back-off timer at most); a spinning accept would take hundreds of thousands.
   EXPECT_LT(ask(cmd[1], rep[0], 'I'), 200u);
 
-  for (std::size_t i = 0; i < old.size(); ++i) EXPECT_TRUE(echoes(old[i], static_cast<char>('A' + i)));
+  for (std::size_t i = 0; i < old.size(); ++i)
+    EXPECT_TRUE(echoes(old[i], static_cast<char>('A' + i)));
 
   // Free the fds: accepts resume.
   ask(cmd[1], rep[0], 'F');

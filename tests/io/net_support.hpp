@@ -3,11 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <eddy/eddy.hpp>
 #include <random>
 #include <span>
 #include <vector>
-
-#include <eddy/eddy.hpp>
 
 namespace eddy_test {
 
@@ -18,7 +17,8 @@ inline std::vector<std::byte> payload(std::size_t n, std::uint32_t seed) {
   return v;
 }
 
-inline std::uint64_t checksum(std::span<const std::byte> b, std::uint64_t h = 1469598103934665603ull) {
+inline std::uint64_t checksum(std::span<const std::byte> b,
+                              std::uint64_t h = 1469598103934665603ull) {
   for (std::byte x : b) h = (h ^ static_cast<std::uint8_t>(x)) * 1099511628211ull;
   return h;
 }

@@ -89,7 +89,9 @@ TEST_P(receive_test, many_connections_share_the_ring_and_a_dry_ring_is_re_armed)
       servers.push_back(co_await l.accept());
     }
     // Arm every receiver first, so the data lands in ring buffers.
-    auto first = [](eddy::tcp_stream* s) -> task<std::size_t> { co_return (co_await s->receive()).size(); };
+    auto first = [](eddy::tcp_stream* s) -> task<std::size_t> {
+      co_return (co_await s->receive()).size();
+    };
     std::vector<eddy::join_handle<std::size_t>> firsts;
     for (auto& s : servers) firsts.push_back(eddy::spawn(first(&s)));
     co_await eddy::sleep_for(1ms);
@@ -149,7 +151,9 @@ TEST_P(receive_test, buffers_held_by_a_slow_consumer_do_not_stop_other_connectio
 TEST_P(receive_test, a_cancelled_receive_loses_nothing) {
   auto f = []() -> task<bool> {
     auto [a, b] = eddy::unix_stream::pair();
-    auto rx = [](eddy::unix_stream* s) -> task<std::size_t> { co_return (co_await s->receive()).size(); };
+    auto rx = [](eddy::unix_stream* s) -> task<std::size_t> {
+      co_return (co_await s->receive()).size();
+    };
     bool ok = true;
     for (int i = 0; i < 100; ++i) {
       auto h = eddy::spawn(rx(&b));
@@ -188,8 +192,10 @@ TEST_P(receive_test, close_with_a_receive_pending_and_fd_reuse_delivers_nothing_
       };
       auto h = eddy::spawn(rx(&a));
       co_await eddy::yield_now();
-      if (i % 2 == 0) co_await a.close();
-      else a = eddy::unix_stream();
+      if (i % 2 == 0)
+        co_await a.close();
+      else
+        a = eddy::unix_stream();
       auto [c, d] = eddy::unix_stream::pair();
       co_await d.write_all(payload(1, 1));
       wrong += co_await h;

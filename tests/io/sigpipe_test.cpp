@@ -25,7 +25,9 @@ class sigpipe_test : public eddy_test::loop_test {
   sighandler_t old_ = SIG_DFL;
 };
 
-bool broken(int e) { return e == EPIPE || e == ECONNRESET; }
+bool broken(int e) {
+  return e == EPIPE || e == ECONNRESET;
+}
 
 }  // namespace
 

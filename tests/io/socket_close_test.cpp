@@ -48,7 +48,8 @@ void reset_on_close(int fd) {
 
 }  // namespace
 
-TEST_P(socket_close_test, close_with_a_recv_pending_and_a_reused_fd_number_gets_no_stray_completion) {
+TEST_P(socket_close_test,
+       close_with_a_recv_pending_and_a_reused_fd_number_gets_no_stray_completion) {
   auto f = []() -> task<int> {
     int wrong_owner = 0, reused = 0;
     for (int i = 0; i < 10'000; ++i) {
@@ -56,8 +57,10 @@ TEST_P(socket_close_test, close_with_a_recv_pending_and_a_reused_fd_number_gets_
       const int num = a.fd();
       auto h = eddy::spawn(pending_recv(&a));
       co_await eddy::yield_now();
-      if (i % 2 == 0) co_await a.close();
-      else a = eddy::unix_stream();  // the destructor path: close_now
+      if (i % 2 == 0)
+        co_await a.close();
+      else
+        a = eddy::unix_stream();                // the destructor path: close_now
       auto [c, d] = eddy::unix_stream::pair();  // takes the lowest free number: `num`
       co_await d.write_all(eddy_test::payload(1, 1));
       wrong_owner += co_await h;
@@ -91,8 +94,10 @@ TEST_P(socket_close_test, closing_a_listener_with_accepts_pending_wakes_them_and
       auto h1 = eddy::spawn(acc(&l));
       auto h2 = eddy::spawn(acc(&l));
       co_await eddy::yield_now();
-      if (i % 2 == 0) co_await l.close();
-      else l = eddy::tcp_listener();
+      if (i % 2 == 0)
+        co_await l.close();
+      else
+        l = eddy::tcp_listener();
       ok += co_await h1 + co_await h2;
     }
     co_return ok;
@@ -124,7 +129,8 @@ TEST_P(socket_close_test, connection_churn_returns_to_the_fd_baseline_with_flat_
     long base = 0;
     std::vector<eddy::join_handle<int>> hs;
     for (int i = 0; i < parallel; ++i)
-      hs.push_back(eddy::spawn(worker(l.local_address(), total / parallel + (i < total % parallel), i == 0 ? &base : nullptr)));
+      hs.push_back(eddy::spawn(worker(l.local_address(), total / parallel + (i < total % parallel),
+                                      i == 0 ? &base : nullptr)));
     int ok = 0;
     for (auto& h : hs) ok += co_await h;
     co_await srv;
@@ -179,11 +185,21 @@ TEST_P(socket_close_test, a_cancellation_storm_over_socket_ops_completes_each_ex
       std::array<std::byte, 64> buf;
       const auto block = eddy_test::payload(4096, 2);
       switch (kind) {
-        case 0: (void)co_await c.l->accept(); break;
-        case 1: (void)co_await c.a->read_some(buf); break;
-        case 2: (void)co_await c.udp->recv_from(buf); break;
-        case 3: (void)co_await c.fa->write_some(block); break;
-        default: (void)co_await c.st->read_line(); break;
+        case 0:
+          (void)co_await c.l->accept();
+          break;
+        case 1:
+          (void)co_await c.a->read_some(buf);
+          break;
+        case 2:
+          (void)co_await c.udp->recv_from(buf);
+          break;
+        case 3:
+          (void)co_await c.fa->write_some(block);
+          break;
+        default:
+          (void)co_await c.st->read_line();
+          break;
       }
     };
     constexpr int n = 5'000;

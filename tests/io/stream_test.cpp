@@ -68,7 +68,7 @@ TEST_P(stream_test, a_line_over_the_limit_is_a_clear_error_and_consumes_nothing)
     }
     co_await a.close();
     co_await b.close();
-    co_return ok && limited;
+    co_return ok&& limited;
   };
   EXPECT_TRUE(run(f()));
 }
@@ -140,7 +140,7 @@ TEST_P(stream_test, a_cancelled_read_line_keeps_the_partial_line) {
     const std::string line = co_await b.read_line();
     co_await a.close();
     co_await b.close();
-    co_return cancelled && line == "half\n";
+    co_return cancelled&& line == "half\n";
   };
   EXPECT_TRUE(run(f()));
 }

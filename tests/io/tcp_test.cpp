@@ -229,7 +229,7 @@ TEST_P(tcp_test, connect_by_host_name_resolves_and_ipv6_loopback_works) {
       co_await srv6;
       co_await l6.close();
     }
-    co_return ok4 && ok6;
+    co_return ok4&& ok6;
   };
   EXPECT_TRUE(run(f()));
 }
@@ -264,7 +264,8 @@ TEST_P(tcp_test, vectored_writes_send_every_buffer_in_order) {
     std::vector<std::span<const std::byte>> spans;
     std::vector<std::byte> all;
     for (int i = 0; i < 2000; ++i) {  // more than IOV_MAX buffers
-      parts.push_back(payload(static_cast<std::size_t>(i % 7) * 100, static_cast<std::uint32_t>(i)));
+      parts.push_back(
+          payload(static_cast<std::size_t>(i % 7) * 100, static_cast<std::uint32_t>(i)));
     }
     for (auto& p : parts) {
       spans.emplace_back(p);

@@ -12,7 +12,9 @@ using eddy::task;
 namespace {
 class udp_test : public eddy_test::loop_test {};
 
-std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+std::span<const std::byte> bytes(std::string_view s) {
+  return std::as_bytes(std::span(s.data(), s.size()));
+}
 }  // namespace
 
 TEST_P(udp_test, send_to_and_recv_from_carry_datagrams_and_senders) {
@@ -51,7 +53,7 @@ TEST_P(udp_test, a_datagram_longer_than_the_buffer_is_truncated_and_says_so) {
     const auto d2 = co_await b.recv_from(buf);
     co_await a.close();
     co_await b.close();
-    co_return d1.truncated && d1.size == 100 && !d2.truncated && d2.size == 4;
+    co_return d1.truncated&& d1.size == 100 && !d2.truncated && d2.size == 4;
   };
   EXPECT_TRUE(run(f()));
 }
@@ -97,7 +99,7 @@ TEST_P(udp_test, a_cancelled_receive_consumes_no_datagram) {
     const auto d = co_await b.recv_from(buf);
     co_await a.close();
     co_await b.close();
-    co_return cancelled && d.size == 4;
+    co_return cancelled&& d.size == 4;
   };
   EXPECT_TRUE(run(f()));
 }

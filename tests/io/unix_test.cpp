@@ -52,7 +52,7 @@ TEST_P(unix_test, a_listener_on_a_path_echoes_and_leaves_its_file) {
     co_await srv;
     co_await l.close();
     // A stale file: bind fails unless unlink_existing, which removes only sockets.
-    struct stat st{};
+    struct stat st {};
     ok = ok && ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
     try {
       (void)eddy::unix_listener::bind(eddy::socket_address::unix_path(path));
@@ -60,7 +60,8 @@ TEST_P(unix_test, a_listener_on_a_path_echoes_and_leaves_its_file) {
     } catch (const std::system_error& e) {
       ok = ok && e.code().value() == EADDRINUSE;
     }
-    auto l2 = eddy::unix_listener::bind(eddy::socket_address::unix_path(path), {.unlink_existing = true});
+    auto l2 =
+        eddy::unix_listener::bind(eddy::socket_address::unix_path(path), {.unlink_existing = true});
     co_await l2.close();
     ::unlink(path.c_str());
     co_return ok;
@@ -106,7 +107,8 @@ TEST_P(unix_test, datagrams_keep_their_boundaries_and_senders) {
   auto f = []() -> task<bool> {
     auto srv_addr = eddy::socket_address::unix_abstract("eddy-dgram-" + std::to_string(::getpid()));
     auto srv = eddy::unix_datagram::bind(srv_addr);
-    auto cli_addr = eddy::socket_address::unix_abstract("eddy-dgram-cli-" + std::to_string(::getpid()));
+    auto cli_addr =
+        eddy::socket_address::unix_abstract("eddy-dgram-cli-" + std::to_string(::getpid()));
     auto cli = eddy::unix_datagram::bind(cli_addr);
     bool ok = true;
     for (std::size_t sz : {1u, 100u, 60'000u}) {
@@ -119,7 +121,8 @@ TEST_P(unix_test, datagrams_keep_their_boundaries_and_senders) {
       EXPECT_EQ(d.size, sz);
       EXPECT_EQ(d.from.to_string(), cli_addr.to_string());
       ok = ok && d.size == sz && d.from == cli_addr &&
-           checksum(std::span<const std::byte>(buf.data(), d.size)) == checksum(payload(sz, static_cast<std::uint32_t>(sz)));
+           checksum(std::span<const std::byte>(buf.data(), d.size)) ==
+               checksum(payload(sz, static_cast<std::uint32_t>(sz)));
     }
     auto [p, q] = eddy::unix_datagram::pair();
     (void)co_await p.send(payload(10, 1));
@@ -154,7 +157,8 @@ TEST_P(unix_test, non_unix_addresses_are_refused) {
       ++n;
     }
     try {
-      (void)co_await eddy::unix_stream::connect(eddy::socket_address::unix_path("/nonexistent/eddy.sock"));
+      (void)co_await eddy::unix_stream::connect(
+          eddy::socket_address::unix_path("/nonexistent/eddy.sock"));
     } catch (const std::system_error& e) {
       n += e.code().value() == ENOENT;
     }

@@ -30,7 +30,8 @@ class recv_buffer {
   using release_fn = void (*)(void* owner, std::byte* data, unsigned id) noexcept;
 
   recv_buffer() noexcept = default;
-  recv_buffer(std::byte* data, std::size_t size, release_fn release, void* owner, unsigned id) noexcept
+  recv_buffer(std::byte* data, std::size_t size, release_fn release, void* owner,
+              unsigned id) noexcept
       : base_(data), data_(data), size_(size), release_(release), owner_(owner), id_(id) {}
   recv_buffer(recv_buffer&& o) noexcept
       : base_(o.base_),

@@ -5,17 +5,16 @@
 #pragma once
 
 #include <cstddef>
+#include <eddy/io/fd.hpp>
+#include <eddy/io/tcp.hpp>
+#include <eddy/io/unix.hpp>
+#include <eddy/runtime/task.hpp>
 #include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <eddy/io/fd.hpp>
-#include <eddy/io/tcp.hpp>
-#include <eddy/io/unix.hpp>
-#include <eddy/runtime/task.hpp>
 
 namespace eddy {
 

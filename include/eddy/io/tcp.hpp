@@ -9,13 +9,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <span>
-#include <string>
-
 #include <eddy/io/address.hpp>
 #include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/task.hpp>
+#include <span>
+#include <string>
 
 namespace eddy {
 
@@ -52,7 +51,7 @@ struct tcp_connect_options {
 /// **Thread safety:** a move-only value; use it from the loop thread it was made
 /// on. One task may read while another writes; two concurrent reads (or two
 /// concurrent writes) interleave unpredictably.
-/// **Cancel safety:** `read_some`, `write_some`, `write_vectored` are cancel-safe
+/// **Cancel safety:** `read_some`, `receive`, `write_some`, `write_vectored` are cancel-safe
 /// (a cancelled op either did nothing and throws cancelled_error, or returns what
 /// it did). `write_all` and `connect` are not: a cancelled write_all has sent an
 /// unknown prefix; a cancelled connect leaves nothing open.
@@ -81,11 +80,15 @@ class tcp_stream : public detail::stream_socket {
   /// on the blocking pool), trying each resolved address in order until one
   /// answers. Throws resolve_error, timeout_error (for the whole attempt),
   /// std::system_error (the last address's error).
-  static task<tcp_stream> connect(std::string host, std::uint16_t port, tcp_connect_options opts = {});
+  static task<tcp_stream> connect(std::string host, std::uint16_t port,
+                                  tcp_connect_options opts = {});
 
-  // read_some, write_some, write_all, write_vectored, write_all(buffers),
+  // read_some, receive, write_some, write_all, write_vectored, write_all(buffers),
   // shutdown_write, close, local_address, peer_address, fd, release: see
-  // detail::stream_socket and the class comment.
+  // detail::stream_socket and the class comment. Two ways to read: read_some into
+  // your buffer, or receive() into a buffer the loop lends (recv_buffer; on
+  // io_uring a multishot recv on the provided-buffer ring, so a connection waiting
+  // for data holds no buffer at all). Use one of them per stream.
 
   /// TCP_NODELAY: send small writes at once instead of coalescing (Nagle off).
   void set_nodelay(bool on);

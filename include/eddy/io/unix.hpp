@@ -2,11 +2,10 @@
 // paths or Linux abstract names (see socket_address).
 #pragma once
 
-#include <utility>
-
 #include <eddy/io/address.hpp>
 #include <eddy/io/detail/datagram_socket.hpp>
 #include <eddy/io/detail/stream_socket.hpp>
+#include <utility>
 
 namespace eddy {
 

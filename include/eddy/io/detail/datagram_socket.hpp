@@ -5,11 +5,10 @@
 #include <sys/socket.h>
 
 #include <cstddef>
-#include <span>
-
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/task.hpp>
+#include <span>
 
 namespace eddy {
 

@@ -6,13 +6,12 @@
 #include <sys/socket.h>
 
 #include <cstddef>
-#include <memory>
-#include <span>
-
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
 #include <eddy/io/recv_buffer.hpp>
 #include <eddy/runtime/task.hpp>
+#include <memory>
+#include <span>
 
 namespace eddy::detail {
 
