@@ -126,13 +126,8 @@ void loop::leave_thread() noexcept {
 }
 
 detail::task_core* loop::start(std::coroutine_handle<> frame, detail::promise_base* p) {
-  auto* c = detail::pool_new<detail::task_core>();
-  try {
-    ready_.push(&resume_entry, frame.address(), c);
-  } catch (...) {
-    detail::pool_delete(c);
-    throw;
-  }
+  auto* c = ::new (static_cast<void*>(&p->spawned_core_)) detail::task_core{};
+  ready_.push(&resume_entry, frame.address(), c);  // on throw the caller destroys the frame
   c->loop_ = this;
   c->promise_ = p;
   c->frame_ = frame.address();

@@ -7,6 +7,7 @@
 //    cancellation) goes to the loop's exception handler; frame and core freed.
 #include <exception>
 #include <stdexcept>
+#include <type_traits>
 
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/loop.hpp>
@@ -35,8 +36,8 @@ void finalize(task_core* c) noexcept {
   if (c->promise_->error_ && !c->result_taken_ && !is_cancellation(c->promise_->error_)) {
     c->loop_->report_exception(c->promise_->error_);
   }
-  std::coroutine_handle<>::from_address(c->frame_).destroy();
-  pool_delete(c);
+  static_assert(std::is_trivially_destructible_v<task_core>);
+  std::coroutine_handle<>::from_address(c->frame_).destroy();  // the core goes with the frame
 }
 
 }  // namespace
