@@ -24,7 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <deque>
 #include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/runtime/event.hpp>
 #include <memory>
@@ -105,7 +104,10 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
   buffer_ring* ring = nullptr;
   io_op op{};
   std::shared_ptr<receiver_state> self;
-  std::deque<chunk> q;
+  // A vector, not a deque: an idle socket's state must stay small (libstdc++'s
+  // deque allocates about 600 bytes up front). Drained from `qhead`.
+  std::vector<chunk> q;
+  std::size_t qhead = 0;
   int err = 0;
   bool eof = false;
   bool nobufs = false;
@@ -115,10 +117,20 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
 
   ~receiver_state() { recycle_queue(); }
   bool armed() const noexcept { return op.state == op_state::in_flight; }
+  std::size_t queued() const noexcept { return q.size() - qhead; }
+  chunk pop() noexcept {
+    const chunk c = q[qhead++];
+    if (qhead == q.size()) {
+      q.clear();
+      qhead = 0;
+    }
+    return c;
+  }
   void recycle_queue() noexcept {
     if (l != nullptr && !l->is_closed())
-      for (const chunk& c : q) ring->recycle(c.id);
+      for (std::size_t i = qhead; i < q.size(); ++i) ring->recycle(q[i].id);
     q.clear();
+    qhead = 0;
   }
   void arm() {
     op = io_op{};
@@ -150,7 +162,7 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
       s->err = -res;
     const bool final = (flags & IORING_CQE_F_MORE) == 0;
     s->wake.set();
-    if (!final && s->q.size() >= queue_cap && !o->cancel_requested) s->l->io().cancel(*o);
+    if (!final && s->queued() >= queue_cap && !o->cancel_requested) s->l->io().cancel(*o);
     if (final) {
       s->final_seen.set();
       std::shared_ptr<receiver_state> keep = std::move(s->self);  // may free s on return
@@ -162,9 +174,8 @@ namespace {
 
 task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
   for (;;) {
-    if (!s->q.empty()) {
-      const receiver_state::chunk c = s->q.front();
-      s->q.pop_front();
+    if (s->queued() != 0) {
+      const receiver_state::chunk c = s->pop();
       co_return recv_buffer(s->ring->data(c.id), c.len, &release_ring, s->ring, c.id);
     }
     if (s->err != 0) fail(std::exchange(s->err, 0));
