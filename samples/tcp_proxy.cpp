@@ -1,0 +1,252 @@
+// tcp_proxy: a TCP relay from a listening address to one upstream.
+//
+//   tcp_proxy --listen HOST:PORT --upstream HOST:PORT [--backend auto|io_uring|epoll]
+//             [--idle-timeout S] [--connect-timeout S] [--max-conns N] [--splice]
+//             [--grace S]
+//
+// Each accepted connection gets its own upstream connection and a relay
+// (tcp_proxy/relay.hpp): both directions copied independently, each half-close
+// forwarded on its own, at most one chunk per direction in flight, an idle timeout
+// that closes both sides.
+//
+// Over --max-conns the proxy accepts the connection and closes it at once (the
+// client sees EOF before any byte) instead of leaving it in the listen queue: the
+// client learns immediately, the kernel queue does not fill with clients that will
+// time out, and a refused connection costs no memory after its close.
+//
+// SIGTERM or SIGINT: stop accepting, close the listener, let the relays finish for
+// up to --grace seconds, then close whatever is left; a second signal closes it at
+// once. Exit 0. Exit 1 if the proxy could not run (address in use), 2 for bad usage.
+//
+// It prints "listening on HOST PORT" on stdout when ready (--listen HOST:0 lets the
+// kernel pick the port).
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <eddy/io/tcp.hpp>
+#include <eddy/runtime/run.hpp>
+#include <eddy/runtime/task_group.hpp>
+#include <eddy/runtime/time.hpp>
+#include <eddy/runtime/when.hpp>
+#include <eddy/sched/signal_set.hpp>
+#include <exception>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "common/cli.hpp"
+#include "tcp_proxy/relay.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr const char* prog = "tcp_proxy";
+
+constexpr const char* usage =
+    "usage: tcp_proxy --listen HOST:PORT --upstream HOST:PORT [options]\n"
+    "  --listen HOST:PORT      numeric address to accept on ([::1]:PORT for IPv6); port 0\n"
+    "                          lets the kernel pick\n"
+    "  --upstream HOST:PORT    where to relay each connection (a name is resolved per\n"
+    "                          connection)\n"
+    "  --backend NAME          auto, io_uring or epoll (default auto)\n"
+    "  --idle-timeout S        close both sides after S seconds with no byte either way;\n"
+    "                          0 = never (default 300)\n"
+    "  --connect-timeout S     give up on the upstream after S seconds (default 5)\n"
+    "  --max-conns N           relays at once, 1..1000000; more are accepted and closed\n"
+    "                          at once (default 1000)\n"
+    "  --splice                move bytes with splice(2) through a pipe (zero-copy)\n"
+    "  --grace S               on SIGTERM/SIGINT, let relays finish for S seconds\n"
+    "                          (default 5)\n"
+    "  --help                  this text\n"
+    "Prints \"listening on HOST PORT\" when ready.\n";
+
+struct options {
+  eddy::socket_address listen;
+  std::string upstream_host;
+  std::uint16_t upstream_port = 0;
+  eddy::backend_kind backend = eddy::backend_kind::automatic;
+  std::chrono::milliseconds idle_timeout = 300s;
+  std::chrono::milliseconds connect_timeout = 5s;
+  std::size_t max_conns = 1000;
+  bool splice = false;
+  std::chrono::milliseconds grace = 5s;
+};
+
+eddy::host_port host_port_value(sample::arg_reader& r) {
+  const std::string v(r.value());
+  try {
+    return eddy::split_host_port(v);
+  } catch (const eddy::address_error& e) {
+    sample::usage_error(prog, std::string(r.name()) + ": " + e.what());
+  }
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  bool have_listen = false;
+  bool have_upstream = false;
+  sample::arg_reader r(prog, argc, argv);
+  while (auto name = r.next()) {
+    if (*name == "--help") {
+      r.no_value();
+      std::fputs(usage, stdout);
+      std::exit(0);
+    } else if (*name == "--listen") {
+      const eddy::host_port hp = host_port_value(r);
+      o.listen = sample::bind_address(prog, hp.host, hp.port);
+      have_listen = true;
+    } else if (*name == "--upstream") {
+      const eddy::host_port hp = host_port_value(r);
+      if (hp.port == 0) sample::usage_error(prog, "--upstream: port 0 is not a destination");
+      o.upstream_host = hp.host;
+      o.upstream_port = hp.port;
+      have_upstream = true;
+    } else if (*name == "--backend") {
+      o.backend = sample::backend_value(r);
+    } else if (*name == "--idle-timeout") {
+      o.idle_timeout = sample::seconds_value(r, 0, 1e6);
+    } else if (*name == "--connect-timeout") {
+      o.connect_timeout = sample::seconds_value(r, 0.001, 3600);
+    } else if (*name == "--max-conns") {
+      o.max_conns = static_cast<std::size_t>(sample::count_value(r, 1, 1'000'000));
+    } else if (*name == "--splice") {
+      r.no_value();
+      o.splice = true;
+    } else if (*name == "--grace") {
+      o.grace = sample::seconds_value(r, 0, 3600);
+    } else {
+      sample::usage_error(prog, "unknown option '" + std::string(*name) + "'");
+    }
+  }
+  if (!have_listen) sample::usage_error(prog, "--listen HOST:PORT is required");
+  if (!have_upstream) sample::usage_error(prog, "--upstream HOST:PORT is required");
+  return o;
+}
+
+struct proxy {
+  options opts;
+  // A numeric upstream is parsed once; a name is resolved per connection, so a
+  // DNS change is seen without a restart.
+  std::optional<eddy::socket_address> upstream_addr;
+  std::size_t live = 0;
+  std::uint64_t refused = 0;
+};
+
+eddy::task<eddy::tcp_stream> connect_upstream(const proxy& p) {
+  eddy::tcp_connect_options co;
+  co.timeout = p.opts.connect_timeout;
+  if (p.upstream_addr) co_return co_await eddy::tcp_stream::connect(*p.upstream_addr, co);
+  co_return co_await eddy::tcp_stream::connect(p.opts.upstream_host, p.opts.upstream_port, co);
+}
+
+eddy::task<void> serve_connection(proxy& p, eddy::tcp_stream client) {
+  struct count_down {
+    proxy& p;
+    ~count_down() { --p.live; }
+  } counted{p};
+  eddy::tcp_stream upstream;
+  try {
+    upstream = co_await connect_upstream(p);
+  } catch (const std::exception& e) {
+    // Refused, unreachable, timed out or unresolvable: the client gets EOF.
+    std::fprintf(stderr, "%s: upstream %s:%u: %s\n", prog, p.opts.upstream_host.c_str(),
+                 static_cast<unsigned>(p.opts.upstream_port), e.what());
+    co_return;
+  }
+  try {
+    client.set_nodelay(true);
+  } catch (const std::system_error&) {
+    co_return;  // the client is already gone
+  }
+  tcp_proxy::relay_options ro;
+  ro.idle_timeout = p.opts.idle_timeout;
+  ro.splice = p.opts.splice;
+  co_await tcp_proxy::relay(std::move(client), std::move(upstream), ro);
+}
+
+eddy::task<void> accept_loop(proxy& p, eddy::tcp_listener& listener, eddy::task_group& conns) {
+  bool backoff = false;  // co_await is not allowed inside a handler
+  for (;;) {
+    try {
+      eddy::tcp_stream s = co_await listener.accept();
+      if (p.live >= p.opts.max_conns) {
+        ++p.refused;
+        co_await s.close();
+        continue;
+      }
+      ++p.live;
+      conns.spawn(serve_connection(p, std::move(s))).detach();
+    } catch (const std::system_error& e) {
+      // accept() absorbs EMFILE and aborted connections; what is left (ENOBUFS,
+      // ENOMEM, a refused close) is transient for a server.
+      std::fprintf(stderr, "%s: accept: %s\n", prog, e.what());
+      backoff = true;
+    }
+    if (backoff) {
+      backoff = false;
+      co_await eddy::sleep_for(10ms);
+    }
+  }
+}
+
+eddy::task<void> drain(eddy::task_group& conns, std::chrono::milliseconds grace) {
+  try {
+    // A timed-out join cancels every relay and waits for them to close.
+    co_await eddy::with_timeout(grace, conns.join());
+  } catch (const eddy::timeout_error&) {
+    std::fprintf(stderr, "%s: grace period over, closed the remaining relays\n", prog);
+  }
+}
+
+eddy::task<int> serve(options o) {
+  // Before anything could start a thread (name resolution does): signals must stay
+  // blocked in all of them.
+  eddy::signal_set stop{SIGINT, SIGTERM};
+  proxy p{o, std::nullopt};
+  try {
+    p.upstream_addr = eddy::socket_address::ip(o.upstream_host, o.upstream_port);
+  } catch (const eddy::address_error&) {
+    // A name: resolved per connection.
+  }
+  eddy::tcp_listener listener = eddy::tcp_listener::bind(o.listen);
+  const eddy::socket_address bound = listener.local_address();
+  std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
+  std::fflush(stdout);
+
+  eddy::task_group conns;
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(p, listener, conns));
+  const int sig = co_await stop.wait();
+  acceptor.cancel();
+  try {
+    co_await acceptor;
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_await listener.close();
+  std::fprintf(stderr, "%s: %s, stopped accepting; %zu relay(s) open, %llu refused so far\n", prog,
+               sigabbrev_np(sig), p.live, static_cast<unsigned long long>(p.refused));
+  // Whichever comes first: every relay done (or the grace period over), or a
+  // second signal. when_any cancels the loser and waits for it; a cancelled drain
+  // has cancelled the relays and waited for them, so none is left either way.
+  co_await eddy::when_any(drain(conns, o.grace), stop.wait());
+  co_return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const options o = parse(argc, argv);
+  // splice(2) into a socket the peer has reset raises SIGPIPE (it has no
+  // MSG_NOSIGNAL); eddy's own sends never do.
+  ::signal(SIGPIPE, SIG_IGN);
+  sample::raise_fd_limit();
+  eddy::loop_options lo;
+  lo.backend = o.backend;
+  try {
+    return eddy::run(serve(o), lo);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", prog, e.what());
+    return 1;
+  }
+}
