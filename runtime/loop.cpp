@@ -209,16 +209,7 @@ void loop::run_ready_batch() {
 }
 
 void loop::run_once(bool block) {
-  if (closed_) throw loop_closed_error("run_once");
-  const bool entered = !running_;
-  if (entered) enter_thread();
-  struct leave {
-    loop* l;
-    bool on;
-    ~leave() {
-      if (on) l->leave_thread();
-    }
-  } lv{this, entered};
+  running_scope scope(*this, "run_once");
   iterate(block);
 }
 
@@ -256,19 +247,20 @@ void loop::iterate(bool block) {
   if (!wheel_.empty()) wheel_.advance(clock_ns());
 }
 
+loop::running_scope::running_scope(loop& l, const char* what, const detail::task_core* until) : l_(l) {
+  if (l.running_) throw std::logic_error(std::string("eddy::loop::") + what + ": the loop is already running");
+  if (l.closed_) throw loop_closed_error(what);
+  l.enter_thread();
+  l.until_ = until;
+}
+
+loop::running_scope::~running_scope() {
+  l_.until_ = nullptr;
+  l_.leave_thread();
+}
+
 void loop::run_until(detail::task_core* main) {
-  if (running_) throw std::logic_error("eddy::loop::run: the loop is already running");
-  if (closed_) throw loop_closed_error("run");
-  enter_thread();
-  struct leave {
-    loop* l;
-    ~leave() { l->leave_thread(); }
-  } lv{this};
-  until_ = main;
-  struct clear_until {
-    loop* l;
-    ~clear_until() { l->until_ = nullptr; }
-  } cu{this};
+  running_scope scope(*this, "run", main);
   while (!main->done_) {
     if (stop_ || shared_->stop_requested.exchange(false)) {
       stop_ = false;
@@ -279,25 +271,14 @@ void loop::run_until(detail::task_core* main) {
 }
 
 void loop::run_forever() {
-  if (running_) throw std::logic_error("eddy::loop::run_forever: the loop is already running");
-  if (closed_) throw loop_closed_error("run_forever");
-  enter_thread();
-  struct leave {
-    loop* l;
-    ~leave() { l->leave_thread(); }
-  } lv{this};
+  running_scope scope(*this, "run_forever");
   while (!stop_ && !shared_->stop_requested.exchange(false)) iterate(true);
   stop_ = false;
 }
 
 void loop::close() {
   if (closed_) return;
-  if (running_) throw std::logic_error("eddy::loop::close: called while the loop is running");
-  enter_thread();
-  struct leave {
-    loop* l;
-    ~leave() { l->leave_thread(); }
-  } lv{this};
+  running_scope scope(*this, "close");
 
   // 1. Cancel every live task (each once, including tasks spawned while closing)
   //    and run until all have finished.

@@ -180,6 +180,7 @@ class loop {
   void run_forever();
 
   /// Runs one iteration; blocks for I/O only if `block` and nothing is ready.
+  /// Throws std::logic_error if the loop is already running (no re-entry).
   void run_once(bool block = false);
 
   /// Stops `run_forever` / `run` after the current iteration. Loop thread only;
@@ -293,6 +294,18 @@ class loop {
         n->f();
       }
     }
+  };
+  // Checks that the loop may run here, enters it on this thread, and leaves it
+  // (whatever happens) at the end of the scope.
+  class running_scope {
+   public:
+    running_scope(loop& l, const char* what, const detail::task_core* until = nullptr);
+    ~running_scope();
+    running_scope(const running_scope&) = delete;
+    running_scope& operator=(const running_scope&) = delete;
+
+   private:
+    loop& l_;
   };
   void run_until(detail::task_core* main);
   void iterate(bool block);
