@@ -1,0 +1,122 @@
+// samples/echo_server, run as a child process on each backend (EDDY_ECHO_SERVER
+// names the binary), checked from outside with plain sockets: byte-exact echoes
+// with the half-close passed back, signals end it with status 0, bad options end
+// it with status 2 and a reason.
+#include <gtest/gtest.h>
+
+#include "program_support.hpp"
+
+namespace {
+
+using namespace eddy_test;
+
+std::string echo_server() { return program_path("EDDY_ECHO_SERVER"); }
+
+class echo_server_test : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
+    server_.emplace(echo_server(), std::vector<std::string>{"--port", "0", "--backend", GetParam()});
+    port_ = server_->wait_listening();
+    ASSERT_NE(port_, 0) << server_->stderr_text();
+  }
+  void TearDown() override {
+    if (!server_) return;
+    server_->signal(SIGTERM);
+    EXPECT_EQ(server_->wait_exit(), 0) << server_->stderr_text();
+  }
+
+  std::optional<child_process> server_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_P(echo_server_test, echoes_every_payload_byte_exact_then_eof_from_0_bytes_to_16_mib) {
+  std::uint32_t seed = 1;
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, std::size_t{65536},
+                           std::size_t{(1 << 20) + 7}, std::size_t{16 << 20}}) {
+    client_socket c = client_socket::connect(port_);
+    ASSERT_TRUE(c.valid()) << std::strerror(errno);
+    const std::string data = random_bytes(size, seed++);
+    bool eof = false;
+    const std::string got = echo_round_trip(c, data, &eof);
+    EXPECT_EQ(got.size(), data.size()) << "payload " << size;
+    EXPECT_TRUE(got == data) << "payload " << size << " came back different";
+    EXPECT_TRUE(eof) << "no EOF after the echo of " << size << " bytes";
+  }
+}
+
+TEST_P(echo_server_test, serves_many_connections_at_once_each_with_its_own_bytes) {
+  constexpr int n = 100;
+  std::vector<client_socket> conns;
+  for (int i = 0; i < n; ++i) {
+    conns.push_back(client_socket::connect(port_));
+    ASSERT_TRUE(conns.back().valid()) << std::strerror(errno);
+  }
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(conns[i].send_all(random_bytes(1024, 100 + i)));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(conns[i].recv_exact(1024), random_bytes(1024, 100 + i)) << "connection " << i;
+}
+
+TEST_P(echo_server_test, keeps_reading_after_the_client_half_closes_until_every_byte_is_back) {
+  client_socket c = client_socket::connect(port_);
+  ASSERT_TRUE(c.valid());
+  const std::string data = random_bytes(300'000, 7);
+  ASSERT_TRUE(c.send_all(data.substr(0, 1000)));
+  EXPECT_EQ(c.recv_exact(1000), data.substr(0, 1000));
+  // The rest goes in one go, followed by FIN: the echo of all of it must still come.
+  bool eof = false;
+  EXPECT_TRUE(echo_round_trip(c, data.substr(1000), &eof) == data.substr(1000));
+  EXPECT_TRUE(eof);
+}
+
+TEST_P(echo_server_test, sigint_with_open_connections_closes_them_and_exits_0) {
+  client_socket a = client_socket::connect(port_);
+  client_socket b = client_socket::connect(port_);
+  ASSERT_TRUE(a.send_all("ping"));
+  ASSERT_EQ(a.recv_exact(4), "ping");  // accepted and served
+  server_->signal(SIGINT);
+  EXPECT_TRUE(a.closed_by_peer());
+  EXPECT_TRUE(b.closed_by_peer());
+  EXPECT_EQ(server_->wait_exit(), 0) << server_->stderr_text();
+  server_.reset();
+  // The listener is gone too.
+  EXPECT_FALSE(client_socket::connect(port_).valid());
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, echo_server_test, ::testing::ValuesIn(program_backends()),
+                         [](const auto& info) { return info.param; });
+
+TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
+  if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
+  const std::vector<std::vector<std::string>> cases = {
+      {"--port", "65536"},       {"--port", "-1"},          {"--port", "http"},
+      {"--port"},                {"--host", "not an ip"},   {"--host", "300.1.1.1"},
+      {"--backend", "kqueue"},   {"--threads", "2"},        {"--threads", "0"},
+      {"--threads", "x"},        {"--verbose"},             {"stray"},
+      {"--help=yes"},
+  };
+  for (const auto& args : cases) {
+    const auto [rc, err] = run_to_exit(echo_server(), args);
+    std::string shown;
+    for (const auto& a : args) shown += a + " ";
+    EXPECT_EQ(rc, 2) << shown;
+    EXPECT_NE(err.find("echo_server: "), std::string::npos) << shown << ": " << err;
+  }
+  const auto [rc, err] = run_to_exit(echo_server(), {"--threads", "4"});
+  EXPECT_NE(err.find("--threads"), std::string::npos) << err;
+}
+
+TEST(echo_server_options, help_prints_usage_and_exits_0) {
+  if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
+  child_process c(echo_server(), {"--help"});
+  EXPECT_EQ(c.wait_exit(), 0);
+}
+
+TEST(echo_server_options, an_address_in_use_exits_1_with_a_reason) {
+  if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
+  plain_listener taken;
+  const auto [rc, err] = run_to_exit(echo_server(), {"--port", std::to_string(taken.port())});
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(err.find("in use"), std::string::npos) << err;
+}
+
+}  // namespace

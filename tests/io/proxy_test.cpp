@@ -1,0 +1,268 @@
+// samples/tcp_proxy, run as a child process (EDDY_TCP_PROXY) on each backend, with
+// and without --splice, in front of either samples/echo_server (EDDY_ECHO_SERVER)
+// or a plain socket the test plays upstream with. Checked from outside: byte-exact
+// relaying, each half-close forwarded on its own (RELIABILITY.md row 3), idle
+// connections closed and connections over --max-conns refused without memory
+// growth (row 6), graceful SIGTERM, option errors.
+#include <gtest/gtest.h>
+
+#include "program_support.hpp"
+
+namespace {
+
+using namespace eddy_test;
+
+std::string tcp_proxy() { return program_path("EDDY_TCP_PROXY"); }
+std::string echo_server() { return program_path("EDDY_ECHO_SERVER"); }
+
+struct mode {
+  std::string backend;
+  bool splice;
+};
+
+void PrintTo(const mode& m, std::ostream* os) { *os << m.backend << (m.splice ? " --splice" : ""); }
+
+std::vector<mode> modes() {
+  std::vector<mode> out;
+  for (const auto& b : program_backends()) {
+    out.push_back({b, false});
+    out.push_back({b, true});
+  }
+  return out;
+}
+
+class proxy_test : public ::testing::TestWithParam<mode> {
+ protected:
+  void SetUp() override {
+    if (tcp_proxy().empty() || echo_server().empty())
+      GTEST_SKIP() << "EDDY_TCP_PROXY or EDDY_ECHO_SERVER is not set";
+  }
+  void TearDown() override {
+    if (proxy_) {
+      proxy_->signal(SIGTERM);
+      EXPECT_EQ(proxy_->wait_exit(), 0) << proxy_->stderr_text();
+    }
+    if (echo_) {
+      echo_->signal(SIGTERM);
+      EXPECT_EQ(echo_->wait_exit(), 0) << echo_->stderr_text();
+    }
+  }
+
+  // The proxy in front of `upstream_port` (0: a fresh echo_server), with `extra` options.
+  void start(std::uint16_t upstream_port, std::vector<std::string> extra = {}) {
+    if (upstream_port == 0) {
+      echo_.emplace(echo_server(), std::vector<std::string>{"--port", "0", "--backend", GetParam().backend});
+      upstream_port = echo_->wait_listening();
+      ASSERT_NE(upstream_port, 0) << echo_->stderr_text();
+    }
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--upstream",
+                                     "127.0.0.1:" + std::to_string(upstream_port), "--backend",
+                                     GetParam().backend};
+    if (GetParam().splice) args.push_back("--splice");
+    args.insert(args.end(), extra.begin(), extra.end());
+    proxy_.emplace(tcp_proxy(), args);
+    port_ = proxy_->wait_listening();
+    ASSERT_NE(port_, 0) << proxy_->stderr_text();
+  }
+
+  client_socket connect() {
+    client_socket c = client_socket::connect(port_);
+    EXPECT_TRUE(c.valid()) << std::strerror(errno);
+    return c;
+  }
+
+  std::optional<child_process> echo_;
+  std::optional<child_process> proxy_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_P(proxy_test, relays_every_payload_byte_exact_then_eof_from_0_bytes_to_16_mib) {
+  ASSERT_NO_FATAL_FAILURE(start(0));
+  std::uint32_t seed = 1;
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{65536}, std::size_t{(1 << 20) + 7},
+                           std::size_t{16 << 20}}) {
+    client_socket c = connect();
+    const std::string data = random_bytes(size, seed++);
+    bool eof = false;
+    const std::string got = echo_round_trip(c, data, &eof);
+    EXPECT_EQ(got.size(), data.size()) << "payload " << size;
+    EXPECT_TRUE(got == data) << "payload " << size << " came back different";
+    EXPECT_TRUE(eof) << "no EOF after " << size << " bytes";
+  }
+}
+
+TEST_P(proxy_test, client_half_close_reaches_upstream_and_the_reply_still_flows_back) {
+  plain_listener upstream;
+  ASSERT_NO_FATAL_FAILURE(start(upstream.port()));
+  client_socket c = connect();
+  client_socket u = upstream.accept();
+  ASSERT_TRUE(u.valid());
+  ASSERT_TRUE(c.send_all("request"));
+  c.shutdown_write();
+  EXPECT_EQ(u.recv_exact(7), "request");
+  EXPECT_TRUE(u.closed_by_peer()) << "the client's FIN did not reach the upstream";
+  // The other direction is still open: a late, large reply arrives whole.
+  const std::string reply = random_bytes(1 << 20, 3);
+  ASSERT_TRUE(u.send_all(reply));
+  u.close();
+  EXPECT_TRUE(c.recv_exact(reply.size()) == reply);
+  EXPECT_TRUE(c.closed_by_peer());
+}
+
+TEST_P(proxy_test, upstream_half_close_reaches_the_client_and_the_client_can_still_send) {
+  plain_listener upstream;
+  ASSERT_NO_FATAL_FAILURE(start(upstream.port()));
+  client_socket c = connect();
+  client_socket u = upstream.accept();
+  ASSERT_TRUE(u.valid());
+  ASSERT_TRUE(u.send_all("banner"));
+  u.shutdown_write();
+  EXPECT_EQ(c.recv_exact(6), "banner");
+  EXPECT_TRUE(c.closed_by_peer()) << "the upstream's FIN did not reach the client";
+  const std::string upload = random_bytes(1 << 20, 4);
+  ASSERT_TRUE(c.send_all(upload));
+  c.shutdown_write();
+  EXPECT_TRUE(u.recv_exact(upload.size()) == upload);
+  EXPECT_TRUE(u.closed_by_peer());
+}
+
+TEST_P(proxy_test, idle_timeout_closes_both_sides_of_an_idle_relay_but_not_a_busy_one) {
+  plain_listener upstream;
+  ASSERT_NO_FATAL_FAILURE(start(upstream.port(), {"--idle-timeout", "0.5"}));
+  client_socket idle_c = connect();
+  client_socket idle_u = upstream.accept();
+  client_socket busy_c = connect();
+  client_socket busy_u = upstream.accept();
+  ASSERT_TRUE(idle_u.valid() && busy_u.valid());
+  // The busy relay moves a byte every 50 ms, three times its timeout in all.
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(busy_c.send_all("x"));
+    ASSERT_EQ(busy_u.recv_exact(1), "x") << "the busy relay was closed after " << i << " bytes";
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(idle_c.closed_by_peer());
+  EXPECT_TRUE(idle_u.closed_by_peer());
+}
+
+TEST_P(proxy_test, over_max_conns_new_connections_are_closed_at_once_and_memory_stays_flat) {
+  ASSERT_NO_FATAL_FAILURE(start(0, {"--max-conns", "2"}));
+  client_socket a = connect();
+  client_socket b = connect();
+  for (client_socket* s : {&a, &b}) {  // both relays are up and counted
+    ASSERT_TRUE(s->send_all("hi"));
+    ASSERT_EQ(s->recv_exact(2), "hi");
+  }
+  auto refused_once = [&] {
+    client_socket extra = connect();
+    extra.send_all("hi");
+    return extra.closed_by_peer();
+  };
+  EXPECT_TRUE(refused_once());
+  // Refusals cost nothing that stays: warm up, then many more.
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(refused_once());
+  const long before = proxy_->rss_kib();
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(refused_once()) << "refusal " << i;
+  const long after = proxy_->rss_kib();
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's quarantine keeps freed memory resident
+  EXPECT_LT(after - before, 1024) << "RSS grew from " << before << " KiB to " << after << " KiB";
+#endif
+  // The accepted relays were not disturbed, and a freed slot is reused.
+  ASSERT_TRUE(a.send_all("still"));
+  EXPECT_EQ(a.recv_exact(5), "still");
+  b.close();
+  EXPECT_TRUE(eventually([&] {
+    client_socket c = connect();
+    c.send_all("back");
+    return c.recv_exact(4) == "back";
+  }));
+}
+
+TEST_P(proxy_test, upstream_refusing_closes_the_client_and_the_proxy_keeps_serving) {
+  std::uint16_t dead_port;
+  {
+    plain_listener gone;
+    dead_port = gone.port();
+  }
+  ASSERT_NO_FATAL_FAILURE(start(dead_port));
+  for (int i = 0; i < 3; ++i) {
+    client_socket c = connect();
+    EXPECT_TRUE(c.closed_by_peer());
+  }
+}
+
+TEST_P(proxy_test, sigterm_stops_accepting_and_lets_open_relays_finish_then_exits_0) {
+  // Upstream is echo_server, so probe connections that slip in before the listener
+  // closes end by themselves once the probe hangs up.
+  ASSERT_NO_FATAL_FAILURE(start(0, {"--grace", "60"}));
+  client_socket c = connect();
+  ASSERT_TRUE(c.send_all("early"));
+  ASSERT_EQ(c.recv_exact(5), "early");
+  proxy_->signal(SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !client_socket::connect(port_).valid(); }))
+      << "still accepting after SIGTERM";
+  // The open relay still carries bytes both ways during the grace period.
+  const std::string late = random_bytes(1 << 20, 9);
+  bool eof = false;
+  EXPECT_TRUE(echo_round_trip(c, late, &eof) == late);
+  EXPECT_TRUE(eof);
+  c.close();
+  // Well before the 60 s grace: it leaves as soon as the last relay ends.
+  EXPECT_EQ(proxy_->wait_exit(), 0) << proxy_->stderr_text();
+  proxy_.reset();
+}
+
+TEST_P(proxy_test, after_the_grace_period_remaining_relays_are_closed_and_it_exits_0) {
+  plain_listener upstream;
+  ASSERT_NO_FATAL_FAILURE(start(upstream.port(), {"--grace", "0.2"}));
+  client_socket c = connect();
+  client_socket u = upstream.accept();
+  ASSERT_TRUE(u.valid());
+  ASSERT_TRUE(c.send_all("x"));
+  ASSERT_EQ(u.recv_exact(1), "x");
+  proxy_->signal(SIGTERM);
+  EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_TRUE(u.closed_by_peer());
+  EXPECT_EQ(proxy_->wait_exit(), 0) << proxy_->stderr_text();
+  proxy_.reset();
+}
+
+INSTANTIATE_TEST_SUITE_P(modes, proxy_test, ::testing::ValuesIn(modes()), [](const auto& info) {
+  return info.param.backend + (info.param.splice ? "_splice" : "_copy");
+});
+
+TEST(tcp_proxy_options, bad_values_exit_2_with_a_reason) {
+  if (tcp_proxy().empty()) GTEST_SKIP() << "EDDY_TCP_PROXY is not set";
+  const std::vector<std::string> ok = {"--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"};
+  const std::vector<std::vector<std::string>> extras = {
+      {"--idle-timeout", "-1"},   {"--idle-timeout", "abc"},  {"--idle-timeout", "1e9"},
+      {"--idle-timeout", "nan"},  {"--connect-timeout", "0"}, {"--connect-timeout"},
+      {"--max-conns", "0"},       {"--max-conns", "1.5"},     {"--max-conns", "99999999999"},
+      {"--grace", "x"},           {"--grace", "-0.5"},        {"--splice=1"},
+      {"--backend", "libuv2"},    {"--bogus"},                {"--listen", "127.0.0.1"},
+      {"--listen", "host:port"},  {"--listen", "localhost:80"}, {"--upstream", "127.0.0.1:0"},
+      {"--upstream", ":80"},      {"--upstream", "127.0.0.1:70000"},
+  };
+  for (const auto& extra : extras) {
+    std::vector<std::string> args = ok;
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto [rc, err] = run_to_exit(tcp_proxy(), args);
+    std::string shown;
+    for (const auto& a : extra) shown += a + " ";
+    EXPECT_EQ(rc, 2) << shown;
+    EXPECT_NE(err.find("tcp_proxy: "), std::string::npos) << shown << ": " << err;
+  }
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {}, {"--listen", "127.0.0.1:0"}, {"--upstream", "127.0.0.1:9"}}) {
+    const auto [rc, err] = run_to_exit(tcp_proxy(), args);
+    EXPECT_EQ(rc, 2);
+    EXPECT_NE(err.find("is required"), std::string::npos) << err;
+  }
+}
+
+TEST(tcp_proxy_options, help_prints_usage_and_exits_0) {
+  if (tcp_proxy().empty()) GTEST_SKIP() << "EDDY_TCP_PROXY is not set";
+  child_process c(tcp_proxy(), {"--help"});
+  EXPECT_EQ(c.wait_exit(), 0);
+}
+
+}  // namespace
