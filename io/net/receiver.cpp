@@ -258,6 +258,7 @@ stream_socket::~stream_socket() {
 }
 
 task<void> stream_socket::close() {
+  if (!fd_) co_return;  // idempotent, as asyncio's close()
   std::shared_ptr<receiver_state> s = std::move(rx_);
   if (s) {
     s->closed = true;

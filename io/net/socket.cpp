@@ -161,6 +161,10 @@ task<datagram> datagram_socket::recv_from(std::span<std::byte> buf) const {
   co_return d;
 }
 
+task<void> datagram_socket::close() {
+  if (fd_) co_await fd_.close();
+}
+
 socket_address datagram_socket::local_address() const {
   return local_address_of(fd_.get(), "eddy: local_address");
 }

@@ -49,7 +49,9 @@ class datagram_socket {
     return size_awaiter(loop::current(), "eddy: recv", op_code::recv, fd_.get(), buf.data(),
                         clamp_len(buf.size()));
   }
-  void_awaiter close() { return fd_.close(); }
+  /// Closes the socket, cancelling operations in flight on it; closing a closed
+  /// or empty socket does nothing.
+  task<void> close();
   socket_address local_address() const;
   socket_address peer_address() const;
   int fd() const noexcept { return fd_.get(); }

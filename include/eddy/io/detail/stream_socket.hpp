@@ -65,7 +65,8 @@ class stream_socket {
   task<void> write_all(std::span<const std::span<const std::byte>> bufs) const;
   /// shutdown(SHUT_WR): the peer reads end of stream; reading here goes on.
   void shutdown_write() const;
-  /// Closes the socket, first cancelling operations in flight on it.
+  /// Closes the socket, first cancelling operations in flight on it (they resume
+  /// with cancelled_error). Closing a closed or empty socket does nothing.
   task<void> close();
 
   socket_address local_address() const;
