@@ -3,13 +3,16 @@
 //    gets the same fd number, 10,000 times: no completion reaches the new owner.
 //  - row 1 (scaled): connection churn, 10,000 connect → echo → close cycles, 128
 //    at a time; fds back to baseline (the fixture checks) and RSS flat after
-//    warm-up. The full 100,000 cycles are a soak, not a suite test.
+//    warm-up. The full 100,000 cycles are a stress run, not a suite test:
+//    EDDY_CHURN_CYCLES=100000 build/tests/io/io_socket_close_test --gtest_filter='*churn*'
 //  - row 7 for socket ops: accept, recv, send, recv_from and stream reads, each
 //    cancelled after a random 0-2 ms: each completes exactly once.
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <fstream>
 #include <random>
 
@@ -107,7 +110,10 @@ TEST_P(socket_close_test, closing_a_listener_with_accepts_pending_wakes_them_and
 
 TEST_P(socket_close_test, connection_churn_returns_to_the_fd_baseline_with_flat_memory) {
   auto f = []() -> task<long> {
-    constexpr int total = 10'000, parallel = 128;
+    // EDDY_CHURN_CYCLES=100000 runs the full row as a stress run.
+    const char* env = std::getenv("EDDY_CHURN_CYCLES");
+    const int total = env != nullptr ? std::max(1000, std::atoi(env)) : 10'000;
+    constexpr int parallel = 128;
     auto l = eddy_test::loopback_listener();
     auto srv = eddy::spawn(eddy_test::echo_server(&l, total));
     auto worker = [](eddy::socket_address a, int cycles, long* growth_base) -> task<int> {
