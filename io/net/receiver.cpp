@@ -206,6 +206,8 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
     }
     s->wake.clear();
     co_await s->wake.wait();
+    // Closed under us: like any op in flight on a closed fd, a cancellation.
+    if (s->closed) throw cancelled_error{};
   }
 }
 
