@@ -115,6 +115,11 @@ class socket_address {
 /// `--listen 127.0.0.1:7000` or `--upstream example.org:80`).
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// auto [host, port] = eddy::split_host_port("example.org:80");
+/// auto s = co_await eddy::tcp_stream::connect(host, port);
+/// ```
 struct host_port {
   std::string host;  ///< name or numeric address, IPv6 without its brackets
   std::uint16_t port = 0;
@@ -134,6 +139,10 @@ host_port split_host_port(std::string_view text);
 /// address_error naming the text.
 ///
 /// **Thread safety:** any thread. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// std::uint16_t p = eddy::parse_port(argv[2]);   // "8080" -> 8080; "80x" throws
+/// ```
 std::uint16_t parse_port(std::string_view text);
 
 }  // namespace eddy

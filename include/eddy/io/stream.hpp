@@ -23,6 +23,11 @@ namespace eddy {
 /// reads, nothing was consumed.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// try { auto line = co_await s.read_line(1024); }
+/// catch (const eddy::stream_limit_error& e) { co_await reply_413_and_close(); }
+/// ```
 class stream_limit_error : public std::length_error {
  public:
   using std::length_error::length_error;
@@ -32,6 +37,12 @@ class stream_limit_error : public std::length_error {
 /// holds what was read (and consumed) before the end.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// try { auto hdr = co_await s.read_exact(16); }
+/// catch (const eddy::incomplete_read_error& e) { log("short header: %zu bytes", e.partial.size());
+/// }
+/// ```
 class incomplete_read_error : public std::runtime_error {
  public:
   incomplete_read_error(const std::string& what, std::string partial)
@@ -45,6 +56,11 @@ class incomplete_read_error : public std::runtime_error {
 /// every size ≤ 1 GiB.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// eddy::stream s(std::move(sock), {.read_limit = 8 * 1024, .high_water = 256 * 1024,
+///                                  .low_water = 64 * 1024});
+/// ```
 struct stream_options {
   /// Default limit of read_line / read_until / peek: bytes searched for the
   /// delimiter before stream_limit_error.

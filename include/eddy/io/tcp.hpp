@@ -21,6 +21,10 @@ namespace eddy {
 /// Options for `tcp_listener::bind`.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// auto l = eddy::tcp_listener::bind(addr, {.backlog = 4096, .reuse_port = true});
+/// ```
 struct tcp_listen_options {
   /// listen() backlog, 1..65535 (the kernel caps it at net.core.somaxconn).
   int backlog = 1024;
@@ -35,6 +39,10 @@ struct tcp_listen_options {
 /// Options for `tcp_stream::connect`.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// auto s = co_await eddy::tcp_stream::connect("db.local", 5432, {.timeout = 2s});
+/// ```
 struct tcp_connect_options {
   /// The whole connect (name resolution included) must finish within this, or
   /// timeout_error is thrown. Must be positive; default 30 s.

@@ -9,6 +9,10 @@ namespace eddy {
 /// Options for `udp_socket::bind`.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// auto s = eddy::udp_socket::bind(eddy::socket_address::any(5353), {.reuse_port = true});
+/// ```
 struct udp_options {
   bool reuse_address = false;  ///< SO_REUSEADDR
   bool reuse_port = false;     ///< SO_REUSEPORT (several sockets share the port)

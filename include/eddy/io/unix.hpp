@@ -39,6 +39,11 @@ class unix_stream : public detail::stream_socket {
 /// Options for `unix_listener::bind`.
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// auto l = eddy::unix_listener::bind(eddy::socket_address::unix_path(p), {.unlink_existing =
+/// true});
+/// ```
 struct unix_listen_options {
   int backlog = 1024;  ///< 1..65535
   /// Remove a stale socket file at the path before binding (only if it is a

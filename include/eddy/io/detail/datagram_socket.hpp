@@ -16,6 +16,11 @@ namespace eddy {
 /// cut to fit the buffer (the rest of a datagram is discarded, as the kernel does).
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// eddy::datagram d = co_await sock.recv_from(buf);
+/// if (!d.truncated) co_await sock.send_to(std::span(buf).first(d.size), d.from);
+/// ```
 struct datagram {
   std::size_t size = 0;    ///< bytes stored in the buffer
   socket_address from;     ///< the sender (unnamed for an unbound Unix peer)
