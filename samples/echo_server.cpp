@@ -86,7 +86,9 @@ eddy::task<void> echo(eddy::tcp_stream s) {
     for (;;) {
       eddy::recv_buffer chunk = co_await s.receive();
       if (chunk.empty()) break;
-      co_await s.write_all(chunk.data());
+      // write_some is a plain awaiter (no coroutine frame, unlike write_all); a
+      // loopback send almost always takes the whole chunk in one go.
+      while (!chunk.empty()) chunk.consume(co_await s.write_some(chunk.data()));
     }
     s.shutdown_write();
   } catch (const std::system_error&) {
