@@ -21,6 +21,7 @@
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/time.hpp>
 #include <eddy/sched/process_pool.hpp>
+#include <map>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -51,6 +52,19 @@ struct point {  // trivially copyable, no serialize(): the memcpy path
 };
 point flip(point p) {
   return {p.y, p.x, p.tag + 1};
+}
+struct order {  // not trivially copyable: goes through its cereal serialize()
+  std::string customer;
+  std::map<std::string, int> items;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(customer, items);
+  }
+};
+int count_items(order o) {
+  int n = 0;
+  for (const auto& [name, qty] : o.items) n += qty;
+  return n + static_cast<int>(o.customer.size());
 }
 void nothing() {}
 int throws_out_of_range(int) {
@@ -106,6 +120,7 @@ EDDY_REMOTE(square);
 EDDY_REMOTE(echo_bytes);
 EDDY_REMOTE(shout);
 EDDY_REMOTE(flip);
+EDDY_REMOTE(count_items);
 EDDY_REMOTE(nothing);
 EDDY_REMOTE(throws_out_of_range);
 EDDY_REMOTE(throws_int);
@@ -160,6 +175,10 @@ task<void> typed_calls() {
   EXPECT_EQ(p.tag, 8);
   co_await pool.call<nothing>();
   co_await pool.call("nothing");
+  order o;  // (a braced temporary inside co_await trips a GCC 12 coroutine bug)
+  o.customer = "ann";
+  o.items = {{"tea", 2}, {"cake", 5}};
+  EXPECT_EQ(co_await pool.call<count_items>(o), 10);
   // Conversion to the parameter type happens in call<fn>: short -> int.
   EXPECT_EQ(co_await pool.call<square>(short{3}), 9);
   co_await pool.shutdown();
