@@ -118,7 +118,8 @@ eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& con
 eddy::task<int> serve(options o) {
   // Before anything could start a thread: signals must stay blocked in all of them.
   eddy::signal_set stop{SIGINT, SIGTERM};
-  eddy::tcp_listener listener = eddy::tcp_listener::bind(sample::bind_address(prog, o.host, o.port));
+  eddy::tcp_listener listener =
+      eddy::tcp_listener::bind(sample::bind_address(prog, o.host, o.port));
   const eddy::socket_address bound = listener.local_address();
   std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
   std::fflush(stdout);
@@ -126,7 +127,8 @@ eddy::task<int> serve(options o) {
   eddy::task_group conns;
   eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns));
   const int sig = co_await stop.wait();
-  std::fprintf(stderr, "%s: %s, closing %zu connection(s)\n", prog, sigabbrev_np(sig), conns.size());
+  std::fprintf(stderr, "%s: %s, closing %zu connection(s)\n", prog, sigabbrev_np(sig),
+               conns.size());
 
   acceptor.cancel();
   try {

@@ -34,7 +34,8 @@ class arg_reader {
   std::optional<std::string_view> next() {
     if (i_ >= argc_) return std::nullopt;
     std::string_view a = argv_[i_++];
-    if (a.size() < 3 || a.substr(0, 2) != "--") usage_error(prog_, "unexpected argument '" + std::string(a) + "'");
+    if (a.size() < 3 || a.substr(0, 2) != "--")
+      usage_error(prog_, "unexpected argument '" + std::string(a) + "'");
     inline_value_.reset();
     if (const auto eq = a.find('='); eq != std::string_view::npos) {
       inline_value_ = a.substr(eq + 1);
@@ -70,7 +71,8 @@ inline std::uint16_t port_value(arg_reader& r) {
   try {
     return eddy::parse_port(v);
   } catch (const eddy::address_error&) {
-    usage_error(r.prog(), std::string(r.name()) + ": '" + std::string(v) + "' is not a port (0..65535)");
+    usage_error(r.prog(),
+                std::string(r.name()) + ": '" + std::string(v) + "' is not a port (0..65535)");
   }
 }
 
@@ -91,11 +93,14 @@ inline std::chrono::milliseconds seconds_value(arg_reader& r, double lo, double 
   const std::string v(r.value());
   char* end = nullptr;
   errno = 0;
-  const double s = v.empty() || (v[0] != '.' && (v[0] < '0' || v[0] > '9')) ? -1.0 : std::strtod(v.c_str(), &end);
+  const double s = v.empty() || (v[0] != '.' && (v[0] < '0' || v[0] > '9'))
+                       ? -1.0
+                       : std::strtod(v.c_str(), &end);
   if (errno != 0 || end == nullptr || *end != '\0' || !std::isfinite(s) || s < lo || s > hi) {
     char range[64];
     std::snprintf(range, sizeof range, "%g..%g", lo, hi);
-    usage_error(r.prog(), std::string(r.name()) + ": '" + v + "' is not a number of seconds in " + range);
+    usage_error(r.prog(),
+                std::string(r.name()) + ": '" + v + "' is not a number of seconds in " + range);
   }
   return std::chrono::milliseconds(std::llround(s * 1000.0));
 }
@@ -105,11 +110,13 @@ inline eddy::backend_kind backend_value(arg_reader& r) {
   if (v == "auto") return eddy::backend_kind::automatic;
   if (v == "io_uring") return eddy::backend_kind::io_uring;
   if (v == "epoll") return eddy::backend_kind::epoll;
-  usage_error(r.prog(), std::string(r.name()) + ": '" + std::string(v) + "' is not one of auto, io_uring, epoll");
+  usage_error(r.prog(), std::string(r.name()) + ": '" + std::string(v) +
+                            "' is not one of auto, io_uring, epoll");
 }
 
 // A numeric address and port (no name lookup: a server binds what it is told).
-inline eddy::socket_address bind_address(const char* prog, const std::string& host, std::uint16_t port) {
+inline eddy::socket_address bind_address(const char* prog, const std::string& host,
+                                         std::uint16_t port) {
   try {
     return eddy::socket_address::ip(host, port);
   } catch (const eddy::address_error& e) {

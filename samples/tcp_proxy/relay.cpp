@@ -88,8 +88,8 @@ eddy::task<void> splice_direction(link& l, eddy::tcp_stream& from, eddy::tcp_str
     if (n == 0) break;
     l.touch();
     for (ssize_t left = n; left > 0;) {
-      const ssize_t m = ::splice(pipe_out.get(), nullptr, to.fd(), nullptr, static_cast<std::size_t>(left),
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      const ssize_t m = ::splice(pipe_out.get(), nullptr, to.fd(), nullptr,
+                                 static_cast<std::size_t>(left), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (m < 0) {
         if (errno == EAGAIN) {
           co_await eddy::poll(to.fd(), POLLOUT);
@@ -106,7 +106,9 @@ eddy::task<void> splice_direction(link& l, eddy::tcp_stream& from, eddy::tcp_str
   l.direction_done();
 }
 
-eddy::task<void> wait_for(eddy::event& e) { co_await e.wait(); }
+eddy::task<void> wait_for(eddy::event& e) {
+  co_await e.wait();
+}
 
 eddy::task<relay_end> run_relay(eddy::task_group& g, link& l, eddy::tcp_stream& client,
                                 eddy::tcp_stream& upstream, relay_options opts) {
@@ -134,7 +136,8 @@ eddy::task<relay_end> run_relay(eddy::task_group& g, link& l, eddy::tcp_stream& 
 
 }  // namespace
 
-eddy::task<relay_end> relay(eddy::tcp_stream client, eddy::tcp_stream upstream, relay_options opts) {
+eddy::task<relay_end> relay(eddy::tcp_stream client, eddy::tcp_stream upstream,
+                            relay_options opts) {
   link l;
   relay_end end = relay_end::failed;
   try {

@@ -16,9 +16,9 @@ struct relay_options {
 };
 
 enum class relay_end {
-  finished,   // both sides sent EOF and every byte was delivered
-  idle,       // closed by the idle timeout
-  failed,     // a side reset, or a write failed: both closed
+  finished,  // both sides sent EOF and every byte was delivered
+  idle,      // closed by the idle timeout
+  failed,    // a side reset, or a write failed: both closed
 };
 
 // Relays until the end, then closes both streams. Each direction runs on its own:

@@ -10,13 +10,16 @@ namespace {
 
 using namespace eddy_test;
 
-std::string echo_server() { return program_path("EDDY_ECHO_SERVER"); }
+std::string echo_server() {
+  return program_path("EDDY_ECHO_SERVER");
+}
 
 class echo_server_test : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
-    server_.emplace(echo_server(), std::vector<std::string>{"--port", "0", "--backend", GetParam()});
+    server_.emplace(echo_server(),
+                    std::vector<std::string>{"--port", "0", "--backend", GetParam()});
     port_ = server_->wait_listening();
     ASSERT_NE(port_, 0) << server_->stderr_text();
   }
@@ -53,7 +56,8 @@ TEST_P(echo_server_test, serves_many_connections_at_once_each_with_its_own_bytes
     ASSERT_TRUE(conns.back().valid()) << std::strerror(errno);
   }
   for (int i = 0; i < n; ++i) ASSERT_TRUE(conns[i].send_all(random_bytes(1024, 100 + i)));
-  for (int i = 0; i < n; ++i) EXPECT_EQ(conns[i].recv_exact(1024), random_bytes(1024, 100 + i)) << "connection " << i;
+  for (int i = 0; i < n; ++i)
+    EXPECT_EQ(conns[i].recv_exact(1024), random_bytes(1024, 100 + i)) << "connection " << i;
 }
 
 TEST_P(echo_server_test, keeps_reading_after_the_client_half_closes_until_every_byte_is_back) {
@@ -88,10 +92,9 @@ INSTANTIATE_TEST_SUITE_P(backends, echo_server_test, ::testing::ValuesIn(program
 TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
   if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
   const std::vector<std::vector<std::string>> cases = {
-      {"--port", "65536"},       {"--port", "-1"},          {"--port", "http"},
-      {"--port"},                {"--host", "not an ip"},   {"--host", "300.1.1.1"},
-      {"--backend", "kqueue"},   {"--threads", "2"},        {"--threads", "0"},
-      {"--threads", "x"},        {"--verbose"},             {"stray"},
+      {"--port", "65536"},     {"--port", "-1"},        {"--port", "http"},      {"--port"},
+      {"--host", "not an ip"}, {"--host", "300.1.1.1"}, {"--backend", "kqueue"}, {"--threads", "2"},
+      {"--threads", "0"},      {"--threads", "x"},      {"--verbose"},           {"stray"},
       {"--help=yes"},
   };
   for (const auto& args : cases) {

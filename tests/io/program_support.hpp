@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <eddy/runtime/loop.hpp>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -28,10 +30,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include <eddy/runtime/loop.hpp>
 
 extern char** environ;
 
@@ -60,7 +58,8 @@ class child_process {
  public:
   child_process(const std::string& path, const std::vector<std::string>& args) {
     int out[2], err[2];
-    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+      throw std::runtime_error("pipe2");
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
@@ -160,7 +159,8 @@ class child_process {
 };
 
 // Runs a program to completion with `args` (for option checks): exit status and stderr.
-inline std::pair<int, std::string> run_to_exit(const std::string& path, const std::vector<std::string>& args) {
+inline std::pair<int, std::string> run_to_exit(const std::string& path,
+                                               const std::vector<std::string>& args) {
   child_process c(path, args);
   const int rc = c.wait_exit();
   return {rc, c.stderr_text()};
@@ -283,7 +283,8 @@ inline std::string random_bytes(std::size_t n, std::uint32_t seed) {
 // Sends `data`, half-closes, and reads until EOF, all at once (a large payload
 // would otherwise deadlock: the server stops reading while we do not read its
 // echo). Returns what came back; `eof` tells whether it ended with EOF.
-inline std::string echo_round_trip(const client_socket& s, const std::string& data, bool* eof = nullptr) {
+inline std::string echo_round_trip(const client_socket& s, const std::string& data,
+                                   bool* eof = nullptr) {
   const int fd = s.fd();
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   std::string got;
@@ -313,8 +314,10 @@ inline std::string echo_round_trip(const client_socket& s, const std::string& da
     }
     if (!write_closed && (p.revents & POLLOUT)) {
       const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-      if (n > 0) sent += static_cast<std::size_t>(n);
-      else if (n < 0 && errno != EAGAIN) read_done = true;
+      if (n > 0)
+        sent += static_cast<std::size_t>(n);
+      else if (n < 0 && errno != EAGAIN)
+        read_done = true;
     }
   }
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);

@@ -12,15 +12,21 @@ namespace {
 
 using namespace eddy_test;
 
-std::string tcp_proxy() { return program_path("EDDY_TCP_PROXY"); }
-std::string echo_server() { return program_path("EDDY_ECHO_SERVER"); }
+std::string tcp_proxy() {
+  return program_path("EDDY_TCP_PROXY");
+}
+std::string echo_server() {
+  return program_path("EDDY_ECHO_SERVER");
+}
 
 struct mode {
   std::string backend;
   bool splice;
 };
 
-void PrintTo(const mode& m, std::ostream* os) { *os << m.backend << (m.splice ? " --splice" : ""); }
+void PrintTo(const mode& m, std::ostream* os) {
+  *os << m.backend << (m.splice ? " --splice" : "");
+}
 
 std::vector<mode> modes() {
   std::vector<mode> out;
@@ -51,13 +57,14 @@ class proxy_test : public ::testing::TestWithParam<mode> {
   // The proxy in front of `upstream_port` (0: a fresh echo_server), with `extra` options.
   void start(std::uint16_t upstream_port, std::vector<std::string> extra = {}) {
     if (upstream_port == 0) {
-      echo_.emplace(echo_server(), std::vector<std::string>{"--port", "0", "--backend", GetParam().backend});
+      echo_.emplace(echo_server(),
+                    std::vector<std::string>{"--port", "0", "--backend", GetParam().backend});
       upstream_port = echo_->wait_listening();
       ASSERT_NE(upstream_port, 0) << echo_->stderr_text();
     }
-    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--upstream",
-                                     "127.0.0.1:" + std::to_string(upstream_port), "--backend",
-                                     GetParam().backend};
+    std::vector<std::string> args = {"--listen",   "127.0.0.1:0",
+                                     "--upstream", "127.0.0.1:" + std::to_string(upstream_port),
+                                     "--backend",  GetParam().backend};
     if (GetParam().splice) args.push_back("--splice");
     args.insert(args.end(), extra.begin(), extra.end());
     proxy_.emplace(tcp_proxy(), args);
@@ -79,8 +86,8 @@ class proxy_test : public ::testing::TestWithParam<mode> {
 TEST_P(proxy_test, relays_every_payload_byte_exact_then_eof_from_0_bytes_to_16_mib) {
   ASSERT_NO_FATAL_FAILURE(start(0));
   std::uint32_t seed = 1;
-  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{65536}, std::size_t{(1 << 20) + 7},
-                           std::size_t{16 << 20}}) {
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{65536},
+                           std::size_t{(1 << 20) + 7}, std::size_t{16 << 20}}) {
     client_socket c = connect();
     const std::string data = random_bytes(size, seed++);
     bool eof = false;
@@ -234,13 +241,26 @@ TEST(tcp_proxy_options, bad_values_exit_2_with_a_reason) {
   if (tcp_proxy().empty()) GTEST_SKIP() << "EDDY_TCP_PROXY is not set";
   const std::vector<std::string> ok = {"--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9"};
   const std::vector<std::vector<std::string>> extras = {
-      {"--idle-timeout", "-1"},   {"--idle-timeout", "abc"},  {"--idle-timeout", "1e9"},
-      {"--idle-timeout", "nan"},  {"--connect-timeout", "0"}, {"--connect-timeout"},
-      {"--max-conns", "0"},       {"--max-conns", "1.5"},     {"--max-conns", "99999999999"},
-      {"--grace", "x"},           {"--grace", "-0.5"},        {"--splice=1"},
-      {"--backend", "libuv2"},    {"--bogus"},                {"--listen", "127.0.0.1"},
-      {"--listen", "host:port"},  {"--listen", "localhost:80"}, {"--upstream", "127.0.0.1:0"},
-      {"--upstream", ":80"},      {"--upstream", "127.0.0.1:70000"},
+      {"--idle-timeout", "-1"},
+      {"--idle-timeout", "abc"},
+      {"--idle-timeout", "1e9"},
+      {"--idle-timeout", "nan"},
+      {"--connect-timeout", "0"},
+      {"--connect-timeout"},
+      {"--max-conns", "0"},
+      {"--max-conns", "1.5"},
+      {"--max-conns", "99999999999"},
+      {"--grace", "x"},
+      {"--grace", "-0.5"},
+      {"--splice=1"},
+      {"--backend", "libuv2"},
+      {"--bogus"},
+      {"--listen", "127.0.0.1"},
+      {"--listen", "host:port"},
+      {"--listen", "localhost:80"},
+      {"--upstream", "127.0.0.1:0"},
+      {"--upstream", ":80"},
+      {"--upstream", "127.0.0.1:70000"},
   };
   for (const auto& extra : extras) {
     std::vector<std::string> args = ok;
