@@ -72,6 +72,34 @@ TEST_P(echo_server_test, keeps_reading_after_the_client_half_closes_until_every_
   EXPECT_TRUE(eof);
 }
 
+TEST_P(echo_server_test,
+       a_client_that_never_reads_stops_the_server_reading_instead_of_growing_its_memory) {
+  client_socket c = client_socket::connect(port_);
+  ASSERT_TRUE(c.valid());
+  const long rss_before = server_->rss_kib();
+  // Send without reading until the send side stays full: the echoes fill our
+  // receive buffer, the server's sends block, and it must then stop reading.
+  const std::string block(256 * 1024, 'z');
+  ::fcntl(c.fd(), F_SETFL, ::fcntl(c.fd(), F_GETFL) | O_NONBLOCK);
+  std::size_t sent = 0;
+  constexpr std::size_t give_up = 256u << 20;
+  while (sent < give_up) {
+    const ssize_t n = ::send(c.fd(), block.data(), block.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    ASSERT_EQ(errno, EAGAIN) << std::strerror(errno);
+    pollfd p{c.fd(), POLLOUT, 0};
+    if (::poll(&p, 1, 500) == 0) break;  // stalled: the server has stopped reading
+  }
+  const long rss_after = server_->rss_kib();
+  EXPECT_LT(sent, give_up) << "the server kept reading from a client that never reads";
+  // What is in flight sits in kernel socket buffers, not in the server.
+  EXPECT_LT(rss_after - rss_before, 16 * 1024)
+      << "RSS " << rss_before << " -> " << rss_after << " KiB after " << sent << " bytes";
+}
+
 TEST_P(echo_server_test, sigint_with_open_connections_closes_them_and_exits_0) {
   client_socket a = client_socket::connect(port_);
   client_socket b = client_socket::connect(port_);
