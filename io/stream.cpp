@@ -4,8 +4,10 @@
 // until the request can be answered, and consumes only when it returns: that is
 // what makes the reads cancel-safe (a cancelled read_line leaves its partial line
 // buffered). The buffer never holds more than the request needs plus one receive
-// (read_limit + read_chunk for delimited reads), and is released when emptied if
-// it grew past two chunks.
+// (read_limit + read_chunk for delimited reads). On sockets, bytes come from
+// stream_socket::receive() (io_uring: the multishot recv on the provided-buffer
+// ring) and are copied in, and the buffer is freed whenever it is emptied: a
+// stream waiting for data holds no read buffer at all. Pipes read into the buffer.
 //
 // Write side: `write` appends to `pending`; a background task (the flusher, at
 // most one per stream, spawned on demand) swaps `pending` into `sending` and sends
@@ -29,12 +31,13 @@ namespace eddy {
 
 struct stream_state {
   loop* l = nullptr;
-  unique_fd fd;
+  detail::stream_socket sock;  // when is_socket
+  unique_fd fd;                // otherwise (a pipe end)
   bool is_socket = false;
   stream_options o;
-  // read side
-  std::vector<std::byte> rb;
-  std::size_t rbeg = 0, rend = 0;
+  // read side: uninitialized storage (a vector would zero, and so touch, every page)
+  std::unique_ptr<std::byte[]> rb;
+  std::size_t rcap = 0, rbeg = 0, rend = 0;
   bool eof = false;
   // write side
   std::vector<std::byte> pending, sending;
@@ -45,22 +48,34 @@ struct stream_state {
 
   std::size_t rsize() const noexcept { return rend - rbeg; }
   std::size_t wsize() const noexcept { return pending.size() + (sending.size() - spos); }
-  const char* rdata() const noexcept { return reinterpret_cast<const char*>(rb.data() + rbeg); }
+  const char* rdata() const noexcept { return reinterpret_cast<const char*>(rb.get() + rbeg); }
+  const std::byte* rbytes() const noexcept { return rb.get() + rbeg; }
+  int fdn() const noexcept { return is_socket ? sock.fd() : fd.get(); }
+  bool open() const noexcept { return fdn() >= 0; }
   void consume(std::size_t n) noexcept {
     rbeg += n;
     if (rbeg == rend) {
       rbeg = rend = 0;
-      if (rb.size() > 2 * o.read_chunk) std::vector<std::byte>().swap(rb);
+      if (is_socket || rcap > 2 * o.read_chunk) {
+        rb.reset();
+        rcap = 0;
+      }
     }
   }
   void make_room(std::size_t n) {
-    if (rb.size() - rend >= n) return;
+    if (rcap - rend >= n) return;
     if (rbeg > 0) {
-      std::memmove(rb.data(), rb.data() + rbeg, rsize());
+      std::memmove(rb.get(), rb.get() + rbeg, rsize());
       rend -= rbeg;
       rbeg = 0;
     }
-    if (rb.size() - rend < n) rb.resize(std::max(rb.size() * 2, rend + n));
+    if (rcap - rend < n) {
+      const std::size_t cap = std::max(rcap * 2, rend + n);
+      std::unique_ptr<std::byte[]> bigger(new std::byte[cap]);
+      if (rend != 0) std::memcpy(bigger.get(), rb.get(), rend);
+      rb = std::move(bigger);
+      rcap = cap;
+    }
   }
 };
 
@@ -79,30 +94,50 @@ void check(const stream_options& o) {
     bad("need high_water <= max_write_buffer <= 1 GiB");
 }
 
-std::shared_ptr<stream_state> make_state(unique_fd fd, const stream_options& o) {
+std::shared_ptr<stream_state> make_state(const stream_options& o) {
   check(o);
-  if (!fd) throw std::invalid_argument("eddy::stream: empty fd");
   auto s = std::make_shared<stream_state>();
   s->l = &loop::current();
-  struct stat st {};
-  s->is_socket = ::fstat(fd.get(), &st) == 0 && S_ISSOCK(st.st_mode);
-  s->fd = std::move(fd);
   s->o = o;
   return s;
 }
 
-detail::size_awaiter recv_into(stream_state& s, std::byte* p, std::size_t n) {
-  // Pipes cannot take recv; sockets use it so the backends' socket paths apply.
-  return detail::size_awaiter(*s.l, "eddy::stream: read",
-                              s.is_socket ? detail::op_code::recv : detail::op_code::read,
-                              s.fd.get(), p, detail::clamp_len(n));
+std::shared_ptr<stream_state> make_state(detail::stream_socket sock, const stream_options& o) {
+  if (!sock) throw std::invalid_argument("eddy::stream: empty socket");
+  auto s = make_state(o);
+  s->is_socket = true;
+  s->sock = std::move(sock);
+  return s;
+}
+
+std::shared_ptr<stream_state> make_state(unique_fd fd, const stream_options& o) {
+  if (!fd) throw std::invalid_argument("eddy::stream: empty fd");
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0 && S_ISSOCK(st.st_mode))
+    return make_state(detail::stream_socket(std::move(fd)), o);
+  auto s = make_state(o);
+  s->fd = std::move(fd);
+  return s;
 }
 
 // Receives once into the buffer; false at end of stream.
 task<bool> fill(std::shared_ptr<stream_state> s) {
   if (s->eof) co_return false;
-  s->make_room(s->o.read_chunk);
-  const std::size_t n = co_await recv_into(*s, s->rb.data() + s->rend, s->rb.size() - s->rend);
+  std::size_t n = 0;
+  if (s->is_socket) {
+    recv_buffer b = co_await s->sock.receive();
+    n = b.size();
+    if (n != 0) {
+      // Amortize growth only when bytes are already waiting (a line being built).
+      s->make_room(s->rsize() == 0 ? n : std::max(n, s->o.read_chunk));
+      std::memcpy(s->rb.get() + s->rend, b.data().data(), n);
+    }
+  } else {
+    s->make_room(s->o.read_chunk);
+    n = co_await detail::size_awaiter(*s->l, "eddy::stream: read", detail::op_code::read,
+                                      s->fd.get(), s->rb.get() + s->rend,
+                                      detail::clamp_len(s->rcap - s->rend));
+  }
   if (n == 0) {
     s->eof = true;
     co_return false;
@@ -123,7 +158,7 @@ task<void> flusher(std::shared_ptr<stream_state> s) {
       const std::span<const std::byte> rest(s->sending.data() + s->spos,
                                             s->sending.size() - s->spos);
       const auto code = s->is_socket ? detail::op_code::send : detail::op_code::write;
-      s->spos += co_await detail::size_awaiter(*s->l, "eddy::stream: write", code, s->fd.get(),
+      s->spos += co_await detail::size_awaiter(*s->l, "eddy::stream: write", code, s->fdn(),
                                                const_cast<std::byte*>(rest.data()),
                                                detail::clamp_len(rest.size()));
       s->progress.set();
@@ -171,14 +206,18 @@ stream::~stream() {
 }
 
 void stream::abort() noexcept {
-  if (s_ && s_->fd) {
+  if (s_ && s_->open()) {
     s_->pending.clear();
-    s_->fd.reset();  // cancels the flusher's send, if any
+    // Cancels the flusher's send and the receive, if any.
+    if (s_->is_socket)
+      s_->sock = detail::stream_socket();
+    else
+      s_->fd.reset();
   }
 }
 
 int stream::fd() const noexcept {
-  return s_ ? s_->fd.get() : -1;
+  return s_ ? s_->fdn() : -1;
 }
 const stream_options& stream::options() const noexcept {
   static const stream_options defaults{};
@@ -199,16 +238,10 @@ task<std::size_t> stream::read_some(std::span<std::byte> buf) {
   if (buf.empty()) co_return 0;
   if (s->rsize() == 0) {
     if (s->eof) co_return 0;
-    // Big reads go straight to the caller's buffer: no copy, nothing buffered.
-    if (buf.size() >= s->o.read_chunk) {
-      const std::size_t n = co_await recv_into(*s, buf.data(), buf.size());
-      if (n == 0) s->eof = true;
-      co_return n;
-    }
     if (!co_await fill(s)) co_return 0;
   }
   const std::size_t n = std::min(buf.size(), s->rsize());
-  std::memcpy(buf.data(), s->rb.data() + s->rbeg, n);
+  std::memcpy(buf.data(), s->rbytes(), n);
   s->consume(n);
   co_return n;
 }
@@ -226,7 +259,7 @@ task<void> stream::read_exact(std::span<std::byte> buf) {
                                   std::move(partial));
     }
   }
-  std::memcpy(buf.data(), s->rb.data() + s->rbeg, buf.size());
+  std::memcpy(buf.data(), s->rbytes(), buf.size());
   s->consume(buf.size());
 }
 
@@ -300,13 +333,13 @@ task<std::span<const std::byte>> stream::peek(std::size_t n) {
                              " bytes exceeds read_limit (" + std::to_string(s->o.read_limit) + ")");
   while (s->rsize() < n && co_await fill(s)) {
   }
-  co_return std::span<const std::byte>(s->rb.data() + s->rbeg, s->rsize());
+  co_return std::span<const std::byte>(s->rbytes(), s->rsize());
 }
 
 void stream::write(std::span<const std::byte> data) {
   stream_state& s = *s_;
   rethrow_write_error(s);
-  if (!s.fd)
+  if (!s.open())
     throw std::system_error(EBADF, std::system_category(), "eddy::stream::write: stream is closed");
   if (data.empty()) return;
   if (s.wsize() + data.size() > s.o.max_write_buffer)
@@ -346,13 +379,13 @@ task<void> stream::shutdown_write() {
   co_await flush();
   if (!s->is_socket)
     throw std::logic_error("eddy::stream::shutdown_write: not a socket (close a pipe end instead)");
-  if (::shutdown(s->fd.get(), SHUT_WR) != 0)
+  if (::shutdown(s->fdn(), SHUT_WR) != 0)
     throw std::system_error(errno, std::system_category(), "eddy::stream::shutdown_write");
 }
 
 task<void> stream::close() {
   auto s = s_;
-  if (!s || !s->fd) co_return;
+  if (!s || !s->open()) co_return;
   std::exception_ptr e;
   try {
     co_await flush();
@@ -361,7 +394,10 @@ task<void> stream::close() {
   } catch (...) {
     e = std::current_exception();
   }
-  co_await s->fd.close();
+  if (s->is_socket)
+    co_await s->sock.close();
+  else
+    co_await s->fd.close();
   if (e) std::rethrow_exception(e);
 }
 
