@@ -63,6 +63,9 @@ void check_options(const loop_options& o) {
     throw std::invalid_argument(
         "eddy::loop_options::uring_cq_entries must be 0 or a power of two in uring_entries..65536, got " +
         std::to_string(o.uring_cq_entries));
+  if (o.idle_spin < std::chrono::microseconds(0) || o.idle_spin > std::chrono::microseconds(1000))
+    throw std::invalid_argument("eddy::loop_options::idle_spin must be 0..1000 us, got " +
+                                std::to_string(o.idle_spin.count()) + " us");
   if (o.ready_batch > 1'000'000)
     throw std::invalid_argument("eddy::loop_options::ready_batch must be at most 1000000, got " +
                                 std::to_string(o.ready_batch));
@@ -73,6 +76,7 @@ void check_options(const loop_options& o) {
 loop::loop(loop_options opts) : epoch_(clock::now()) {
   check_options(opts);
   ready_batch_ = opts.ready_batch;
+  idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
   backend_ = detail::make_backend(opts, backend_reason_);
   kind_ = backend_->kind();
   shared_ = std::make_shared<detail::loop_shared>();
@@ -228,6 +232,7 @@ void loop::iterate(bool block) {
     if (backend_->in_flight() != 0) backend_->reap(budget);
     return;
   }
+  if (idle_spin_ns_ != 0 && spin_for_remote_work()) return;
   std::int64_t timeout = -1;
   if (!wheel_.empty()) {
     const std::uint64_t t = wheel_.next_tick();
@@ -257,6 +262,28 @@ loop::running_scope::running_scope(loop& l, const char* what, const detail::task
 loop::running_scope::~running_scope() {
   l_.until_ = nullptr;
   l_.leave_thread();
+}
+
+// The opt-in idle spin: watch the cross-thread queue (one relaxed load per
+// round, no system call) until work arrives, a timer falls due, or the budget runs
+// out. I/O completions are not polled here: with DEFER_TASKRUN that would cost a
+// system call per round.
+bool loop::spin_for_remote_work() {
+  const std::int64_t start = clock_ns();
+  std::int64_t limit = start + idle_spin_ns_;
+  if (!wheel_.empty()) {
+    const auto due = static_cast<std::int64_t>(wheel_.next_tick()) * detail::timer_wheel::tick_ns;
+    if (due < limit) limit = due;
+  }
+  for (unsigned round = 0;; ++round) {
+    if (shared_->head.load(std::memory_order_relaxed) != nullptr ||
+        shared_->stop_requested.load(std::memory_order_relaxed))
+      return true;
+    if ((round & 63) == 63 && clock_ns() >= limit) return false;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
 }
 
 void loop::run_until(detail::task_core* main) {

@@ -222,6 +222,9 @@ TEST(loop_options_test, invalid_options_are_rejected_with_the_field_named) {
   o = {};
   o.ready_batch = 2'000'000;
   expect_bad(o, "ready_batch");
+  o = {};
+  o.idle_spin = std::chrono::microseconds(5000);
+  expect_bad(o, "idle_spin");
 }
 
 EDDY_BACKEND_TEST_SUITE(loop_test);

@@ -59,6 +59,31 @@ TEST_P(threadsafe_test, a_post_wakes_a_sleeping_loop) {
   EXPECT_GE(lp().stats().wakeups, 1u);
 }
 
+TEST_P(threadsafe_test, a_spinning_idle_loop_still_runs_posts_and_timers) {
+  loop_.reset();
+  opts_.idle_spin = std::chrono::microseconds(300);
+  make_loop();
+  eddy::loop_handle h = lp().handle();
+  auto main = [](eddy::loop_handle h) -> task<int> {
+    eddy::event e;
+    int got = 0;
+    std::thread t([h, &e, &got] {
+      for (int i = 0; i < 100; ++i) {
+        std::this_thread::sleep_for(std::chrono::microseconds(i % 2 ? 50 : 500));
+        (void)h.call_soon_threadsafe([&got, &e, i] {
+          ++got;
+          if (i == 99) e.set();
+        });
+      }
+    });
+    co_await eddy::sleep_for(1ms);  // a timer inside the spin window still fires
+    co_await e.wait();
+    t.join();
+    co_return got;
+  };
+  EXPECT_EQ(run(main(h)), 100);
+}
+
 TEST_P(threadsafe_test, stop_from_another_thread_ends_run_forever) {
   eddy::loop_handle h = lp().handle();
   std::thread t([h] {
