@@ -9,11 +9,14 @@
 //     the backend owns operations); otherwise announce sleep (Dekker handshake with
 //     posters, see remote_queue.hpp) and block in the backend until the next timer,
 //     a completion or a wakeup, then advance the wheel again.
+#include <signal.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
+#include <mutex>
 #include <thread>
 
 #include <eddy/runtime/loop.hpp>
@@ -73,8 +76,25 @@ void check_options(const loop_options& o) {
 
 }  // namespace
 
+// SIGPIPE must never kill the process (DESIGN.md §5). Sockets get MSG_NOSIGNAL on
+// every send, but a write into a pipe whose reader is gone raises SIGPIPE whatever
+// the flags, on io_uring too. So, as Rust's and Python's runtimes do at start-up, the
+// first loop sets SIGPIPE to ignored if it is still at its default; a program that
+// installed its own disposition keeps it. Writers then see EPIPE.
+void ignore_sigpipe_once() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction old {};
+    if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL &&
+        !(old.sa_flags & SA_SIGINFO)) {
+      ::signal(SIGPIPE, SIG_IGN);
+    }
+  });
+}
+
 loop::loop(loop_options opts) : epoch_(clock::now()) {
   check_options(opts);
+  ignore_sigpipe_once();
   ready_batch_ = opts.ready_batch;
   idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
   backend_ = detail::make_backend(opts, backend_reason_);

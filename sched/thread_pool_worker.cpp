@@ -27,6 +27,7 @@
 //   Waking: under idle_mu_, pop the most recently parked worker (LIFO: it is the warmest,
 //   and in an elastic pool the coldest ones are then the ones that time out and retire),
 //   move it from sleepers_ to searching_ on its behalf, then set its word and FUTEX_WAKE.
+#include <signal.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -78,7 +79,19 @@ bool pool_core::push_local(pool_job* job) {
   return true;
 }
 
+// Asynchronous signals are for the program's own threads (signal_set reads them
+// from a signalfd, which only works if no thread would take them): workers block
+// all of them (DESIGN.md §6). Fault signals stay deliverable so a crash in a job
+// still crashes, and sanitizers keep their handlers.
+void block_async_signals() noexcept {
+  sigset_t set;
+  sigfillset(&set);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 void pool_core::worker_main(worker& w) {
+  block_async_signals();
   tls = {this, &w};
   name_thread(options.name, w.index);
   bool searching = true;  // spawn_worker counted this worker in searching_

@@ -88,6 +88,21 @@ TEST_P(fd_test, poll_reports_readiness) {
   EXPECT_TRUE(run(f()) & POLLIN);
 }
 
+TEST_P(fd_test, writing_into_a_pipe_without_reader_gives_epipe_not_sigpipe) {
+  auto f = []() -> task<int> {
+    auto [r, w] = eddy::make_pipe();
+    r.reset();
+    const std::array<std::byte, 4> data{};
+    try {
+      (void)co_await eddy::write(w.get(), data);
+    } catch (const std::system_error& e) {
+      co_return e.code().value();
+    }
+    co_return 0;
+  };
+  EXPECT_EQ(run(f()), EPIPE);  // and the process is still here
+}
+
 TEST_P(fd_test, errors_carry_errno_and_the_fd) {
   auto f = []() -> task<void> {
     std::array<std::byte, 8> b;
