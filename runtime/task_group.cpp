@@ -94,7 +94,10 @@ task<void> task_group::join() {
   } r{this};
   while (count_ != 0) co_await join_awaiter(this);
   joined_ = true;
-  if (join_cancelled_) throw cancelled_error{};
+  if (join_cancelled_) {
+    join_cancelled_ = false;  // delivered once; a later join() only waits
+    throw cancelled_error{};
+  }
   if (first_error_) std::rethrow_exception(first_error_);
 }
 

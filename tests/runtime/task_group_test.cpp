@@ -146,6 +146,26 @@ TEST_P(task_group_test, cancelling_the_joiner_cancels_children_and_waits_for_the
   EXPECT_EQ(cancelled, 5);
 }
 
+TEST_P(task_group_test, a_cancelled_join_is_delivered_once_and_a_later_join_just_waits) {
+  auto f = []() -> task<bool> {
+    eddy::task_group g;
+    g.spawn([]() -> task<void> { co_await eddy::sleep_for(1h); }()).detach();
+    auto joiner = [](eddy::task_group* g) -> task<void> { co_await g->join(); };
+    auto h = eddy::spawn(joiner(&g));
+    co_await eddy::sleep_for(1ms);
+    h.cancel();
+    bool first_cancelled = false;
+    try {
+      co_await h;
+    } catch (const eddy::cancelled_error&) {
+      first_cancelled = true;
+    }
+    co_await g.join();  // nothing left, nothing cancelled: returns
+    co_return first_cancelled;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
 TEST_P(task_group_test, the_body_value_is_returned_and_handles_work) {
   auto f = []() -> task<int> {
     co_return co_await eddy::with_task_group([](eddy::task_group& g) -> task<int> {

@@ -182,6 +182,13 @@ class loop {
   template <class T>
   T run(task<T> main);
 
+  /// Runs until the spawned task behind `h` has finished (run() for a task that was
+  /// spawned already). Same errors as run().
+  template <class T>
+  void run_until_done(const join_handle<T>& h) {
+    run_until(h.core());
+  }
+
   /// Runs until `stop()`.
   void run_forever();
 
