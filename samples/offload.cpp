@@ -1,5 +1,5 @@
 // offload: a loop that keeps answering timers while blocking calls and CPU work run on
-// the thread pools.
+// the thread pools and helper processes.
 //
 // A ticker coroutine wakes every 10 ms and records how late each tick was. Meanwhile
 // the program makes four blocking calls at once (sleep 300 ms each, standing in for a
@@ -8,7 +8,13 @@
 // cpu pool with eddy::parallel_for). None of it runs on the loop thread, so the ticks
 // stay on time: the program prints the tick count and the worst lateness at the end.
 //
-// Run: ./offload            (exit status 0 if the ticker kept up)
+// Then the process pool: fib(32) runs in a helper process (its own address space),
+// one call deliberately crashes its helper (SIGSEGV), the caller gets
+// eddy::worker_crashed, the pool starts a replacement, and the next call succeeds,
+// all while the ticker keeps ticking.
+//
+// Run: ./offload            (exit status 0 if the ticker kept up and the pool recovered)
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +25,8 @@
 #include <eddy/sched/dns.hpp>
 #include <eddy/sched/fork_join.hpp>
 #include <eddy/sched/offload.hpp>
+#include <eddy/sched/process_pool.hpp>
+#include <csignal>
 #include <thread>
 #include <vector>
 
@@ -65,6 +73,40 @@ long count_primes_below(long limit) {
   return count.load();
 }
 
+// Functions the helper processes may run (registered by name at start-up).
+long fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+int crash(int) {
+  std::raise(SIGSEGV);  // code that may crash is why it runs in another process
+  return 0;
+}
+EDDY_REMOTE(fib);
+EDDY_REMOTE(crash);
+
+// Returns true if the pool survived a helper crash and kept answering.
+eddy::task<bool> process_pool_tour() {
+  eddy::process_pool_options opts;
+  opts.helpers = 2;
+  eddy::process_pool pool(opts);
+  const long f = co_await pool.call<fib>(32);
+  std::printf("fib(32) in a helper process: %ld\n", f);
+  const auto before = pool.helper_pids();
+  bool crashed = false;
+  try {
+    (void)co_await pool.call<crash>(0);
+  } catch (const eddy::worker_crashed& e) {
+    crashed = true;
+    std::printf("a helper crashed and the caller was told: %s\n", e.what());
+  }
+  const long again = co_await pool.call<fib>(25);
+  const auto after = pool.helper_pids();
+  std::size_t fresh = 0;
+  for (pid_t p : after) fresh += std::find(before.begin(), before.end(), p) == before.end();
+  std::printf("after the crash: fib(25) = %ld; %zu of %zu helpers are new processes\n", again, fresh,
+              after.size());
+  co_await pool.shutdown();
+  co_return crashed && again == 75025;
+}
+
 eddy::task<int> blocking_call(int id) {
   co_return co_await eddy::to_thread(slow_call, id);
 }
@@ -90,6 +132,8 @@ eddy::task<int> async_main() {
   for (auto& c : calls) done += (co_await c >= 0) ? 1 : 0;
   std::printf("blocking calls finished: %d\n", done);
 
+  const bool pool_recovered = co_await process_pool_tour();
+
   stop = true;
   co_await ticks;
   const auto elapsed = std::chrono::duration<double, std::milli>(clock_type::now() - start);
@@ -99,11 +143,12 @@ eddy::task<int> async_main() {
   // The loop kept up if it ticked for most of the elapsed time.
   const bool kept_up = report.ticks >= static_cast<int>(elapsed.count() / 10.0 * 0.8);
   std::printf("%s\n", kept_up ? "the loop kept answering timers" : "the loop fell behind");
-  co_return kept_up ? 0 : 1;
+  co_return kept_up && pool_recovered ? 0 : 1;
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  eddy::process_pool::helper_main_if_requested(argc, argv);  // a helper never returns from here
   return eddy::run(async_main());
 }

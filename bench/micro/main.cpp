@@ -3,7 +3,11 @@
 // the command line.
 #include <benchmark/benchmark.h>
 
+#include <eddy/sched/process_pool.hpp>
+
 int main(int argc, char** argv) {
+  // Helper processes re-execute this binary: route them before anything else.
+  eddy::process_pool::helper_main_if_requested(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
