@@ -98,40 +98,67 @@ task<int> server(int cmd_in, int rep_out) {
 }
 
 // ---- the client (this process), plain blocking sockets with timeouts ----
+//
+// Every call retries on EINTR: a process stopped and continued (as a machine's CPU
+// throttling may do) sees EINTR from calls that carry a timeout, which the kernel
+// cannot restart. Timeouts are generous: the suite runs two tests at a time on a
+// shared 2-core machine, and a timeout only ever costs time when something is wrong.
+
+template <class F>
+ssize_t retry(F call) {
+  ssize_t r;
+  do r = call();
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+bool wait_for(int fd, short events) {
+  pollfd p{fd, events, 0};
+  return retry([&] { return ::poll(&p, 1, 10'000); }) == 1;
+}
 
 std::uint64_t ask(int cmd_out, int rep_in, char c) {
-  EXPECT_EQ(::write(cmd_out, &c, 1), 1);
+  EXPECT_EQ(retry([&] { return ::write(cmd_out, &c, 1); }), 1);
   std::uint64_t v = ~0ull;
-  pollfd p{rep_in, POLLIN, 0};
-  if (::poll(&p, 1, 10'000) == 1)
-    EXPECT_EQ(::read(rep_in, &v, sizeof v), static_cast<ssize_t>(sizeof v));
+  if (wait_for(rep_in, POLLIN))
+    EXPECT_EQ(retry([&] { return ::read(rep_in, &v, sizeof v); }), static_cast<ssize_t>(sizeof v));
   else
     ADD_FAILURE() << "no reply from the server for '" << c << "'";
   return v;
 }
 
 int connect_to(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  // Generous: the suite runs two tests at a time on a shared 2-core machine, and a
-  // timeout here only ever costs time when something is already wrong.
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds connect too
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+  // Non-blocking connect, then poll: a blocking connect cannot resume after EINTR.
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 &&
+      (errno != EINPROGRESS || !wait_for(fd, POLLOUT) ||
+       ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)) {
     ::close(fd);
     return -1;
   }
+  ::fcntl(fd, F_SETFL, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;
 }
 
 bool echoes(int fd, char c) {
-  if (::send(fd, &c, 1, MSG_NOSIGNAL) != 1) return false;
+  if (retry([&] { return ::send(fd, &c, 1, MSG_NOSIGNAL); }) != 1) {
+    ADD_FAILURE() << "send: " << std::strerror(errno);
+    return false;
+  }
   char r = 0;
-  return ::recv(fd, &r, 1, 0) == 1 && r == c;
+  const ssize_t n = retry([&] { return ::recv(fd, &r, 1, 0); });
+  if (n != 1)
+    ADD_FAILURE() << "recv returned " << n << ": " << (n < 0 ? std::strerror(errno) : "EOF");
+  return n == 1 && r == c;
 }
 
 }  // namespace
@@ -154,8 +181,9 @@ TEST_P(emfile_test, accept_under_emfile_does_not_spin_keeps_old_connections_and_
   std::uint64_t port = 0;
   {
     pollfd p{rep[0], POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 10'000), 1);
-    ASSERT_EQ(::read(rep[0], &port, sizeof port), static_cast<ssize_t>(sizeof port));
+    ASSERT_TRUE(wait_for(rep[0], POLLIN));
+    ASSERT_EQ(retry([&] { return ::read(rep[0], &port, sizeof port); }),
+              static_cast<ssize_t>(sizeof port));
   }
   std::vector<int> old;
   for (int i = 0; i < 5; ++i) {
@@ -174,7 +202,8 @@ TEST_P(emfile_test, accept_under_emfile_does_not_spin_keeps_old_connections_and_
   int shed_seen = 0;
   for (int fd : hammer) {
     char b;
-    const ssize_t r = ::recv(fd, &b, 1, 0);  // EOF or reset: shed. A timeout would be a hang.
+    // EOF or reset: shed. A timeout (EAGAIN) would be a hang.
+    const ssize_t r = retry([&] { return ::recv(fd, &b, 1, 0); });
     shed_seen += r == 0 || (r < 0 && errno == ECONNRESET);
     ::close(fd);
   }
