@@ -11,13 +11,11 @@
 //                                  threads in this process, in the same iterations
 //                                  (what a shared 2-core box allows at that moment)
 //
-// Helper mode: helpers re-execute this binary, so helper mode must be routed before
-// Google Benchmark runs. The hook below does it during static initialisation, which is
-// safe here only because everything a helper needs (the remote functions below) is
-// defined in this file, above the hook: within one file, statics initialise in order.
-// Programs should call eddy::process_pool::helper_main_if_requested(argc, argv) first
-// thing in main() instead (process_pool.hpp explains why).
+// Helper mode: helpers re-execute this binary; bench/micro/main.cpp routes them with
+// eddy::process_pool::helper_main_if_requested before Google Benchmark runs.
 #include <benchmark/benchmark.h>
+
+#include "percentiles.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -57,29 +55,6 @@ EDDY_REMOTE(spin_work);
 
 namespace {
 
-// Routes helper mode (see the top of the file).
-struct route_helper_mode {
-  route_helper_mode() {
-    std::ifstream in("/proc/self/cmdline", std::ios::binary);
-    std::vector<std::string> args;
-    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    eddy::process_pool::helper_main_if_requested(static_cast<int>(args.size()), argv.data());
-  }
-} const route_helper_mode_now;
-
-void report_percentiles(benchmark::State& state, std::vector<std::int64_t>& ns) {
-  if (ns.empty()) return;
-  auto at = [&](double q) {
-    const auto k = static_cast<std::size_t>(q * static_cast<double>(ns.size() - 1));
-    std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(k), ns.end());
-    return static_cast<double>(ns[k]) / 1000.0;
-  };
-  state.counters["p50_us"] = at(0.50);
-  state.counters["p99_us"] = at(0.99);
-}
 
 // Reference parameters are safe: loop::run returns only when the task has finished.
 eddy::task<void> roundtrip_loop(benchmark::State& state, std::vector<std::int64_t>& ns,
@@ -102,7 +77,7 @@ void BM_process_roundtrip(benchmark::State& state) {
   eddy::loop l;
   l.run(roundtrip_loop(state, ns, static_cast<std::size_t>(state.range(0))));
   l.close();
-  report_percentiles(state, ns);
+  eddy_bench::report_percentiles(state, ns);
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0) * 2);
 }
 BENCHMARK(BM_process_roundtrip)->Arg(64)->Arg(65536)->UseRealTime()->MinTime(2.0);

@@ -15,6 +15,8 @@
 
 #include <eddy/eddy.hpp>
 
+#include "percentiles.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -102,13 +104,6 @@ void BM_timer_arm_cancel_relative(benchmark::State& state) {
 }
 BENCHMARK(BM_timer_arm_cancel_relative)->Arg(1'000'000);
 
-double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
-}
-
 void pin_to_cpu(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -138,7 +133,7 @@ void BM_cross_thread_wake(benchmark::State& state) {
   });
   while (handle.load(std::memory_order_acquire) == nullptr) std::this_thread::yield();
   if (pin) pin_to_cpu(1);
-  std::vector<double> samples;
+  std::vector<std::int64_t> samples;
   samples.reserve(100'000);
   for (auto _ : state) {
     state.PauseTiming();
@@ -152,13 +147,12 @@ void BM_cross_thread_wake(benchmark::State& state) {
     std::int64_t t1;
     while ((t1 = ran_at.load(std::memory_order_acquire)) == 0) {
     }
-    samples.push_back(static_cast<double>(t1 - t0.time_since_epoch().count()) / 1000.0);
+    samples.push_back(t1 - t0.time_since_epoch().count());
   }
   (void)h.stop();
   loop_thread.join();
   sched_setaffinity(0, sizeof saved, &saved);
-  state.counters["p50_us"] = percentile(samples, 0.50);
-  state.counters["p99_us"] = percentile(samples, 0.99);
+  eddy_bench::report_percentiles(state, samples);
 }
 // Arg: the loop's idle_spin in µs (0 = the default: block at once).
 BENCHMARK(BM_cross_thread_wake)->Arg(0)->Arg(200)->Iterations(5000)->UseRealTime();

@@ -13,6 +13,8 @@
 //   BM_idle_pool_cpu               both default pools idle for 10 s; CPU % of one core
 //                                  from /proc/self/stat (utime + stime)
 #include <benchmark/benchmark.h>
+
+#include "percentiles.hpp"
 #include <dirent.h>
 #include <sched.h>
 #include <unistd.h>
@@ -37,18 +39,6 @@
 namespace {
 
 using std::chrono::steady_clock;
-
-// Percentiles of the per-iteration latencies recorded in a benchmark, in microseconds.
-void report_percentiles(benchmark::State& state, std::vector<std::int64_t>& ns) {
-  if (ns.empty()) return;
-  auto at = [&](double q) {
-    const auto k = static_cast<std::size_t>(q * static_cast<double>(ns.size() - 1));
-    std::nth_element(ns.begin(), ns.begin() + static_cast<std::ptrdiff_t>(k), ns.end());
-    return static_cast<double>(ns[k]) / 1000.0;
-  };
-  state.counters["p50_us"] = at(0.50);
-  state.counters["p99_us"] = at(0.99);
-}
 
 // Coroutine parameters by reference are safe here: loop::run returns only when the task
 // has finished.
@@ -79,7 +69,7 @@ void BM_offload_roundtrip(benchmark::State& state) {
   l.run(offload_loop(state, ns, cpu, always_suspend));
   l.close();
   eddy::detail::round_trip_average_ns = 0;
-  report_percentiles(state, ns);
+  eddy_bench::report_percentiles(state, ns);
   const eddy::pool_stats s = (cpu ? eddy::cpu_pool() : eddy::blocking_pool()).stats();
   state.counters["pool_threads"] = static_cast<double>(s.threads);
   state.counters["parked"] = static_cast<double>(s.parked);

@@ -67,15 +67,21 @@ struct op_list {
   void push(io_op* op) noexcept {
     op->link_next = nullptr;
     op->link_prev = tail;
-    if (tail != nullptr) tail->link_next = op;
-    else head = op;
+    if (tail != nullptr)
+      tail->link_next = op;
+    else
+      head = op;
     tail = op;
   }
   void remove(io_op* op) noexcept {
-    if (op->link_prev != nullptr) op->link_prev->link_next = op->link_next;
-    else head = op->link_next;
-    if (op->link_next != nullptr) op->link_next->link_prev = op->link_prev;
-    else tail = op->link_prev;
+    if (op->link_prev != nullptr)
+      op->link_prev->link_next = op->link_next;
+    else
+      head = op->link_next;
+    if (op->link_next != nullptr)
+      op->link_next->link_prev = op->link_prev;
+    else
+      tail = op->link_prev;
     op->link_next = op->link_prev = nullptr;
   }
 };
@@ -87,7 +93,9 @@ struct fd_state {
 
 constexpr std::uint64_t wake_key = ~std::uint64_t{0};
 
-int err() noexcept { return -errno; }
+int err() noexcept {
+  return -errno;
+}
 
 class epoll_backend final : public backend {
  public:
@@ -126,51 +134,31 @@ class epoll_backend final : public backend {
     op.cqe_flags = 0;
     switch (op.code) {
       case op_code::nop:
-        op.res = 0;
-        op.state = op_state::done;
-        return true;
+        return complete_inline(op, 0);
       case op_code::close:
-        op.res = do_close(op.fd);
-        op.state = op_state::done;
-        return true;
+        return complete_inline(op, do_close(op.fd));
       case op_code::shutdown:
-        op.res = ::shutdown(op.fd, static_cast<int>(op.flags)) == 0 ? 0 : err();
-        op.state = op_state::done;
-        return true;
+        return complete_inline(op, ::shutdown(op.fd, static_cast<int>(op.flags)) == 0 ? 0 : err());
       default:
         break;
     }
     const dir d = direction(op);
-    if (d == dir::none) {  // e.g. accept_multi: caps() says epoll has no multishot
-      op.res = -EINVAL;
-      op.state = op_state::done;
-      return true;
-    }
-    if (op.fd < 0) {
-      op.res = -EBADF;
-      op.state = op_state::done;
-      return true;
-    }
+    if (d == dir::none)
+      return complete_inline(op, -EINVAL);  // e.g. accept_multi: no multishot on epoll
+    if (op.fd < 0) return complete_inline(op, -EBADF);
     fd_state& st = state(op.fd);
     op_list& list = st.lists[static_cast<int>(d)];
     op.state = op_state::idle;
     if (list.empty()) {
       const int r = attempt(op);
-      if (r != -EAGAIN) {
-        op.res = r;
-        op.state = op_state::done;
-        return true;
-      }
+      if (r != -EAGAIN) return complete_inline(op, r);
     }
     if (!st.registered) {
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       ev.data.u64 = static_cast<std::uint64_t>(op.fd);
-      if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, op.fd, &ev) != 0 && errno != EEXIST) {
-        op.res = err();
-        op.state = op_state::done;
-        return true;
-      }
+      if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, op.fd, &ev) != 0 && errno != EEXIST)
+        return complete_inline(op, err());
       st.registered = true;
     }
     list.push(&op);
@@ -265,7 +253,8 @@ class epoll_backend final : public backend {
           r = ::recvmsg(op.fd, static_cast<msghdr*>(op.buf), static_cast<int>(op.flags));
           break;
         case op_code::sendmsg:
-          r = ::sendmsg(op.fd, static_cast<msghdr*>(op.buf), static_cast<int>(op.flags) | MSG_NOSIGNAL);
+          r = ::sendmsg(op.fd, static_cast<msghdr*>(op.buf),
+                        static_cast<int>(op.flags) | MSG_NOSIGNAL);
           break;
         case op_code::splice:
           r = ::splice(op.fd, nullptr, op.aux_fd, nullptr, len, op.flags | SPLICE_F_NONBLOCK);

@@ -55,10 +55,13 @@ class uring_buffer_ring final : public buffer_ring {
   uring_buffer_ring(io_uring* ring, unsigned entries, std::size_t size)
       : ring_(ring), entries_(entries), size_(size), available_(entries) {
     ring_bytes_ = entries * sizeof(io_uring_buf);
-    void* m = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) throw std::system_error(errno, std::system_category(), "eddy: buffer ring mmap");
+    void* m =
+        ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+      throw std::system_error(errno, std::system_category(), "eddy: buffer ring mmap");
     br_ = static_cast<io_uring_buf_ring*>(m);
-    void* b = ::mmap(nullptr, entries * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* b =
+        ::mmap(nullptr, entries * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (b == MAP_FAILED) {
       const int e = errno;
       ::munmap(br_, ring_bytes_);
@@ -76,8 +79,9 @@ class uring_buffer_ring final : public buffer_ring {
     }
     io_uring_buf_ring_init(br_);
     for (unsigned i = 0; i < entries; ++i)
-      io_uring_buf_ring_add(br_, data(i), static_cast<unsigned>(size_), static_cast<unsigned short>(i),
-                            io_uring_buf_ring_mask(entries_), static_cast<int>(i));
+      io_uring_buf_ring_add(br_, data(i), static_cast<unsigned>(size_),
+                            static_cast<unsigned short>(i), io_uring_buf_ring_mask(entries_),
+                            static_cast<int>(i));
     io_uring_buf_ring_advance(br_, static_cast<int>(entries));
   }
   ~uring_buffer_ring() override {
@@ -85,12 +89,14 @@ class uring_buffer_ring final : public buffer_ring {
     ::munmap(bufs_, entries_ * size_);
     ::munmap(br_, ring_bytes_);
   }
-  std::byte* data(unsigned id) noexcept override { return bufs_ + static_cast<std::size_t>(id) * size_; }
+  std::byte* data(unsigned id) noexcept override {
+    return bufs_ + static_cast<std::size_t>(id) * size_;
+  }
   std::size_t buffer_size() const noexcept override { return size_; }
   std::size_t available() const noexcept override { return available_; }
   void recycle(unsigned id) noexcept override {
-    io_uring_buf_ring_add(br_, data(id), static_cast<unsigned>(size_), static_cast<unsigned short>(id),
-                          io_uring_buf_ring_mask(entries_), 0);
+    io_uring_buf_ring_add(br_, data(id), static_cast<unsigned>(size_),
+                          static_cast<unsigned short>(id), io_uring_buf_ring_mask(entries_), 0);
     io_uring_buf_ring_advance(br_, 1);
     ++available_;
   }
@@ -194,7 +200,8 @@ class uring_backend final : public backend {
     if (flags_ & IORING_SETUP_R_DISABLED) {
       // Debian's liburing 2.3 declares io_uring_enable_rings but does not export
       // it; the register opcode is all it does.
-      if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) != 0)
+      if (::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr,
+                    0) != 0)
         throw std::system_error(errno, std::system_category(), "eddy: io_uring enable rings");
       flags_ &= ~IORING_SETUP_R_DISABLED;
       arm_wake();
@@ -205,19 +212,13 @@ class uring_backend final : public backend {
     op.cancel_requested = false;
     op.cqe_flags = 0;
     if (op.code == op_code::nop) {
-      op.res = 0;
-      op.state = op_state::done;
-      return true;
+      return complete_inline(op, 0);
     }
     if (op.fd < 0) {
-      op.res = -EBADF;
-      op.state = op_state::done;
-      return true;
+      return complete_inline(op, -EBADF);
     }
     if (op.code == op_code::recv_multi && !bufring_) {
-      op.res = -EOPNOTSUPP;
-      op.state = op_state::done;
-      return true;
+      return complete_inline(op, -EOPNOTSUPP);
     }
     if (op.code == op_code::close && caps_.cancel_by_fd) {
       io_uring_sqe* c = sqe();
@@ -226,21 +227,30 @@ class uring_backend final : public backend {
       c->flags |= IOSQE_IO_HARDLINK;  // -ENOENT (nothing to cancel) must not fail the close
     }
     io_uring_sqe* s = sqe();
-    const auto off = static_cast<__u64>(op.offset == UINT64_MAX ? -1 : static_cast<long long>(op.offset));
+    const auto off =
+        static_cast<__u64>(op.offset == UINT64_MAX ? -1 : static_cast<long long>(op.offset));
     switch (op.code) {
-      case op_code::read: io_uring_prep_read(s, op.fd, op.buf, op.len, off); break;
-      case op_code::write: io_uring_prep_write(s, op.fd, op.buf, op.len, off); break;
+      case op_code::read:
+        io_uring_prep_read(s, op.fd, op.buf, op.len, off);
+        break;
+      case op_code::write:
+        io_uring_prep_write(s, op.fd, op.buf, op.len, off);
+        break;
       case op_code::readv:
         io_uring_prep_readv(s, op.fd, static_cast<const iovec*>(op.buf), op.len, off);
         break;
       case op_code::writev:
         io_uring_prep_writev(s, op.fd, static_cast<const iovec*>(op.buf), op.len, off);
         break;
-      case op_code::poll: io_uring_prep_poll_add(s, op.fd, op.flags); break;
-      case op_code::close: io_uring_prep_close(s, op.fd); break;
+      case op_code::poll:
+        io_uring_prep_poll_add(s, op.fd, op.flags);
+        break;
+      case op_code::close:
+        io_uring_prep_close(s, op.fd);
+        break;
       case op_code::accept:
-        io_uring_prep_accept(s, op.fd, static_cast<sockaddr*>(op.buf), static_cast<socklen_t*>(op.aux),
-                             static_cast<int>(op.flags));
+        io_uring_prep_accept(s, op.fd, static_cast<sockaddr*>(op.buf),
+                             static_cast<socklen_t*>(op.aux), static_cast<int>(op.flags));
         break;
       case op_code::accept_multi:
         io_uring_prep_multishot_accept(s, op.fd, nullptr, nullptr, static_cast<int>(op.flags));
@@ -253,7 +263,9 @@ class uring_backend final : public backend {
       case op_code::connect:
         io_uring_prep_connect(s, op.fd, static_cast<const sockaddr*>(op.buf), op.len);
         break;
-      case op_code::recv: io_uring_prep_recv(s, op.fd, op.buf, op.len, static_cast<int>(op.flags)); break;
+      case op_code::recv:
+        io_uring_prep_recv(s, op.fd, op.buf, op.len, static_cast<int>(op.flags));
+        break;
       case op_code::send:
         io_uring_prep_send(s, op.fd, op.buf, op.len, static_cast<int>(op.flags) | MSG_NOSIGNAL);
         break;
@@ -261,13 +273,18 @@ class uring_backend final : public backend {
         io_uring_prep_recvmsg(s, op.fd, static_cast<msghdr*>(op.buf), op.flags);
         break;
       case op_code::sendmsg:
-        io_uring_prep_sendmsg(s, op.fd, static_cast<const msghdr*>(op.buf), op.flags | MSG_NOSIGNAL);
+        io_uring_prep_sendmsg(s, op.fd, static_cast<const msghdr*>(op.buf),
+                              op.flags | MSG_NOSIGNAL);
         break;
-      case op_code::shutdown: io_uring_prep_shutdown(s, op.fd, static_cast<int>(op.flags)); break;
+      case op_code::shutdown:
+        io_uring_prep_shutdown(s, op.fd, static_cast<int>(op.flags));
+        break;
       case op_code::splice:
         io_uring_prep_splice(s, op.fd, -1, op.aux_fd, -1, op.len, op.flags);
         break;
-      default: io_uring_prep_nop(s); break;
+      default:
+        io_uring_prep_nop(s);
+        break;
     }
     io_uring_sqe_set_data(s, &op);
     op.state = op_state::in_flight;
@@ -315,7 +332,9 @@ class uring_backend final : public backend {
 
  private:
   bool enabled() const noexcept { return !(flags_ & IORING_SETUP_R_DISABLED); }
-  std::uint64_t wake_tag() const noexcept { return reinterpret_cast<std::uint64_t>(&wake_buf_) | 1; }
+  std::uint64_t wake_tag() const noexcept {
+    return reinterpret_cast<std::uint64_t>(&wake_buf_) | 1;
+  }
 
   void arm_wake() {
     io_uring_sqe* s = sqe();
@@ -340,7 +359,8 @@ class uring_backend final : public backend {
       drain(UINT32_MAX);
       if (io_uring_cq_has_overflow(&ring_)) io_uring_get_events(&ring_);
     }
-    throw std::system_error(EBUSY, std::system_category(), "eddy: io_uring submission queue stuck full");
+    throw std::system_error(EBUSY, std::system_category(),
+                            "eddy: io_uring submission queue stuck full");
   }
 
   void enter(bool block, std::int64_t timeout_ns) {
@@ -432,18 +452,22 @@ bool uring_usable(std::string& why) {
   io_uring ring{};
   const int r = io_uring_queue_init(2, &ring, 0);
   if (r == -ENOMEM || r == -EMFILE || r == -ENFILE) {
-    throw std::system_error(-r, std::system_category(), "eddy: io_uring probe (a resource error, not a fallback case)");
+    throw std::system_error(-r, std::system_category(),
+                            "eddy: io_uring probe (a resource error, not a fallback case)");
   }
   if (r != 0) {
     why = std::string("io_uring_setup failed: ") + std::strerror(-r) +
-          (r == -EPERM ? " (seccomp or io_uring_disabled policy)" : r == -ENOSYS ? " (kernel without io_uring)" : "");
+          (r == -EPERM    ? " (seccomp or io_uring_disabled policy)"
+           : r == -ENOSYS ? " (kernel without io_uring)"
+                          : "");
     return false;
   }
   bool ok = true;
   if (io_uring_probe* p = io_uring_get_probe_ring(&ring)) {
-    const int needed[] = {IORING_OP_READ, IORING_OP_WRITE, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL,
-                          IORING_OP_CLOSE, IORING_OP_ACCEPT, IORING_OP_CONNECT, IORING_OP_SEND,
-                          IORING_OP_RECV, IORING_OP_SHUTDOWN};
+    const int needed[] = {IORING_OP_READ,         IORING_OP_WRITE, IORING_OP_POLL_ADD,
+                          IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_ACCEPT,
+                          IORING_OP_CONNECT,      IORING_OP_SEND,  IORING_OP_RECV,
+                          IORING_OP_SHUTDOWN};
     for (int opc : needed) {
       if (!io_uring_opcode_supported(p, opc)) {
         why = "io_uring lacks opcode " + std::to_string(opc) + " (kernel too old)";
