@@ -9,7 +9,7 @@
 //! waking it goes through the driver's park, which would time the park, not spawn.
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -17,12 +17,20 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn poll_once(s: &mut Pin<Box<tokio::time::Sleep>>) {
-    std::future::poll_fn(|cx| {
-        let _ = s.as_mut().poll(cx);
+/// Polls a Sleep once, which registers it with the timer, and completes.
+/// (std::future::poll_fn needs Rust 1.64; Debian 12's rustc is 1.63.)
+struct PollOnce<'a>(&'a mut Pin<Box<tokio::time::Sleep>>);
+
+impl Future for PollOnce<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = self.0.as_mut().poll(cx);
         Poll::Ready(())
-    })
-    .await
+    }
+}
+
+async fn poll_once(s: &mut Pin<Box<tokio::time::Sleep>>) {
+    PollOnce(s).await
 }
 
 fn main() {
