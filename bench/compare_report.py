@@ -18,6 +18,19 @@ MICRO_ROWS = [  # key, what one operation is, unit
 ]
 
 
+def round_ratio(figs, ref_figs, key, higher_better=True):
+    """The median over rounds of figs' key relative to ref_figs' in the same round
+    (> 1: better than the reference). Pairing by round keeps a machine whose load
+    drifts between rounds from moving the ratio."""
+    ref = {f.get("round"): f.get(key) for f in ref_figs}
+    out = []
+    for f in figs:
+        v, rv = f.get(key), ref.get(f.get("round"))
+        if v and rv:
+            out.append(v / rv if higher_better else rv / v)
+    return statistics.median(out) if out else None
+
+
 def med(figs, key):
     vals = [f[key] for f in figs if f.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -77,12 +90,11 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
         cols = [m[1] for m in metrics]
         add(f"| server | {' | '.join(cols)} | vs {ref} | runs |")
         add("|---|" + "---|" * (len(cols) + 2))
-        ref_val = med(res.get(ref, []), chart_key)
         ratios = {}
         for n in names:
-            v = med(res[n], chart_key)
-            if v and ref_val:
-                ratios[n] = v / ref_val if higher_better else ref_val / v
+            r = round_ratio(res[n], res.get(ref, []), chart_key, higher_better)
+            if r:
+                ratios[n] = r
             cells = [fmt(med(res[n], m[0]), m[2]) for m in metrics]
             errs = sum(f["errors"] for f in res[n])
             add(f"| {n} | {' | '.join(cells)} | {fmt(ratios.get(n))}× | {len(res[n])}"
@@ -130,7 +142,6 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
         add("| proxy | added p50 µs (1 conn) | E2-100 req/s | E2-100 p99 µs | E2-100 CPU µs/req "
             "| E5 MiB/s | E5 CPU µs/req | E2-100 vs " + pref + " |")
         add("|---|---|---|---|---|---|---|---|")
-        ref_rps = med(proxy["P1-E2"].get(pref, []), "rps")
         ratios = {}
         for n in proxy["P1-E2"]:
             e1, e2, e5 = (proxy[k].get(n, []) for k in ("P1-E1", "P1-E2", "P1-E5"))
@@ -139,8 +150,9 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
                 continue
             added = med(e1, "p50") - direct_p50 if (e1 and direct_p50 and n != "direct") else None
             rps = med(e2, "rps")
-            if ref_rps:
-                ratios[n] = rps / ref_rps
+            r = round_ratio(e2, proxy["P1-E2"].get(pref, []), "rps")
+            if r:
+                ratios[n] = r
             add(f"| {n} | {fmt(added)} | {fmt(rps, 'rps')} | {fmt(med(e2, 'p99'))} | "
                 f"{fmt(med(e2, 'cpu_us'))} | {fmt(med(e5, 'mibs'))} | {fmt(med(e5, 'cpu_us'))} | "
                 f"{fmt(ratios.get(n))}× |")
@@ -187,7 +199,11 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
         for key, what, unit in MICRO_ROWS:
             cells = [fmt(micro[c].get(key)) for c in order]
             add(f"| {what} ({'µs' if unit == 'us' else 'ns'}) | " + " | ".join(cells) + " |")
+            headline[f"micro: {what}"] = {"values": {c: micro[c].get(key) for c in order},
+                                          "higher_better": False}
         add("")
+    if charts_dir:
+        summary_chart(charts_dir, headline, ["E2-16", "E2-100", "E2-1000", "E3", "E4-10K", "E5"])
     behind = where_behind(headline)
     add("## Where eddy is not ahead of the best peer")
     add("")
@@ -210,30 +226,67 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
     return headline
 
 
-PEER_PREFIXES = ("asio", "tokio", "uvloop", "asyncio", "node", "haproxy", "nginx")
+NOT_PEERS = ("eddy", "reference", "direct")  # every other contender is a peer
 
 
 def where_behind(headline):
-    """One line per workload where eddy's best backend is not ahead of the best peer."""
+    """One line per workload where eddy's best backend is not ahead of the best peer.
+    Where per-round ratios to a reference exist they are compared (a drifting load
+    cancels out); otherwise the medians themselves."""
     out = []
     for title, h in headline.items():
-        vals = h["values"]
+        by_ratio = bool(h.get("ratios"))
+        vals = h["ratios"] if by_ratio else h["values"]
+        higher = True if by_ratio else h["higher_better"]
         eddy = {n: v for n, v in vals.items() if n.startswith("eddy") and v is not None}
-        peers = {n: v for n, v in vals.items() if n.startswith(PEER_PREFIXES) and v is not None}
+        peers = {n: v for n, v in vals.items()
+                 if not n.startswith(NOT_PEERS) and v is not None}
         if not eddy or not peers:
             continue
-        pick = max if h["higher_better"] else min
+        pick = max if higher else min
         e = pick(eddy, key=eddy.get)
         p = pick(peers, key=peers.get)
-        if h["higher_better"]:
-            ratio, ahead = eddy[e] / peers[p], eddy[e] > peers[p]
+        if higher:
+            ratio = eddy[e] / peers[p]
         else:
-            ratio, ahead = (peers[p] / eddy[e] if eddy[e] > 0 else float("inf")), eddy[e] < peers[p]
-        if not ahead:
-            out.append(f"{title}: best eddy ({e}) at {ratio:.2f}× the best peer ({p}) "
-                       f"({fmt(eddy[e])} vs {fmt(peers[p])}; "
-                       f"{'higher' if h['higher_better'] else 'lower'} is better)")
+            ratio = peers[p] / eddy[e] if eddy[e] > 0 else float("inf")
+        if ratio <= 1.0:
+            raw = h["values"]
+            out.append(f"{title}: best eddy ({e}) at {ratio:.2f}× the best peer ({p}); "
+                       f"medians {fmt(raw.get(e))} vs {fmt(raw.get(p))}, "
+                       f"{'higher' if h['higher_better'] else 'lower'} is better")
     return out
+
+
+def summary_chart(charts_dir, headline, keys):
+    """summary.png: every echo server's per-round ratio to the reference, one group of
+    bars per server and one bar per workload (E3 is CPU per request, inverted)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    keys = [k for k in keys if headline.get(k, {}).get("ratios")]
+    if not keys:
+        return
+    names = list(headline[keys[0]]["ratios"])
+    width = 0.8 / len(keys)
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names) + 2), 4))
+    for i, k in enumerate(keys):
+        r = headline[k]["ratios"]
+        ax.bar([x + i * width for x in range(len(names))], [r.get(n, 0) for n in names], width,
+               label=k + (" (CPU/req)" if k == "E3" else ""))
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))])
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("× the hand-written epoll loop (higher is better)")
+    ax.set_title("Echo servers, median per-round ratio to the reference", fontsize=10)
+    ax.legend(fontsize=7, ncol=len(keys))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(charts_dir, "summary.png"), dpi=110)
+    plt.close(fig)
 
 
 def chart(charts_dir, title, values, ylabel, ref):
