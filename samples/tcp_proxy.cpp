@@ -30,6 +30,7 @@
 #include <eddy/runtime/time.hpp>
 #include <eddy/runtime/when.hpp>
 #include <eddy/sched/signal_set.hpp>
+#include <eddy/sched/tcp_connect.hpp>
 #include <exception>
 #include <optional>
 #include <string>
@@ -138,7 +139,7 @@ eddy::task<eddy::tcp_stream> connect_upstream(const proxy& p) {
   eddy::tcp_connect_options co;
   co.timeout = p.opts.connect_timeout;
   if (p.upstream_addr) co_return co_await eddy::tcp_stream::connect(*p.upstream_addr, co);
-  co_return co_await eddy::tcp_stream::connect(p.opts.upstream_host, p.opts.upstream_port, co);
+  co_return co_await eddy::tcp_connect(p.opts.upstream_host, p.opts.upstream_port, co);
 }
 
 eddy::task<void> serve_connection(proxy& p, eddy::tcp_stream client) {

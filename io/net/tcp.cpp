@@ -7,7 +7,6 @@
 
 #include <eddy/io/tcp.hpp>
 #include <eddy/runtime/time.hpp>
-#include <eddy/sched/dns.hpp>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -58,22 +57,6 @@ task<tcp_stream> connect_once(socket_address addr, bool nodelay) {
   co_return s;
 }
 
-task<tcp_stream> connect_resolved(std::string host, std::uint16_t port, bool nodelay) {
-  std::vector<resolved_address> addrs = co_await resolve(host, std::to_string(port));
-  std::exception_ptr last;
-  for (const resolved_address& r : addrs) {
-    try {
-      co_return co_await connect_once(socket_address::from_sockaddr(r.sockaddr_ptr(), r.length),
-                                      nodelay);
-    } catch (const std::system_error&) {
-      last = std::current_exception();
-    }
-  }
-  if (last) std::rethrow_exception(last);
-  throw std::system_error(EHOSTUNREACH, std::system_category(),
-                          "eddy: connect: no address for " + host);
-}
-
 void check_timeout(std::chrono::milliseconds t) {
   if (t.count() <= 0)
     throw std::invalid_argument("eddy: tcp_stream::connect: timeout must be positive");
@@ -88,24 +71,6 @@ task<tcp_stream> tcp_stream::connect(socket_address addr, tcp_connect_options op
   check_ip(addr, "eddy: tcp_stream::connect");
   check_timeout(opts.timeout);
   co_return co_await with_timeout(opts.timeout, connect_once(addr, opts.nodelay));
-}
-
-task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port,
-                                     tcp_connect_options opts) {
-  check_timeout(opts.timeout);
-  if (host.empty()) throw address_error("eddy: tcp_stream::connect: empty host");
-  // Numeric hosts skip the resolver (and its thread hop).
-  socket_address numeric;
-  bool is_numeric = true;
-  try {
-    numeric = socket_address::ip(host, port);
-  } catch (const address_error&) {
-    is_numeric = false;
-  }
-  if (is_numeric)
-    co_return co_await with_timeout(opts.timeout, connect_once(numeric, opts.nodelay));
-  co_return co_await with_timeout(opts.timeout,
-                                  connect_resolved(std::move(host), port, opts.nodelay));
 }
 
 void tcp_stream::set_nodelay(bool on) {

@@ -209,31 +209,6 @@ TEST_P(tcp_test, connect_gives_up_at_its_timeout) {
   EXPECT_TRUE(run(f()));
 }
 
-TEST_P(tcp_test, connect_by_host_name_resolves_and_ipv6_loopback_works) {
-  auto f = []() -> task<bool> {
-    auto l4 = eddy_test::loopback_listener();
-    auto srv = eddy::spawn(eddy_test::echo_server(&l4, 1));
-    auto c = co_await eddy::tcp_stream::connect("localhost", l4.local_address().port());
-    const auto data = payload(5000, 5);
-    const bool ok4 = co_await round_trip(&c, data) == checksum(data);
-    co_await c.close();
-    co_await srv;
-    co_await l4.close();
-    bool ok6 = true;
-    if (eddy::socket_address::loopback(0, true).is_ipv6()) {
-      auto l6 = eddy_test::loopback_listener(true);
-      auto srv6 = eddy::spawn(eddy_test::echo_server(&l6, 1));
-      auto c6 = co_await eddy::tcp_stream::connect("::1", l6.local_address().port());
-      ok6 = co_await round_trip(&c6, data) == checksum(data) && c6.peer_address().is_ipv6();
-      co_await c6.close();
-      co_await srv6;
-      co_await l6.close();
-    }
-    co_return ok4&& ok6;
-  };
-  EXPECT_TRUE(run(f()));
-}
-
 TEST_P(tcp_test, options_and_addresses_read_back) {
   auto f = []() -> task<bool> {
     auto l = eddy_test::loopback_listener();

@@ -41,8 +41,8 @@ inline constexpr std::size_t max_address_text = 1024;
 ///    (at most 107 bytes, no NUL)
 ///  - `unix:@name` or `@name`: a Linux abstract name (at most 107 bytes)
 ///
-/// Host names are not addresses: resolve them with `eddy::resolve` (or use
-/// `tcp_stream::connect(host, port)`, which does).
+/// Host names are not addresses: resolve them with `eddy::resolve`, or connect with
+/// `eddy::tcp_connect(host, port)` (<eddy/sched/tcp_connect.hpp>), which does.
 ///
 /// **Thread safety:** a plain value; const members may be used from any thread.
 /// **Cancel safety:** n/a (nothing here suspends).
@@ -118,7 +118,7 @@ class socket_address {
 ///
 /// ```cpp
 /// auto [host, port] = eddy::split_host_port("example.org:80");
-/// auto s = co_await eddy::tcp_stream::connect(host, port);
+/// auto s = co_await eddy::tcp_connect(host, port);  // <eddy/sched/tcp_connect.hpp>
 /// ```
 struct host_port {
   std::string host;  ///< name or numeric address, IPv6 without its brackets

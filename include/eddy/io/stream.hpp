@@ -102,7 +102,7 @@ struct stream_state;  // io/stream.cpp
 /// Destroying a stream discards unsent bytes and cancels its operations.
 ///
 /// ```cpp
-/// eddy::stream s(co_await eddy::tcp_stream::connect("127.0.0.1", 7000));
+/// eddy::stream s(co_await eddy::tcp_connect("127.0.0.1", 7000));  // sched/tcp_connect.hpp
 /// s.write(std::string_view("HELLO\n"));
 /// co_await s.drain();
 /// std::string line = co_await s.read_line();       // "...\n", or "" at EOF

@@ -36,16 +36,16 @@ struct tcp_listen_options {
   bool v6_only = false;
 };
 
-/// Options for `tcp_stream::connect`.
+/// Options for `tcp_stream::connect` and `eddy::tcp_connect` (<eddy/sched/tcp_connect.hpp>).
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
 ///
 /// ```cpp
-/// auto s = co_await eddy::tcp_stream::connect("db.local", 5432, {.timeout = 2s});
+/// auto s = co_await eddy::tcp_stream::connect(addr, {.timeout = 2s, .nodelay = false});
 /// ```
 struct tcp_connect_options {
-  /// The whole connect (name resolution included) must finish within this, or
-  /// timeout_error is thrown. Must be positive; default 30 s.
+  /// The whole connect (for eddy::tcp_connect, name resolution included) must
+  /// finish within this, or timeout_error is thrown. Must be positive; default 30 s.
   std::chrono::milliseconds timeout{30'000};
   /// TCP_NODELAY on the new stream (Nagle off), as most RPC clients want.
   bool nodelay = true;
@@ -67,7 +67,7 @@ struct tcp_connect_options {
 /// they resume with cancelled_error, and no completion reaches a reused fd number.
 ///
 /// ```cpp
-/// eddy::tcp_stream s = co_await eddy::tcp_stream::connect("127.0.0.1", 7000);
+/// auto s = co_await eddy::tcp_stream::connect(eddy::socket_address::ip("127.0.0.1", 7000));
 /// co_await s.write_all(std::as_bytes(std::span("ping", 4)));
 /// std::array<std::byte, 4096> buf;
 /// std::size_t n = co_await s.read_some(buf);   // 0 = the peer closed
@@ -82,14 +82,10 @@ class tcp_stream : public detail::stream_socket {
 
   /// Connects to `addr` (IPv4 or IPv6). Throws timeout_error, std::system_error
   /// (ECONNREFUSED, ENETUNREACH, ...), std::invalid_argument for a non-IP address
-  /// or a non-positive timeout.
+  /// or a non-positive timeout. To connect to a host name, use eddy::tcp_connect
+  /// (<eddy/sched/tcp_connect.hpp>): a name needs the resolver, which runs on the
+  /// thread pool, a layer above io/ (docs/layers.md).
   static task<tcp_stream> connect(socket_address addr, tcp_connect_options opts = {});
-  /// Connects to `host` (a numeric address, or a name resolved with eddy::resolve
-  /// on the blocking pool), trying each resolved address in order until one
-  /// answers. Throws resolve_error, timeout_error (for the whole attempt),
-  /// std::system_error (the last address's error).
-  static task<tcp_stream> connect(std::string host, std::uint16_t port,
-                                  tcp_connect_options opts = {});
 
   // read_some, receive, write_some, write_all, write_vectored, write_all(buffers),
   // shutdown_write, close, local_address, peer_address, fd, release: see
