@@ -1,11 +1,7 @@
 // See async_fd.hpp.
 #include "async_fd.hpp"
 
-#include <errno.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
 
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/loop.hpp>
@@ -23,45 +19,14 @@ task<int> async_read(int fd, void* buf, std::size_t len) {
   }
 }
 
-namespace {
-
-// write() to a pipe whose reader has gone raises SIGPIPE in the writing thread, and
-// SIGPIPE's default action kills the process; the caller should get EPIPE instead.
-// Block it around the write and consume the one we caused, as libcurl does. (A
-// socket would take MSG_NOSIGNAL; subprocess pipes are pipes.)
-ssize_t write_without_sigpipe(int fd, const void* p, std::size_t n) {
-  sigset_t pipe_only, old, pending;
-  sigemptyset(&pipe_only);
-  sigaddset(&pipe_only, SIGPIPE);
-  sigpending(&pending);
-  const bool already_pending = sigismember(&pending, SIGPIPE) == 1;
-  pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
-  const ssize_t r = ::write(fd, p, n);
-  const int err = errno;
-  if (r < 0 && err == EPIPE && !already_pending) {
-    const timespec zero{0, 0};
-    while (::sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
-    }
-  }
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  errno = err;
-  return r;
-}
-
-}  // namespace
-
 task<int> async_write_all(int fd, const void* buf, std::size_t len) {
-  const auto* p = static_cast<const char*>(buf);
-  while (len > 0) {
-    const ssize_t n = write_without_sigpipe(fd, p, len);
-    if (n > 0) {
-      p += n;
-      len -= static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno != EAGAIN) co_return -errno;
-    co_await eddy::poll(fd, POLLOUT);  // non-blocking fd: wait for room
+  // Through the backend like every other write (no ::write on the loop thread).
+  // A pipe whose reader has gone gives EPIPE, not SIGPIPE: the first loop set
+  // SIGPIPE to ignored (runtime/loop.cpp), the one place eddy handles it.
+  try {
+    co_await eddy::write_all(fd, {static_cast<const std::byte*>(buf), len});
+  } catch (const std::system_error& e) {
+    co_return -e.code().value();
   }
   co_return 0;
 }

@@ -11,8 +11,8 @@ namespace eddy::detail {
 
 /// One read: bytes (0 = EOF) or -errno. Cancel-safe.
 task<int> async_read(int fd, void* buf, std::size_t len);
-/// Writes everything to a non-blocking fd: 0, or -errno (EPIPE when the reader is
-/// gone; SIGPIPE is suppressed).
+/// Writes everything to a non-blocking fd (eddy::write_all): 0, or -errno (EPIPE
+/// when the reader is gone: the loop ignores SIGPIPE, see runtime/loop.cpp).
 task<int> async_write_all(int fd, const void* buf, std::size_t len);
 /// Waits until fd is readable (or has an error / hangup). Cancel-safe.
 task<void> async_readable(int fd);

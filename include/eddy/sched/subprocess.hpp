@@ -121,8 +121,10 @@ class subprocess {
   int stdout_fd() const noexcept { return out_; }
   int stderr_fd() const noexcept { return err_; }
 
-  /// Writes all of `data` to the child's stdin. Throws std::system_error (EPIPE
-  /// when the child closed its stdin), std::logic_error when stdin is not a pipe.
+  /// Writes all of `data` to the child's stdin, through the loop's backend. Throws
+  /// std::system_error (EPIPE when the child closed its stdin: the first loop of a
+  /// process ignores SIGPIPE if it was at its default), std::logic_error when stdin
+  /// is not a pipe.
   task<void> write_stdin(std::string_view data);
   /// Closes the parent's end of stdin: the child sees EOF.
   void close_stdin() noexcept;
@@ -133,8 +135,7 @@ class subprocess {
   /// Moves the parent's end of stdout (or stderr) into an eddy::stream, for
   /// read_line, read_until and friends; the subprocess no longer holds it
   /// (read_stdout and communicate then skip it). Throws std::logic_error when that
-  /// stream is not an open pipe. (stdin stays with write_stdin, which turns a
-  /// closed pipe into EPIPE rather than SIGPIPE.)
+  /// stream is not an open pipe. (stdin stays with write_stdin and communicate.)
   ///
   /// ```cpp
   /// eddy::stream out = p.take_stdout();
