@@ -1,57 +1,93 @@
 // The backend contract (DESIGN.md §4): completion-style, narrow, the same for every
-// backend. The loop and eddy's awaitables talk to a backend only through this.
+// backend. The loop and eddy's awaitables talk to a backend only through this, and
+// this file includes nothing of the runtime: the contract sits below it
+// (docs/layers.md).
 //
 //  submit(op)   start an operation. Returns true if it completed inline (op.res is
 //               set and `complete` is NOT called: the caller goes on without
 //               suspending); false if the backend now owns it and will call
-//               op.complete exactly once, on the loop thread.
-//  cancel(op)   ask an owned operation to stop. It still completes exactly once
-//               (-ECANCELED, or its real result if it won the race). Never frees.
+//               op.complete, on the loop thread, once per completion (more than
+//               once only for multishot ops, with op.more set on all but the last).
+//  cancel(op)   ask an owned operation to stop. It still completes (-ECANCELED, or
+//               its real result if it won the race). Never frees.
 //  reap(n)      submit what is queued and deliver up to n completions; no blocking.
 //  wait(t, n)   submit, then block until a completion, wake() or t ns (-1: no
 //               limit), then deliver up to n completions.
-//  wake()       the only thread-safe call: make a blocked wait() return.
+//  wake()       the only thread-safe call: make a blocked wait() return. Coalesced
+//               (see wakeup_token): at most one token is outstanding.
 //  close_now(fd) close without waiting, cancelling what is in flight on fd.
 //  caps()       what this backend and kernel can do.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
+#include <eddy/io/backend_kind.hpp>
 #include <eddy/io/detail/io_op.hpp>
-#include <eddy/runtime/loop.hpp>
 
 namespace eddy::detail {
 
 struct backend_caps {
   bool ns_timeouts = false;        // wait() honours sub-millisecond timeouts
   bool multishot_accept = false;
-  bool multishot_recv = false;
-  bool provided_buffers = false;
+  bool multishot_recv = false;     // recv_multi works (recv_buffers() is not null)
+  bool provided_buffers = false;   // the kernel picks receive buffers (io_uring)
   bool cancel_by_fd = false;
   bool single_issuer = false;
   bool defer_taskrun = false;
 };
 
-/// Receive buffers the kernel picks from when data arrives (io_uring's provided
-/// buffer ring, 5.19+), so a connection waiting for data holds none. Every buffer a
-/// recv_multi completion names must come back through recycle(), on the loop
-/// thread, before the backend is destroyed.
+/// What a backend is built with: the part of loop_options backends read.
+struct backend_config {
+  unsigned uring_entries = 256;
+  unsigned uring_cq_entries = 0;
+};
+
+/// Receive buffers a backend fills when data arrives (io_uring's provided buffer
+/// ring, 5.19+; a pool of blocks in the readiness engine), so a connection waiting
+/// for data holds none. Every buffer a recv_multi completion names must come back
+/// through recycle(), on the loop thread, before the backend is destroyed.
 class buffer_ring {
  public:
   virtual ~buffer_ring() = default;
   virtual std::byte* data(unsigned id) noexcept = 0;
   virtual std::size_t buffer_size() const noexcept = 0;
   virtual void recycle(unsigned id) noexcept = 0;
-  /// Buffers the kernel can still pick.
+  /// Buffers the backend can still fill without growing.
   virtual std::size_t available() const noexcept = 0;
+};
+
+/// The coalesced cross-thread wakeup (DESIGN.md §3). `pending` means "a token is
+/// on its way or unread"; a poster writes a token only when it flips pending from
+/// false to true, and the backend clears it exactly where it consumes the token
+/// (libuv's uv_async_t does the same), whether that happens in a blocking wait()
+/// or a non-blocking reap(). So a token reaped during a busy iteration can never
+/// leave the flag set while no token is left to wake the loop.
+///
+/// Ordering: a poster pushes its work (seq_cst) before claim(); the loop calls
+/// consumed() (seq_cst) before it next looks at the queue. If a poster's claim()
+/// saw pending still set, its push precedes the loop's consumed() in the total
+/// order, so the loop's next look at the queue finds the work.
+class wakeup_token {
+ public:
+  /// Poster side: true if the caller must now write the token.
+  bool claim() noexcept { return !pending_.exchange(true, std::memory_order_seq_cst); }
+  /// Loop side, right after the token was read.
+  void consumed() noexcept { pending_.store(false, std::memory_order_seq_cst); }
+
+ private:
+  std::atomic<bool> pending_{false};
 };
 
 /// Completes `op` inline (submit returns this: true, and `complete` is not called).
 inline bool complete_inline(io_op& op, int res) noexcept {
   op.res = res;
+  op.more = false;
   op.state = op_state::done;
   return true;
 }
@@ -65,31 +101,48 @@ class backend {
   virtual void cancel(io_op& op) noexcept = 0;
   virtual unsigned reap(unsigned budget) = 0;
   virtual unsigned wait(std::int64_t timeout_ns, unsigned budget) = 0;
-  virtual void wake() noexcept = 0;
+  /// Thread-safe. Returns true if this call wrote a wakeup token (a system call),
+  /// false if one was already on its way.
+  virtual bool wake() noexcept = 0;
   /// Closes `fd` now, without waiting: operations in flight on it are cancelled
   /// first (they complete later with -ECANCELED, routed by op, never by fd number).
   /// For destructors, which cannot await.
   virtual void close_now(int fd) noexcept = 0;
   /// Operations owned by the backend (not counting its own wakeup read).
   virtual std::size_t in_flight() const noexcept = 0;
+  /// Cheap check, for a loop deciding whether it may keep spinning: true if
+  /// completions may be waiting to be reaped. May be conservative (true).
+  virtual bool completions_pending() noexcept = 0;
   /// Called on the loop thread before the loop first runs (io_uring enables its
   /// ring there, making that thread the single issuer).
   virtual void attach_thread() {}
-  /// The provided-buffer ring for recv_multi (made on first use), or nullptr where
-  /// the backend has none (epoll; io_uring without caps().provided_buffers).
+  /// The receive buffers for recv_multi (made on first use), or nullptr where the
+  /// backend has none (io_uring without caps().provided_buffers).
   virtual buffer_ring* recv_buffers() { return nullptr; }
 };
 
-/// Chooses and builds the backend for `opts` (EDDY_BACKEND when from_env);
-/// `why` receives the reason for the choice. Throws std::system_error when the
-/// requested backend cannot be built, or on a resource error (ENOMEM, EMFILE):
-/// those are reported, never hidden behind a fallback.
-std::unique_ptr<backend> make_backend(const loop_options& opts, std::string& why);
+/// One row of the backend table (io/backend_table.cpp): adding a backend is one
+/// row plus its folder.
+struct backend_entry {
+  backend_kind kind;
+  std::string_view name;
+  /// Builds the backend; throws std::system_error (resource errors included).
+  std::unique_ptr<backend> (*make)(const backend_config&);
+  /// True if the backend can run here; on false, `why` says why. Throws
+  /// std::system_error for resource errors (ENOMEM, EMFILE), which are never a
+  /// reason to fall back.
+  bool (*usable)(std::string& why);
+};
 
-std::unique_ptr<backend> make_uring_backend(const loop_options& opts);
-std::unique_ptr<backend> make_epoll_backend(const loop_options& opts);
+/// Every backend eddy was built with, in the order `automatic` tries them.
+std::span<const backend_entry> backend_table() noexcept;
 
-/// Probes whether io_uring can be used here; on false, `why` says why.
-bool uring_usable(std::string& why);
+/// Chooses and builds the backend for `requested` (from_env reads EDDY_BACKEND);
+/// `why` receives the reason for the choice. Throws std::invalid_argument for a bad
+/// EDDY_BACKEND, std::system_error when the requested backend cannot be built, or
+/// on a resource error (ENOMEM, EMFILE): those are reported, never hidden behind a
+/// fallback.
+std::unique_ptr<backend> make_backend(backend_kind requested, const backend_config& cfg,
+                                      std::string& why);
 
 }  // namespace eddy::detail

@@ -97,7 +97,8 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   ignore_sigpipe_once();
   ready_batch_ = opts.ready_batch;
   idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
-  backend_ = detail::make_backend(opts, backend_reason_);
+  backend_ = detail::make_backend(opts.backend, {opts.uring_entries, opts.uring_cq_entries},
+                                  backend_reason_);
   kind_ = backend_->kind();
   shared_ = std::make_shared<detail::loop_shared>();
   shared_->be = backend_.get();
@@ -114,13 +115,7 @@ loop::~loop() {
   }
 }
 
-std::string_view loop::backend_name() const noexcept {
-  switch (kind_) {
-    case backend_kind::io_uring: return "io_uring";
-    case backend_kind::epoll: return "epoll";
-    default: return "unknown";
-  }
-}
+std::string_view loop::backend_name() const noexcept { return eddy::backend_name(kind_); }
 
 loop& loop::current() {
   if (tls_current_loop == nullptr)
@@ -268,7 +263,6 @@ void loop::iterate(bool block) {
   }
   backend_->wait(timeout, budget);
   shared_->sleeping.store(false, std::memory_order_relaxed);
-  shared_->notified.store(false, std::memory_order_release);
   if (!wheel_.empty()) wheel_.advance(clock_ns());
 }
 

@@ -36,10 +36,7 @@ bool loop_shared::post(remote_node* n) noexcept {
 }
 
 void loop_shared::wake() noexcept {
-  if (!notified.exchange(true, std::memory_order_acq_rel)) {
-    wakeups.fetch_add(1, std::memory_order_relaxed);
-    be->wake();
-  }
+  if (be->wake()) wakeups.fetch_add(1, std::memory_order_relaxed);
 }
 
 remote_node* loop_shared::take_all() noexcept {

@@ -108,16 +108,17 @@ int main(int argc, char** argv) {
   eddy::loop_options o;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-      const std::string v = argv[++i];
-      if (v == "io_uring") o.backend = eddy::backend_kind::io_uring;
-      else if (v == "epoll") o.backend = eddy::backend_kind::epoll;
-      else if (v == "auto") o.backend = eddy::backend_kind::automatic;
-      else {
-        std::fprintf(stderr, "loop_tour: --backend must be auto, io_uring or epoll, got '%s'\n", v.c_str());
+      const char* v = argv[++i];
+      const auto k = eddy::parse_backend(v);
+      if (!k || *k == eddy::backend_kind::from_env) {
+        std::fprintf(stderr, "loop_tour: --backend must be one of %s, got '%s'\n",
+                     eddy::backend_names().c_str(), v);
         return 2;
       }
+      o.backend = *k;
     } else {
-      std::fprintf(stderr, "usage: loop_tour [--backend auto|io_uring|epoll]\n");
+      std::fprintf(stderr, "usage: loop_tour [--backend NAME]  (NAME: %s)\n",
+                   eddy::backend_names().c_str());
       return 2;
     }
   }

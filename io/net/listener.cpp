@@ -1,12 +1,12 @@
 // Accepting connections, for tcp_listener and unix_listener.
 //
 // Two ways, chosen once per listener from the backend's caps():
-//  - multishot (io_uring, 5.19+): one ACCEPT SQE with IORING_ACCEPT_MULTISHOT
-//    stays armed; each CQE carrying IORING_CQE_F_MORE is one accepted fd, queued
+//  - multishot (caps().multishot_accept; io_uring 5.19+): one accept_multi op
+//    stays armed; each completion with `more` set is one accepted fd, queued
 //    in `ready` and handed to the first waiting accept(). The op is in flight until
-//    a CQE without F_MORE (an error or a cancel); only then may it be re-armed, and
-//    only a waiting accept() re-arms it (never the completion callback, which runs
-//    inside the backend's CQ drain). The state is shared: the armed op holds a
+//    a completion without `more` (an error or a cancel); only then may it be
+//    re-armed, and only a waiting accept() re-arms it (never the completion
+//    callback, which runs inside the backend's completion drain). The state is shared: the armed op holds a
 //    reference (`self`), so it outlives the listener object until its final CQE.
 //    At most `ready_cap` fds wait in user space: past that, with nobody accepting,
 //    the op is cancelled and connections stay in the kernel's backlog.
@@ -21,7 +21,6 @@
 // accepting at once would spin. If the reserve cannot be taken back we back off
 // (10 ms doubling to 1 s). Accepts resume by themselves once fds are free.
 #include <fcntl.h>
-#include <linux/io_uring.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -189,7 +188,7 @@ void listener_state::on_multi(io_op* op) noexcept {
   } else if (r != -ECANCELED && r != -ECONNABORTED && r != -EINTR && r != -EAGAIN) {
     s->error = -r;
   }
-  const bool final = (op->cqe_flags & IORING_CQE_F_MORE) == 0;
+  const bool final = !op->more;
   s->wake_one();
   if (!final && s->head == nullptr && s->ready.size() >= ready_cap) s->l->io().cancel(*op);
   if (final) {

@@ -1,11 +1,12 @@
 // stream_socket::receive(): bytes in buffers the loop lends (recv_buffer).
 //
-// io_uring (caps().multishot_recv and a provided-buffer ring): one multishot recv
-// per socket, armed by the first receive() and left armed. The kernel picks a ring
-// buffer only when data arrives, so an idle connection holds none. Each CQE with
-// IORING_CQE_F_BUFFER is queued here until a receive() hands it out; the
-// recv_buffer gives it back to the ring when dropped. Rules:
-//  - The op is in flight until a CQE without IORING_CQE_F_MORE (DESIGN.md §4);
+// Every backend with caps().multishot_recv (io_uring with a provided-buffer ring;
+// the readiness engine under epoll with its own blocks): one multishot recv per
+// socket, armed by the first receive() and left armed. The backend fills a buffer
+// only when data arrives, so an idle connection holds none. Each completion that
+// names a buffer is queued here until a receive() hands it out; the recv_buffer
+// gives it back to the backend when dropped. Rules:
+//  - The op is in flight until a completion without `more` (DESIGN.md §4);
 //    the state holds a reference to itself (`self`) until then, so the socket
 //    object may go away first. Only a receive() re-arms, never the callback (it
 //    runs inside the backend's CQ drain).
@@ -17,9 +18,8 @@
 //    re-arms the multishot after it.
 //  - EOF (res 0) and errors end the op; they are delivered after queued data.
 //
-// epoll (and io_uring without buffer rings): recv into a pooled block, trying
-// first and waiting with poll on EAGAIN, so a waiting socket holds no block either.
-#include <linux/io_uring.h>
+// io_uring without buffer rings: recv into a pooled block, trying first and
+// waiting with io_uring's poll on EAGAIN, so a waiting socket holds no block either.
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -145,10 +145,9 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
   }
   static void on_cqe(io_op* o) noexcept {
     receiver_state* s = outer_of(o, &receiver_state::op);
-    const unsigned flags = o->cqe_flags;
     const int res = o->res;
-    if (flags & IORING_CQE_F_BUFFER) {
-      const unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+    if (o->has_buffer) {
+      const unsigned id = o->buffer_id;
       if (res > 0 && !s->closed)
         s->q.push_back({id, static_cast<unsigned>(res)});
       else
@@ -160,7 +159,7 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
       s->nobufs = true;
     else if (res < 0 && res != -ECANCELED)
       s->err = -res;
-    const bool final = (flags & IORING_CQE_F_MORE) == 0;
+    const bool final = !o->more;
     s->wake.set();
     if (!final && s->queued() >= queue_cap && !o->cancel_requested) s->l->io().cancel(*o);
     if (final) {
@@ -228,7 +227,8 @@ task<recv_buffer> stream_socket::receive() {
 
 void stream_socket::mixed_reads() {
   throw std::logic_error(
-      "eddy: read_some/release after receive() on io_uring: use one way of reading per socket");
+      "eddy: read_some/release after receive(): receive() owns the socket's incoming bytes; "
+      "use one way of reading per socket");
 }
 
 void stream_socket::drop_receiver() noexcept {

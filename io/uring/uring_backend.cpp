@@ -114,11 +114,15 @@ class uring_buffer_ring final : public buffer_ring {
 
 class uring_backend final : public backend {
  public:
-  explicit uring_backend(const loop_options& o) {
+  explicit uring_backend(const backend_config& o) {
     evfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (evfd_ < 0) throw std::system_error(errno, std::system_category(), "eddy: eventfd");
     const unsigned base = IORING_SETUP_SUBMIT_ALL | (o.uring_cq_entries ? IORING_SETUP_CQSIZE : 0u);
+    // TASKRUN_FLAG (5.19) makes pending deferred completions visible in the SQ
+    // flags, so completions_pending() needs no system call.
     const unsigned tries[] = {
+        base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+            IORING_SETUP_TASKRUN_FLAG,
         base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
         base | IORING_SETUP_COOP_TASKRUN,
         base,
@@ -188,9 +192,10 @@ class uring_backend final : public backend {
       try {
         bufring_ = std::make_unique<uring_buffer_ring>(&ring_, 256, 16 * 1024);
       } catch (const std::system_error& e) {
-        // Not fatal: receive() falls back to pooled blocks, as on epoll.
+        // Not fatal: receive() falls back to a plain recv into pooled blocks.
         log_debug("eddy: no provided-buffer ring: %s", e.what());
         caps_.provided_buffers = false;
+        caps_.multishot_recv = false;
       }
     }
     return bufring_.get();
@@ -210,7 +215,8 @@ class uring_backend final : public backend {
 
   bool submit(io_op& op) override {
     op.cancel_requested = false;
-    op.cqe_flags = 0;
+    op.more = false;
+    op.has_buffer = false;
     if (op.code == op_code::nop) {
       return complete_inline(op, 0);
     }
@@ -325,9 +331,20 @@ class uring_backend final : public backend {
     return drain(budget);
   }
 
-  void wake() noexcept override {
+  bool wake() noexcept override {
+    if (!token_.claim()) return false;
     const std::uint64_t one = 1;
     [[maybe_unused]] ssize_t r = ::write(evfd_, &one, sizeof one);
+    return true;
+  }
+
+  bool completions_pending() noexcept override {
+    if (io_uring_cq_ready(&ring_) != 0 || io_uring_sq_ready(&ring_) != 0) return true;
+    if (!(flags_ & IORING_SETUP_DEFER_TASKRUN)) return false;
+    // Deferred completions are posted only inside io_uring_enter; without
+    // TASKRUN_FLAG we cannot see them, so say yes.
+    if (!(flags_ & IORING_SETUP_TASKRUN_FLAG)) return in_flight_ != 0;
+    return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
   }
 
  private:
@@ -410,13 +427,16 @@ class uring_backend final : public backend {
     if (ud == ignore_tag) return;
     if (ud == wake_tag()) {
       wake_armed_ = false;
+      token_.consumed();  // the token was read, whether this is a wait or a reap
       return;
     }
     auto* op = reinterpret_cast<io_op*>(ud);
     if ((cqe->flags & IORING_CQE_F_BUFFER) && bufring_) bufring_->taken();
     op->res = cqe->res;
-    op->cqe_flags = cqe->flags;
-    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+    op->more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    op->has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
+    op->buffer_id = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    if (!op->more) {
       op->state = op_state::done;
       --in_flight_;
     }
@@ -430,13 +450,14 @@ class uring_backend final : public backend {
   int evfd_ = -1;
   alignas(8) std::uint64_t wake_buf_ = 0;
   bool wake_armed_ = false;
+  wakeup_token token_;
   std::size_t in_flight_ = 0;
   backend_caps caps_;
 };
 
 }  // namespace
 
-std::unique_ptr<backend> make_uring_backend(const loop_options& o) {
+std::unique_ptr<backend> make_uring_backend(const backend_config& o) {
   return std::make_unique<uring_backend>(o);
 }
 

@@ -107,11 +107,9 @@ inline std::chrono::milliseconds seconds_value(arg_reader& r, double lo, double 
 
 inline eddy::backend_kind backend_value(arg_reader& r) {
   const std::string_view v = r.value();
-  if (v == "auto") return eddy::backend_kind::automatic;
-  if (v == "io_uring") return eddy::backend_kind::io_uring;
-  if (v == "epoll") return eddy::backend_kind::epoll;
-  usage_error(r.prog(), std::string(r.name()) + ": '" + std::string(v) +
-                            "' is not one of auto, io_uring, epoll");
+  if (const auto k = eddy::parse_backend(v); k && *k != eddy::backend_kind::from_env) return *k;
+  usage_error(r.prog(), std::string(r.name()) + ": '" + std::string(v) + "' is not one of " +
+                            eddy::backend_names());
 }
 
 // A numeric address and port (no name lookup: a server binds what it is told).

@@ -49,8 +49,7 @@ inline std::string program_path(const char* env_name) {
 // The backend names the programs take, skipping io_uring where the kernel refuses it.
 inline std::vector<std::string> program_backends() {
   std::vector<std::string> out;
-  if (eddy::backend_available(eddy::backend_kind::io_uring)) out.push_back("io_uring");
-  out.push_back("epoll");
+  for (eddy::backend_kind k : eddy::available_backends()) out.emplace_back(eddy::backend_name(k));
   return out;
 }
 

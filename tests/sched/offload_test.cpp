@@ -255,9 +255,9 @@ TEST_P(Offload, SlowJobsResumeThroughTheLoop) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Offload,
-                         ::testing::Values(eddy::backend_kind::epoll, eddy::backend_kind::io_uring),
+                         ::testing::ValuesIn(eddy::backend_kinds()),
                          [](const auto& info) {
-                           return info.param == eddy::backend_kind::epoll ? "epoll" : "io_uring";
+                           return std::string(eddy::backend_name(info.param));
                          });
 
 }  // namespace

@@ -17,12 +17,10 @@ extern char** environ;
 
 namespace eddy_test {
 
-inline std::vector<eddy::backend_kind> backends() {
-  return {eddy::backend_kind::io_uring, eddy::backend_kind::epoll};
-}
+inline std::vector<eddy::backend_kind> backends() { return eddy::backend_kinds(); }
 
 inline std::string backend_name(const ::testing::TestParamInfo<eddy::backend_kind>& info) {
-  return info.param == eddy::backend_kind::io_uring ? "io_uring" : "epoll";
+  return std::string(eddy::backend_name(info.param));
 }
 
 inline int open_fd_count() {

@@ -18,19 +18,19 @@
 
 namespace eddy_test {
 
+// Every backend available here; EDDY_BACKEND=<name> narrows it to that one.
 inline std::vector<eddy::backend_kind> backends() {
+  eddy::backend_kind only = eddy::backend_kind::automatic;
+  if (const char* env = std::getenv("EDDY_BACKEND"); env != nullptr && *env != '\0')
+    only = eddy::parse_backend(env).value_or(eddy::backend_kind::automatic);
   std::vector<eddy::backend_kind> all;
-  const char* env = std::getenv("EDDY_BACKEND");
-  const std::string only = env ? env : "";
-  if (only.empty() || only == "auto" || only == "io_uring" || only == "uring") {
-    if (eddy::backend_available(eddy::backend_kind::io_uring)) all.push_back(eddy::backend_kind::io_uring);
-  }
-  if (only.empty() || only == "auto" || only == "epoll") all.push_back(eddy::backend_kind::epoll);
+  for (eddy::backend_kind k : eddy::available_backends())
+    if (only == eddy::backend_kind::automatic || only == k) all.push_back(k);
   return all;
 }
 
 inline std::string backend_param_name(const ::testing::TestParamInfo<eddy::backend_kind>& info) {
-  return info.param == eddy::backend_kind::io_uring ? "io_uring" : "epoll";
+  return std::string(eddy::backend_name(info.param));
 }
 
 inline int count_fds() {

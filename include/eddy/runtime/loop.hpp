@@ -17,6 +17,7 @@
 #include <eddy/runtime/detail/remote_queue.hpp>
 #include <eddy/runtime/detail/timer_wheel.hpp>
 #include <eddy/runtime/errors.hpp>
+#include <eddy/runtime/loop_options.hpp>
 #include <eddy/runtime/task.hpp>
 
 namespace eddy {
@@ -28,36 +29,6 @@ class backend;
 /// The loop's clock: monotonic, nanosecond resolution.
 /// **Thread safety:** any thread. **Cancel safety:** n/a.
 using clock = std::chrono::steady_clock;
-
-/// Which I/O backend a loop runs on.
-/// **Thread safety:** a value type. **Cancel safety:** n/a.
-enum class backend_kind : std::uint8_t {
-  from_env,   ///< EDDY_BACKEND (io_uring | epoll | auto), auto if unset
-  automatic,  ///< io_uring if the kernel allows it, else epoll
-  io_uring,
-  epoll,
-};
-
-/// Options for a new loop. Every field is checked by the loop's constructor.
-///
-/// **Thread safety:** a value type. **Cancel safety:** n/a.
-struct loop_options {
-  backend_kind backend = backend_kind::from_env;
-  /// io_uring submission queue entries (power of two, 2..32768).
-  unsigned uring_entries = 256;
-  /// io_uring completion queue entries; 0 = twice uring_entries. (power of two,
-  /// ≥ uring_entries, ≤ 65536). A small CQ is handled: overflow is never lost.
-  unsigned uring_cq_entries = 0;
-  /// Most ready callbacks and resumptions run per iteration before timers and I/O
-  /// are polled (1..1,000,000); 0 = the default, 256.
-  unsigned ready_batch = 0;
-  /// Before blocking, poll the cross-thread queue for up to this long (0..1 ms;
-  /// default 0 = never spin). On a VM a blocked thread is woken by an
-  /// inter-processor interrupt that costs tens of µs; a short spin trades a
-  /// little CPU after each burst of work for µs-scale cross-thread latency
-  /// (Seastar's poll mode and Linux busy_poll make the same trade).
-  std::chrono::microseconds idle_spin{0};
-};
 
 /// Counters a test or a monitor can read.
 /// **Thread safety:** a value type; `loop::stats()` itself is loop-thread only.
@@ -74,11 +45,6 @@ struct loop_stats {
 
 template <class T>
 class join_handle;
-
-/// True if a loop could run on backend `k` here (io_uring: the kernel allows it
-/// and has the opcodes eddy needs). `why` receives the reason when false.
-/// **Thread safety:** any thread. **Cancel safety:** n/a.
-bool backend_available(backend_kind k, std::string* why = nullptr);
 
 /// A cancellable handle to a `call_later` / `call_at` callback.
 ///

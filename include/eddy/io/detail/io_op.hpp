@@ -1,7 +1,10 @@
 // One I/O operation, as the backends see it (DESIGN.md §4). It lives in the frame
 // of the coroutine awaiting it; the backend owns it from submit() until it calls
-// `complete`, and the coroutine is resumed only after that: the kernel is done
-// with the buffers and the fd before anyone can free them.
+// `complete` with `more` false, and the coroutine is resumed only after that: the
+// kernel is done with the buffers and the fd before anyone can free them.
+//
+// Every field is something any backend can fill (io_uring, the readiness engine
+// under epoll and libuv): no backend's raw flags travel in an op.
 #pragma once
 
 #include <cstdint>
@@ -24,15 +27,15 @@ enum class op_code : std::uint8_t {
   sendmsg,   // fd, buf = msghdr*, flags (MSG_NOSIGNAL always added)
   shutdown,  // fd, flags = how
   splice,    // fd in, aux_fd out, len, flags
-  // Multishot accept (io_uring, caps().multishot_accept): `complete` runs once per
-  // accepted fd with IORING_CQE_F_MORE in cqe_flags while the op stays armed; the
-  // op is in flight until a completion without F_MORE (an error, or cancel).
+  // Multishot accept (caps().multishot_accept): `complete` runs once per accepted
+  // fd with `more` set while the op stays armed; the op is in flight until a
+  // completion with `more` false (an error, or cancel).
   accept_multi,  // fd, flags = accept4 flags
-  // Multishot recv into the backend's provided-buffer ring (backend::recv_buffers):
-  // each completion names a buffer (IORING_CQE_F_BUFFER, id in the upper 16 bits
-  // of cqe_flags) that the receiver must hand back with buffer_ring::recycle. No
-  // buffer is held while the socket is idle. In flight until a completion without
-  // F_MORE (EOF, an error, -ENOBUFS when the ring ran dry, or a cancel).
+  // Multishot recv into the backend's receive buffers (backend::recv_buffers), for
+  // stream sockets: each completion with data names a buffer (`has_buffer`,
+  // `buffer_id`) that the receiver must hand back with buffer_ring::recycle. No
+  // buffer is held while the socket is idle. In flight until a completion with
+  // `more` false (EOF, an error, -ENOBUFS when the buffers ran out, or a cancel).
   recv_multi,    // fd, flags = MSG_*
 };
 
@@ -46,7 +49,12 @@ struct io_op {
   int res = 0;              // bytes, fd, revents, or -errno
   unsigned flags = 0;
   unsigned len = 0;
-  unsigned cqe_flags = 0;   // io_uring CQE flags (IORING_CQE_F_MORE, buffer id)
+  // Multishot ops: set on a completion after which the op stays armed (more
+  // completions follow); false on the final one, after which the op is done.
+  bool more = false;
+  // recv_multi: this completion's bytes are in receive buffer `buffer_id`.
+  bool has_buffer = false;
+  std::uint16_t buffer_id = 0;
   int aux_fd = -1;
   void* buf = nullptr;
   void* aux = nullptr;
@@ -54,7 +62,7 @@ struct io_op {
   // Called on the loop thread when the backend is done with the op. Must not
   // resume a coroutine inline: it schedules the resumption.
   void (*complete)(io_op*) noexcept = nullptr;
-  // Backend-private links (the epoll backend's per-fd wait lists).
+  // Backend-private links (the readiness engine's per-fd wait lists).
   io_op* link_next = nullptr;
   io_op* link_prev = nullptr;
 };

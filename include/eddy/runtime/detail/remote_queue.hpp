@@ -3,12 +3,15 @@
 // it takes to keep FIFO order per producer.
 //
 // Wakeup protocol (coalesced, no syscall while the loop is busy):
-//   poster: push (seq_cst); if sleeping_ (seq_cst) && !notified_.exchange(true):
-//           wake the backend.
-//   loop:   sleeping_ = true (seq_cst); if the stack is non-empty, do not block;
-//           after waking: sleeping_ = false, notified_ = false.
-// The two seq_cst store/load pairs form a Dekker handshake: either the loop sees
-// the item before blocking or the poster sees the loop asleep and wakes it.
+//   poster: push (seq_cst); if sleeping (seq_cst): backend wake(), which writes a
+//           token only if none is on its way (the backend's wakeup_token).
+//   loop:   sleeping = true (seq_cst); if the stack is non-empty, do not block;
+//           after the wait: sleeping = false.
+// The seq_cst store/load pairs form a Dekker handshake: either the loop sees the
+// item before blocking or the poster sees the loop asleep and wakes it. "A token
+// is on its way" is the backend's to clear, exactly where it reads the token (in
+// a blocking wait or a non-blocking reap alike): a flag cleared anywhere else can
+// outlive its token and silence every later post (io/backend.hpp).
 #pragma once
 
 #include <atomic>
@@ -41,7 +44,6 @@ struct remote_callback final : remote_node {
 struct loop_shared {
   std::atomic<remote_node*> head{nullptr};
   std::atomic<bool> sleeping{false};
-  std::atomic<bool> notified{false};
   std::atomic<bool> stop_requested{false};
   // Posters in flight and the closed flag, so close() can wait until no poster
   // can still push or touch the backend.
