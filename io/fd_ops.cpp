@@ -11,12 +11,12 @@
 
 namespace eddy::detail {
 
-bool submit_op(loop& l, io_op& op) { return l.io().submit(op); }
+bool submit_op(loop& l, io_op& op) { return detail::loop_io(l).submit(op); }
 
-void cancel_op(loop& l, io_op& op) noexcept { l.io().cancel(op); }
+void cancel_op(loop& l, io_op& op) noexcept { detail::loop_io(l).cancel(op); }
 
 void close_fd_now(loop* l, int fd) noexcept {
-  if (l != nullptr && !l->is_closed()) l->io().close_now(fd);
+  if (l != nullptr && !l->is_closed()) detail::loop_io(*l).close_now(fd);
   else ::close(fd);
 }
 

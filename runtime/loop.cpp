@@ -53,7 +53,7 @@ void run_timer_callback(void* a, void*, bool run) {
 
 void fire_timer_callback(detail::timer_node* tn) noexcept {
   auto* n = detail::outer_of(tn, &timer_handle::node::tn);
-  n->owner->call_soon_entry(&run_timer_callback, n);
+  detail::loop_access::call_soon_entry(*n->owner, &run_timer_callback, n);
 }
 
 void check_options(const loop_options& o) {
@@ -69,6 +69,9 @@ void check_options(const loop_options& o) {
   if (o.idle_spin < std::chrono::microseconds(0) || o.idle_spin > std::chrono::microseconds(1000))
     throw std::invalid_argument("eddy::loop_options::idle_spin must be 0..1000 us, got " +
                                 std::to_string(o.idle_spin.count()) + " us");
+  if (o.offload_spin < std::chrono::microseconds(0) || o.offload_spin > std::chrono::microseconds(1000))
+    throw std::invalid_argument("eddy::loop_options::offload_spin must be 0..1000 us, got " +
+                                std::to_string(o.offload_spin.count()) + " us");
   if (o.ready_batch > 1'000'000)
     throw std::invalid_argument("eddy::loop_options::ready_batch must be at most 1000000, got " +
                                 std::to_string(o.ready_batch));
@@ -97,6 +100,7 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   ignore_sigpipe_once();
   ready_batch_ = opts.ready_batch;
   idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
+  offload_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.offload_spin).count();
   backend_ = detail::make_backend(opts.backend, {opts.uring_entries, opts.uring_cq_entries},
                                   backend_reason_);
   kind_ = backend_->kind();
@@ -163,6 +167,12 @@ timer_handle loop::arm_callback(timer_handle::node* n, std::int64_t deadline_ns)
 }
 
 void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) { ready_.push(fn, a, nullptr); }
+
+void loop::expect_remote(std::int64_t within_ns) noexcept {
+  if (offload_spin_ns_ == 0) return;
+  const std::int64_t until = clock_ns() + (within_ns < offload_spin_ns_ ? within_ns : offload_spin_ns_);
+  if (until > remote_watch_until_ns_) remote_watch_until_ns_ = until;
+}
 
 void loop::set_exception_handler(std::function<void(std::exception_ptr)> h) {
   exception_handler_ = std::move(h);
@@ -247,7 +257,15 @@ void loop::iterate(bool block) {
     if (backend_->in_flight() != 0) backend_->reap(budget);
     return;
   }
-  if (idle_spin_ns_ != 0 && spin_for_remote_work()) return;
+  // Nothing to do: before blocking, watch the cross-thread queue for a while if
+  // asked to (idle_spin), or if an offloaded result is due (offload_spin).
+  if (idle_spin_ns_ != 0 || remote_watch_until_ns_ != 0) {
+    const std::int64_t now = clock_ns();
+    std::int64_t until = idle_spin_ns_ != 0 ? now + idle_spin_ns_ : 0;
+    if (remote_watch_until_ns_ > until) until = remote_watch_until_ns_;
+    remote_watch_until_ns_ = 0;
+    if (until > now && spin_for_remote_work(until)) return;
+  }
   std::int64_t timeout = -1;
   if (!wheel_.empty()) {
     const std::uint64_t t = wheel_.next_tick();
@@ -278,13 +296,15 @@ loop::running_scope::~running_scope() {
   l_.leave_thread();
 }
 
-// The opt-in idle spin: watch the cross-thread queue (one relaxed load per
-// round, no system call) until work arrives, a timer falls due, or the budget runs
-// out. I/O completions are not polled here: with DEFER_TASKRUN that would cost a
-// system call per round.
-bool loop::spin_for_remote_work() {
-  const std::int64_t start = clock_ns();
-  std::int64_t limit = start + idle_spin_ns_;
+// The idle watch (idle_spin, offload_spin): the loop has nothing else to do, so
+// watch the cross-thread queue (one relaxed load per round, no system call) until
+// work arrives, a timer falls due, I/O completes, or `until_ns`. Completions are
+// checked every 64 rounds through backend::completions_pending(), which is a
+// memory read on io_uring and a poll(2) of the epoll fd; any that are waiting are
+// reaped at once, so a watch never delays I/O by more than a few microseconds.
+// Returns true when there is work to run.
+bool loop::spin_for_remote_work(std::int64_t until_ns) {
+  std::int64_t limit = until_ns;
   if (!wheel_.empty()) {
     const auto due = static_cast<std::int64_t>(wheel_.next_tick()) * detail::timer_wheel::tick_ns;
     if (due < limit) limit = due;
@@ -293,7 +313,11 @@ bool loop::spin_for_remote_work() {
     if (shared_->head.load(std::memory_order_relaxed) != nullptr ||
         shared_->stop_requested.load(std::memory_order_relaxed))
       return true;
-    if ((round & 63) == 63 && clock_ns() >= limit) return false;
+    if ((round & 63) == 63) {
+      if (backend_->completions_pending() && backend_->reap(1024) != 0) return true;
+      if (!ready_.empty()) return true;
+      if (clock_ns() >= limit) return false;
+    }
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
@@ -364,7 +388,7 @@ bool timer_handle::cancel() noexcept {
   if (n_ == nullptr || n_->cancelled) return false;
   n_->cancelled = true;
   if (detail::timer_wheel::armed(n_->tn)) {
-    n_->owner->timers().cancel(n_->tn);
+    detail::loop_timers(*n_->owner).cancel(n_->tn);
     n_->release();  // the wheel's reference
   }
   return true;

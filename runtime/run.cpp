@@ -65,7 +65,7 @@ struct eventfd_read {
     h = hh;
     core = current_core();
     op.complete = &on_complete;
-    if (l->io().submit(op)) return false;
+    if (detail::loop_io(*l).submit(op)) return false;
     if (core != nullptr) core->hook_ = &hook;
     return true;
   }
@@ -76,12 +76,12 @@ struct eventfd_read {
   }
   static void on_complete(io_op* o) noexcept {
     eventfd_read* a = outer_of(o, &eventfd_read::op);
-    a->l->schedule(a->core, a->h);
+    detail::loop_schedule(*a->l, a->core, a->h);
   }
   static bool on_cancel(cancel_hook* hk) noexcept {
     eventfd_read* a = outer_of(hk, &eventfd_read::hook);
     if (a->op.state != op_state::in_flight) return false;
-    a->l->io().cancel(a->op);
+    detail::loop_io(*a->l).cancel(a->op);
     return true;
   }
 };

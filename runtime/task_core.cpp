@@ -45,7 +45,7 @@ void finalize(task_core* c) noexcept {
 std::coroutine_handle<> on_root_done(task_core* c) noexcept {
   c->done_ = true;
   c->hook_ = nullptr;
-  c->loop_->unlink_live(c);
+  detail::loop_unlink_live(*c->loop_, c);
   if (c->on_done_ != nullptr) c->on_done_(c, c->on_done_arg_);
   std::coroutine_handle<> next = std::noop_coroutine();
   if (c->waiter_) {

@@ -171,7 +171,7 @@ class process_pool_core : public std::enable_shared_from_this<process_pool_core>
 
 void process_pool_core::task_finished() noexcept {
   if (--tasks_ != 0) return;
-  for (const idle_waiter& w : std::exchange(idle_waiters_, {})) l_->schedule(w.core, w.h);
+  for (const idle_waiter& w : std::exchange(idle_waiters_, {})) detail::loop_schedule(*l_, w.core, w.h);
 }
 
 // ---- cancellation --------------------------------------------------------------
@@ -214,7 +214,7 @@ void process_pool_core::finish(pp_pending_call* c, pp_outcome o, std::string mes
   if (c->suspended) {
     c->suspended = false;
     if (c->waiter != nullptr && c->waiter->hook_ == &c->hook) c->waiter->hook_ = nullptr;
-    l_->schedule(c->waiter, c->h);
+    detail::loop_schedule(*l_, c->waiter, c->h);
   }
 }
 
@@ -690,7 +690,7 @@ struct idle_awaiter {
     if (it == ws.end()) return false;  // already woken
     ws.erase(it);
     a->cancelled = true;
-    a->core->event_loop().schedule(a->me, a->h);
+    detail::loop_schedule(a->core->event_loop(), a->me, a->h);
     return true;
   }
 };

@@ -111,7 +111,7 @@ struct accept_waiter {
     if (!w->linked) return false;  // already woken: delivered at the next await
     w->s->unlink(w);
     w->cancelled = true;
-    w->s->l->schedule(w->core, w->h);
+    detail::loop_schedule(*w->s->l, w->core, w->h);
     return true;
   }
 };
@@ -150,7 +150,7 @@ void listener_state::unlink(accept_waiter* w) noexcept {
 void listener_state::wake_one() noexcept {
   if (accept_waiter* w = head) {
     unlink(w);
-    l->schedule(w->core, w->h);
+    detail::loop_schedule(*l, w->core, w->h);
   }
 }
 
@@ -158,7 +158,7 @@ void listener_state::wake_all() noexcept {
   while (accept_waiter* w = head) {
     unlink(w);
     w->cancelled = true;
-    l->schedule(w->core, w->h);
+    detail::loop_schedule(*l, w->core, w->h);
   }
 }
 
@@ -169,7 +169,7 @@ void listener_state::arm() {
   mop.flags = accept_flags;
   mop.complete = &on_multi;
   self = shared_from_this();
-  if (l->io().submit(mop)) {  // refused inline (bad fd): report it to the caller
+  if (detail::loop_io(*l).submit(mop)) {  // refused inline (bad fd): report it to the caller
     self.reset();
     error = mop.res < 0 ? -mop.res : EINVAL;
   }
@@ -190,7 +190,7 @@ void listener_state::on_multi(io_op* op) noexcept {
   }
   const bool final = !op->more;
   s->wake_one();
-  if (!final && s->head == nullptr && s->ready.size() >= ready_cap) s->l->io().cancel(*op);
+  if (!final && s->head == nullptr && s->ready.size() >= ready_cap) detail::loop_io(*s->l).cancel(*op);
   if (final) {
     if (s->closed) s->final_seen.set();
     std::shared_ptr<listener_state> keep = std::move(s->self);  // may free s on return
@@ -287,7 +287,7 @@ listener_core& listener_core::operator=(listener_core&& o) noexcept {
 listener_core::listener_core(unique_fd fd, bool multishot)
     : s_(std::make_shared<listener_state>()) {
   s_->l = &loop::current();
-  s_->multishot = multishot && s_->l->io().caps().multishot_accept;
+  s_->multishot = multishot && detail::loop_io(*s_->l).caps().multishot_accept;
   s_->reserve = open_reserve();
   if (s_->reserve < 0)
     throw std::system_error(errno, std::system_category(), "eddy: listener reserve fd");
@@ -304,12 +304,12 @@ listener_core::~listener_core() {
     ::close(f);
     return;
   }
-  s.l->io().close_now(f);
+  detail::loop_io(*s.l).close_now(f);
   // A destructor cannot await the multishot op's final CQE, but loop::close must
   // not find it in flight: reap here (completions only schedule resumptions, so
   // this is safe from inside a task). The cancel is synchronous in the kernel for
   // a poll-armed accept; the bound is a safety net.
-  for (int i = 0; i < 1000 && s.armed(); ++i) s.l->io().wait(1'000'000, 64);
+  for (int i = 0; i < 1000 && s.armed(); ++i) detail::loop_io(*s.l).wait(1'000'000, 64);
 }
 
 task<unique_fd> listener_core::accept_fd() {

@@ -138,7 +138,7 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     op.fd = fd;
     op.complete = &on_cqe;
     self = shared_from_this();
-    if (l->io().submit(op)) {
+    if (detail::loop_io(*l).submit(op)) {
       self.reset();
       err = op.res < 0 ? -op.res : EINVAL;
     }
@@ -161,7 +161,7 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
       s->err = -res;
     const bool final = !o->more;
     s->wake.set();
-    if (!final && s->queued() >= queue_cap && !o->cancel_requested) s->l->io().cancel(*o);
+    if (!final && s->queued() >= queue_cap && !o->cancel_requested) detail::loop_io(*s->l).cancel(*o);
     if (final) {
       s->final_seen.set();
       std::shared_ptr<receiver_state> keep = std::move(s->self);  // may free s on return
@@ -215,7 +215,7 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
 task<recv_buffer> stream_socket::receive() {
   loop& l = loop::current();
   if (!rx_) {
-    buffer_ring* ring = l.io().caps().multishot_recv ? l.io().recv_buffers() : nullptr;
+    buffer_ring* ring = detail::loop_io(l).caps().multishot_recv ? detail::loop_io(l).recv_buffers() : nullptr;
     if (ring == nullptr) return receive_pooled(fd_.get(), l);
     rx_ = std::make_shared<receiver_state>();
     rx_->l = &l;
@@ -241,7 +241,7 @@ void stream_socket::drop_receiver() noexcept {
     // CQE, but loop::close must not find it in flight, so reap here (completions
     // only schedule resumptions: safe from inside a task). Bounded as a safety net.
     fd_.reset();
-    for (int i = 0; i < 1000 && s->armed(); ++i) s->l->io().wait(1'000'000, 64);
+    for (int i = 0; i < 1000 && s->armed(); ++i) detail::loop_io(*s->l).wait(1'000'000, 64);
   }
   s->recycle_queue();
 }

@@ -24,7 +24,7 @@ void close_fd_now(loop* l, int fd) noexcept;
 
 /// The awaiter every fd operation shares: a cancellation point; submits the op;
 /// resumes only after the backend is done with it (DESIGN.md §4).
-struct op_awaiter {
+struct [[nodiscard]] op_awaiter {
   io_op op{};
   loop* l;
   task_core* core = nullptr;
@@ -72,7 +72,7 @@ struct op_awaiter {
   }
   static void on_complete(io_op* o) noexcept {
     op_awaiter* a = outer_of(o, &op_awaiter::op);
-    a->l->schedule(a->core, a->h);
+    detail::loop_schedule(*a->l, a->core, a->h);
   }
   static bool on_cancel(cancel_hook* hk) noexcept {
     op_awaiter* a = outer_of(hk, &op_awaiter::hook);
@@ -82,7 +82,7 @@ struct op_awaiter {
   }
 };
 
-struct size_awaiter : op_awaiter {
+struct [[nodiscard]] size_awaiter : op_awaiter {
   using op_awaiter::op_awaiter;
   std::size_t await_resume() {
     const int r = raw_result();
@@ -91,7 +91,7 @@ struct size_awaiter : op_awaiter {
   }
 };
 
-struct void_awaiter : op_awaiter {
+struct [[nodiscard]] void_awaiter : op_awaiter {
   using op_awaiter::op_awaiter;
   void await_resume() {
     const int r = raw_result();

@@ -80,7 +80,7 @@ class channel {
     senders_.grant_all();
   }
 
-  struct send_awaiter : detail::waiter {
+  struct [[nodiscard]] send_awaiter : detail::waiter {
     channel* ch;
     std::optional<T> value;
     send_awaiter(channel* c, T&& v) : ch(c), value(std::move(v)) {}
@@ -100,7 +100,7 @@ class channel {
     }
   };
 
-  struct recv_awaiter : detail::waiter {
+  struct [[nodiscard]] recv_awaiter : detail::waiter {
     channel* ch;
     std::optional<T> slot;
     explicit recv_awaiter(channel* c) noexcept : ch(c) {}

@@ -32,7 +32,7 @@ class event {
   bool is_set() const noexcept { return set_; }
   std::size_t waiters() const noexcept { return waiters_.size; }
 
-  struct awaiter : detail::waiter {
+  struct [[nodiscard]] awaiter : detail::waiter {
     event* e;
     explicit awaiter(event* ev) noexcept : e(ev) {}
     bool await_ready() noexcept { return take_precancel() || e->set_; }

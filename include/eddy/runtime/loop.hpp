@@ -1,7 +1,10 @@
-// eddy::loop: one event loop per thread (DESIGN.md §3).
+// eddy::loop: one event loop per thread (DESIGN.md §3). What other parts hold
+// lives beside it: loop_handle.hpp (other threads and loops), join_handle.hpp and
+// timer_handle.hpp (a task), loop_options.hpp (its options).
 #pragma once
 
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -17,13 +20,17 @@
 #include <eddy/runtime/detail/remote_queue.hpp>
 #include <eddy/runtime/detail/timer_wheel.hpp>
 #include <eddy/runtime/errors.hpp>
+#include <eddy/runtime/join_handle.hpp>
+#include <eddy/runtime/loop_handle.hpp>
 #include <eddy/runtime/loop_options.hpp>
 #include <eddy/runtime/task.hpp>
+#include <eddy/runtime/timer_handle.hpp>
 
 namespace eddy {
 
 namespace detail {
 class backend;
+struct loop_access;
 }
 
 /// The loop's clock: monotonic, nanosecond resolution.
@@ -41,78 +48,6 @@ struct loop_stats {
   std::uint64_t iterations = 0;
   std::uint64_t wakeups = 0;       ///< cross-thread wakeups written
   std::size_t leaked_io = 0;       ///< ops still owned by the backend when close() released it (must be 0)
-};
-
-template <class T>
-class join_handle;
-
-/// A cancellable handle to a `call_later` / `call_at` callback.
-///
-/// Dropping the handle does not cancel the callback (as asyncio's TimerHandle).
-/// `cancel()` after the callback ran, or twice, does nothing.
-///
-/// **Thread safety:** loop thread only. **Cancel safety:** n/a.
-class timer_handle {
- public:
-  timer_handle() noexcept = default;
-  timer_handle(timer_handle&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
-  timer_handle& operator=(timer_handle&& o) noexcept {
-    if (this != &o) {
-      reset();
-      n_ = std::exchange(o.n_, nullptr);
-    }
-    return *this;
-  }
-  ~timer_handle() { reset(); }
-
-  /// Prevents the callback from running if it has not run yet. Returns true if it
-  /// was prevented.
-  bool cancel() noexcept;
-  /// True while the callback is still due to run.
-  bool pending() const noexcept;
-
-  struct node;
-  explicit timer_handle(node* n) noexcept : n_(n) {}
-
- private:
-  void reset() noexcept;
-  node* n_ = nullptr;
-};
-
-/// What other threads hold to reach a loop: its only power is to post.
-///
-/// Copyable and cheap; it may outlive the loop (posting then returns false).
-///
-/// **Thread safety:** every member may be called from any thread.
-/// **Cancel safety:** n/a (not awaitable).
-///
-/// ```cpp
-/// eddy::loop_handle h = eddy::loop::current().handle();
-/// std::thread([h] { (void)h.call_soon_threadsafe([] { std::puts("hi"); }); }).detach();
-/// ```
-class loop_handle {
- public:
-  loop_handle() = default;
-  explicit loop_handle(std::shared_ptr<detail::loop_shared> s) noexcept : s_(std::move(s)) {}
-
-  /// Runs `f()` on the loop thread soon. Wakeups are coalesced: posting to a busy
-  /// loop makes no system call. Returns false, without running or keeping `f`, if
-  /// the loop is closed. Callbacks from one thread run in the order posted.
-  template <class F>
-  [[nodiscard]] bool call_soon_threadsafe(F&& f) const {
-    if (!s_) return false;
-    using fn_t = std::decay_t<F>;
-    return s_->post(new detail::remote_callback<fn_t>(fn_t(std::forward<F>(f))));
-  }
-
-  /// Asks the loop to stop after its current iteration (`loop::run_forever`
-  /// returns; `loop::run(task)` throws). Returns false if the loop is closed.
-  bool stop() const noexcept;
-
-  bool valid() const noexcept { return static_cast<bool>(s_); }
-
- private:
-  std::shared_ptr<detail::loop_shared> s_;
 };
 
 /// The event loop: runs tasks, callbacks, timers and I/O on the calling thread.
@@ -221,18 +156,19 @@ class loop {
   /// The loop running on this thread, or nullptr.
   static loop* current_or_null() noexcept;
 
-  // ---- for eddy's own awaitables (detail, not API) ----
+ private:
+  friend struct detail::loop_access;
+  static constexpr unsigned default_ready_budget = 256;
+  // For eddy's own awaitables, through detail::loop_access.
   void schedule(detail::task_core* core, std::coroutine_handle<> h) {
     ready_.push(&resume_entry, h.address(), core);
   }
-  detail::timer_wheel& timers() noexcept { return wheel_; }
   std::int64_t clock_ns() const noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - epoch_).count();
   }
   std::int64_t to_loop_ns(clock::time_point t) const noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t - epoch_).count();
   }
-  detail::backend& io() noexcept { return *backend_; }
   void check_open(const char* what) const {
     if (closed_) throw loop_closed_error(what);
   }
@@ -243,7 +179,6 @@ class loop {
     live_head_ = c;
     ++live_count_;
   }
-  void call_soon_entry(void (*fn)(void*, void*, bool), void* a);
   void unlink_live(detail::task_core* c) noexcept {
     if (c->live_prev_ != nullptr) c->live_prev_->live_next_ = c->live_next_;
     else live_head_ = c->live_next_;
@@ -251,9 +186,8 @@ class loop {
     c->live_prev_ = c->live_next_ = nullptr;
     --live_count_;
   }
-
- private:
-  static constexpr unsigned default_ready_budget = 256;
+  void call_soon_entry(void (*fn)(void*, void*, bool), void* a);
+  void expect_remote(std::int64_t within_ns) noexcept;
   static void resume_entry(void* a, void* b, bool run) {
     if (!run) return;
     detail::tls_current_core = static_cast<detail::task_core*>(b);
@@ -288,7 +222,7 @@ class loop {
   };
   void run_until(detail::task_core* main);
   void iterate(bool block);
-  bool spin_for_remote_work();
+  bool spin_for_remote_work(std::int64_t until_ns);
   void run_ready_batch();
   void drain_remote();
   void enter_thread();
@@ -312,6 +246,8 @@ class loop {
   std::uint64_t owner_thread_ = 0;
   unsigned ready_batch_ = 0;
   std::int64_t idle_spin_ns_ = 0;
+  std::int64_t offload_spin_ns_ = 0;
+  std::int64_t remote_watch_until_ns_ = 0;  // expect_remote: spin until then when idle
   backend_kind kind_ = backend_kind::automatic;
   bool stop_ = false;
   bool closing_ = false;
@@ -319,136 +255,42 @@ class loop {
   bool running_ = false;
 };
 
-// detail, not API: the shared state behind a timer_handle.
-struct timer_handle::node {
-  detail::timer_node tn;
-  loop* owner = nullptr;
-  void (*invoke)(node*) = nullptr;
-  void (*destroy)(node*) noexcept = nullptr;
-  std::uint32_t refs = 2;  // the handle and the wheel/ready queue
-  bool cancelled = false;
-  bool fired = false;
-  void release() noexcept {
-    if (--refs == 0) destroy(this);
+namespace detail {
+
+/// The loop's internals that eddy's own awaitables use (detail, not API): every
+/// function is for the loop thread only.
+struct loop_access {
+  static void schedule(loop& l, task_core* c, std::coroutine_handle<> h) { l.schedule(c, h); }
+  static timer_wheel& timers(loop& l) noexcept { return l.wheel_; }
+  static backend& io(loop& l) noexcept { return *l.backend_; }
+  static std::int64_t clock_ns(const loop& l) noexcept { return l.clock_ns(); }
+  static std::int64_t to_ns(const loop& l, clock::time_point t) noexcept { return l.to_loop_ns(t); }
+  static void unlink_live(loop& l, task_core* c) noexcept { l.unlink_live(c); }
+  static void call_soon_entry(loop& l, void (*fn)(void*, void*, bool), void* a) {
+    l.call_soon_entry(fn, a);
   }
+  static void expect_remote(loop& l, std::int64_t within_ns) noexcept { l.expect_remote(within_ns); }
 };
 
-/// The result of `spawn`: await it for the task's result, `cancel()` it, or
-/// `detach()` it.
-///
-/// Dropping a join handle detaches the task (as tokio's JoinHandle): it keeps
-/// running, and if it fails with an exception nobody retrieved, the exception goes
-/// to the loop's exception handler.
-///
-/// **Thread safety:** loop thread only.
-/// **Cancel safety:** awaiting is a cancellation point; cancelling the awaiting
-/// task while it waits forwards the cancellation to the joined task (as awaiting an
-/// asyncio Task does) and keeps waiting until that task has finished.
-///
-/// ```cpp
-/// auto h = eddy::spawn(fetch());
-/// h.cancel();
-/// try { co_await h; } catch (const eddy::cancelled_error&) {}
-/// ```
-template <class T>
-class [[nodiscard]] join_handle {
- public:
-  join_handle() noexcept = default;
-  explicit join_handle(detail::task_core* c) noexcept : c_(c) {}
-  join_handle(join_handle&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
-  join_handle& operator=(join_handle&& o) noexcept {
-    if (this != &o) {
-      if (c_) detail::release_handle(c_);
-      c_ = std::exchange(o.c_, nullptr);
-    }
-    return *this;
-  }
-  ~join_handle() {
-    if (c_) detail::release_handle(c_);
-  }
+/// Queues the resumption of `h` (a task of core `c`, or nullptr) on `l`.
+inline void loop_schedule(loop& l, task_core* c, std::coroutine_handle<> h) {
+  loop_access::schedule(l, c, h);
+}
+inline timer_wheel& loop_timers(loop& l) noexcept { return loop_access::timers(l); }
+inline backend& loop_io(loop& l) noexcept { return loop_access::io(l); }
+inline std::int64_t loop_clock_ns(const loop& l) noexcept { return loop_access::clock_ns(l); }
+inline std::int64_t loop_to_ns(const loop& l, clock::time_point t) noexcept {
+  return loop_access::to_ns(l, t);
+}
+inline void loop_unlink_live(loop& l, task_core* c) noexcept { loop_access::unlink_live(l, c); }
+/// A cross-thread result (an offloaded call) is due soon: when the loop runs out
+/// of other work before `within_ns` has passed, it watches its cross-thread queue
+/// instead of blocking (loop_options::offload_spin caps it; 0 disables).
+inline void loop_expect_remote(loop& l, std::int64_t within_ns) noexcept {
+  loop_access::expect_remote(l, within_ns);
+}
 
-  /// Requests cancellation; the task sees cancelled_error at its current or next
-  /// await. No effect once the task has finished.
-  void cancel() noexcept {
-    if (c_) c_->request_cancel();
-  }
-  /// True once the task has finished (successfully or not).
-  bool done() const noexcept { return c_ && c_->done_; }
-  bool valid() const noexcept { return c_ != nullptr; }
-  /// Lets the task run on without this handle.
-  void detach() noexcept {
-    if (c_) detail::release_handle(std::exchange(c_, nullptr));
-  }
-
-  struct awaiter {
-    detail::task_core* c;
-    detail::task_core* me = nullptr;
-    detail::cancel_hook hook{&forward_cancel};
-    bool precancelled = false;
-    bool holds_ref = false;
-
-    bool await_ready() {
-      if (c == nullptr) throw std::logic_error("eddy::join_handle: awaiting an empty handle");
-      if (c->done_) return true;
-      if (detail::consume_pending_cancel()) {
-        precancelled = true;
-        return true;
-      }
-      return false;
-    }
-    void await_suspend(std::coroutine_handle<> h) {
-      if (c->waiter_) throw std::logic_error("eddy::join_handle: a task has one awaiter");
-      me = detail::current_core();
-      c->waiter_ = h;
-      c->waiter_core_ = me;
-      ++c->refs_;  // the handle may be dropped while we wait
-      holds_ref = true;
-      if (me != nullptr) me->hook_ = &hook;
-    }
-    decltype(auto) await_resume() {
-      if (me != nullptr) me->hook_ = nullptr;
-      if (precancelled) throw cancelled_error{};
-      struct unref {
-        detail::task_core* c;
-        bool on;
-        ~unref() {
-          if (on) detail::release_handle(c);
-        }
-      } u{c, holds_ref};
-      c->result_taken_ = true;
-      auto* p = static_cast<detail::promise<T>*>(c->promise_);
-      if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
-        return p->result();
-      } else {
-        return T(std::move(*p).result());
-      }
-    }
-    static bool forward_cancel(detail::cancel_hook* h) noexcept {
-      awaiter* self = reinterpret_cast<awaiter*>(reinterpret_cast<char*>(h) - offsetof(awaiter, hook));
-      self->c->request_cancel();
-      return true;
-    }
-  };
-  awaiter operator co_await() const noexcept { return awaiter{c_}; }
-
-  /// The result of a finished task, without awaiting: its value (moved out) or
-  /// its exception rethrown. Throws std::logic_error if the task has not finished.
-  decltype(auto) result() {
-    if (!done()) throw std::logic_error("eddy::join_handle::result: the task has not finished");
-    c_->result_taken_ = true;
-    auto* p = static_cast<detail::promise<T>*>(c_->promise_);
-    if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
-      return p->result();
-    } else {
-      return T(std::move(*p).result());
-    }
-  }
-
-  detail::task_core* core() const noexcept { return c_; }
-
- private:
-  detail::task_core* c_ = nullptr;
-};
+}  // namespace detail
 
 /// Starts `t` as a new task on the running loop and returns its join handle.
 /// The task starts on a later turn of the loop (never inline).
@@ -477,13 +319,7 @@ template <class T>
 T loop::run(task<T> main) {
   join_handle<T> h = spawn(std::move(main));
   run_until(h.core());
-  h.core()->result_taken_ = true;
-  auto* p = static_cast<detail::promise<T>*>(h.core()->promise_);
-  if constexpr (std::is_void_v<T> || std::is_reference_v<T>) {
-    return p->result();
-  } else {
-    return T(std::move(*p).result());
-  }
+  return detail::take_result<T>(h.core());
 }
 
 template <class F>

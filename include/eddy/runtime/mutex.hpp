@@ -63,14 +63,14 @@ class mutex {
   }
   bool is_locked() const noexcept { return locked_; }
 
-  struct lock_awaiter : detail::waiter {
+  struct [[nodiscard]] lock_awaiter : detail::waiter {
     mutex* m;
     explicit lock_awaiter(mutex* mm) noexcept : m(mm) {}
     bool await_ready() noexcept { return take_precancel() || m->try_lock(); }
     void await_suspend(std::coroutine_handle<> h) { suspend_on(m->waiters_, h); }
     void await_resume() { resume_check(); }
   };
-  struct guard_awaiter : lock_awaiter {
+  struct [[nodiscard]] guard_awaiter : lock_awaiter {
     using lock_awaiter::lock_awaiter;
     mutex_guard await_resume() {
       resume_check();

@@ -47,7 +47,7 @@ class semaphore {
   std::size_t available() const noexcept { return permits_; }
   std::size_t waiters() const noexcept { return waiters_.size; }
 
-  struct awaiter : detail::waiter {
+  struct [[nodiscard]] awaiter : detail::waiter {
     semaphore* s;
     explicit awaiter(semaphore* sp) noexcept : s(sp) {}
     bool await_ready() noexcept { return take_precancel() || s->try_acquire(); }

@@ -67,7 +67,7 @@ class task_group {
   task<void> join();
 
  private:
-  struct join_awaiter : detail::waiter {
+  struct [[nodiscard]] join_awaiter : detail::waiter {
     task_group* g;
     explicit join_awaiter(task_group* gg) noexcept : g(gg) { hook.request = &on_join_cancel; }
     bool await_ready() noexcept {

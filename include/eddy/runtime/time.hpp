@@ -12,7 +12,7 @@ namespace eddy {
 
 namespace detail {
 
-struct sleep_awaiter {
+struct [[nodiscard]] sleep_awaiter {
   loop* l;
   std::int64_t deadline_ns;
   timer_node node{};
@@ -35,7 +35,7 @@ struct sleep_awaiter {
     h = hh;
     core = current_core();
     node.fire = &on_fire;
-    l->timers().arm(node, deadline_ns);
+    detail::loop_timers(*l).arm(node, deadline_ns);
     if (core != nullptr) core->hook_ = &hook;
   }
   void await_resume() {
@@ -45,25 +45,25 @@ struct sleep_awaiter {
 
   static void on_fire(timer_node* n) noexcept {
     sleep_awaiter* s = outer_of(n, &sleep_awaiter::node);
-    s->l->schedule(s->core, s->h);
+    detail::loop_schedule(*s->l, s->core, s->h);
   }
   static bool on_cancel(cancel_hook* hk) noexcept {
     sleep_awaiter* s = outer_of(hk, &sleep_awaiter::hook);
     if (!timer_wheel::armed(s->node)) return false;  // fired; resumption queued
-    s->l->timers().cancel(s->node);
+    detail::loop_timers(*s->l).cancel(s->node);
     s->cancelled = true;
-    s->l->schedule(s->core, s->h);
+    detail::loop_schedule(*s->l, s->core, s->h);
     return true;
   }
 };
 
-struct yield_awaiter {
+struct [[nodiscard]] yield_awaiter {
   bool cancelled = false;
   bool await_ready() noexcept {
     cancelled = consume_pending_cancel();
     return cancelled;
   }
-  void await_suspend(std::coroutine_handle<> h) { loop::current().schedule(current_core(), h); }
+  void await_suspend(std::coroutine_handle<> h) { detail::loop_schedule(loop::current(), current_core(), h); }
   void await_resume() const {
     if (cancelled) throw cancelled_error{};
   }
@@ -101,22 +101,22 @@ task<T> timeout_task(std::int64_t deadline_ns, task<T> inner) {
     }
   } ex{{}, c, &expired};
   ex.node.fire = &expiry::fire;
-  l.timers().arm(ex.node, deadline_ns);
+  detail::loop_timers(l).arm(ex.node, deadline_ns);
   try {
     if constexpr (std::is_void_v<T>) {
       co_await child;
-      l.timers().cancel(ex.node);
+      detail::loop_timers(l).cancel(ex.node);
     } else {
       decltype(auto) v = co_await child;
-      l.timers().cancel(ex.node);
+      detail::loop_timers(l).cancel(ex.node);
       co_return static_cast<T>(std::forward<decltype(v)>(v));
     }
   } catch (const cancelled_error&) {
-    l.timers().cancel(ex.node);
+    detail::loop_timers(l).cancel(ex.node);
     if (expired) throw timeout_error{};
     throw;
   } catch (...) {
-    l.timers().cancel(ex.node);
+    detail::loop_timers(l).cancel(ex.node);
     throw;
   }
 }
@@ -138,7 +138,7 @@ template <class Rep, class Period>
 detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
   const std::int64_t ns = detail::checked_ns(d, "eddy::sleep_for");
   loop& l = loop::current();
-  return detail::sleep_awaiter(&l, l.clock_ns() + ns);
+  return detail::sleep_awaiter(&l, detail::loop_clock_ns(l) + ns);
 }
 
 /// Suspends the current task until `when` on the loop clock (`eddy::clock`);
@@ -147,7 +147,7 @@ detail::sleep_awaiter sleep_for(std::chrono::duration<Rep, Period> d) {
 /// **Thread safety:** loop thread only. **Cancel safety:** as sleep_for.
 inline detail::sleep_awaiter sleep_until(clock::time_point when) {
   loop& l = loop::current();
-  return detail::sleep_awaiter(&l, l.to_loop_ns(when));
+  return detail::sleep_awaiter(&l, detail::loop_to_ns(l, when));
 }
 
 /// Lets every other ready task run once, then resumes (asyncio's `sleep(0)`).
@@ -175,9 +175,9 @@ task<detail::await_result_t<A>> with_timeout(std::chrono::duration<Rep, Period> 
   loop& l = loop::current();
   using R = detail::await_result_t<A>;
   if constexpr (std::is_same_v<std::decay_t<A>, task<R>>) {
-    return detail::timeout_task<R>(l.clock_ns() + ns, std::move(aw));
+    return detail::timeout_task<R>(detail::loop_clock_ns(l) + ns, std::move(aw));
   } else {
-    return detail::timeout_task<R>(l.clock_ns() + ns, detail::as_task(std::move(aw)));
+    return detail::timeout_task<R>(detail::loop_clock_ns(l) + ns, detail::as_task(std::move(aw)));
   }
 }
 

@@ -9,12 +9,15 @@
 //
 // Fast path: a job that finishes within a few microseconds (a worker was spinning, the
 // call was short) would still cost the loop a cross-thread wakeup, about as long again
-// as everything else put together on a VM. So after queueing the job, the awaiting loop
-// thread watches the job's `phase` for up to `inline_wait_budget` and, if the result is
-// already there, does not suspend at all. Whether it watches is adaptive: only while the
-// recent round trips on this thread were shorter than the budget, so long blocking calls
-// never make the loop spin. `phase` decides, by one exchange each, whether the worker
-// must post the completion (the awaiter suspended) or the awaiter takes it inline.
+// as everything else put together on a VM. So the awaiter suspends and tells its loop
+// that a result is due soon (detail::loop_expect_remote); a loop that then runs out of
+// other work watches its cross-thread queue for up to loop_options::offload_spin
+// (default 20 µs) instead of blocking, so the worker's post needs no wakeup. The loop
+// never watches while it has ready tasks, due timers or completions to deliver. Whether
+// to ask is adaptive: only while the recent round trips on this thread were shorter
+// than the budget, so long blocking calls never make the loop spin. `phase` decides, by
+// one exchange each, whether the worker must post the completion (the awaiter
+// suspended) or the awaiter takes it inline (the job finished before it suspended).
 //
 // Cancellation (the loop's cancel_hook protocol, runtime/detail/task_core.hpp):
 //   - not started yet: the job is marked cancelled (the worker that pops it drops it)
@@ -117,7 +120,7 @@ class offload_state : public pool_job {
       offload_state* j = std::exchange(job, nullptr);
       if (!j->abandoned) {
         j->completed = true;
-        j->home_loop->schedule(j->core, j->waiter);
+        detail::loop_schedule(*j->home_loop, j->core, j->waiter);
       }
       j->unref();
     }
@@ -184,7 +187,8 @@ class offload_job final : public offload_state<R> {
   [[no_unique_address]] std::conditional_t<wants_token, std::stop_source, no_stop> stop_;
 };
 
-/// The longest a loop thread watches for an offloaded result before suspending.
+/// The longest a loop is asked to watch for an offloaded result (further capped by
+/// loop_options::offload_spin).
 inline constexpr std::int64_t inline_wait_budget_ns = 20'000;
 
 /// Per loop thread: a moving average of recent offload round trips (queue to result),
@@ -234,21 +238,16 @@ class [[nodiscard]] offload_awaitable {
       job_->refs.fetch_sub(1, std::memory_order_relaxed);
       throw;  // rethrown into the coroutine (pool_closed, invalid_argument)
     }
-    // Watch only while recent round trips were well inside the budget: on a loaded
-    // machine (more runnable threads than cores) they are not, and watching would take
-    // the core the worker needs.
-    if (recent_round_trip_ns() < inline_wait_budget_ns / 2) {
-      const std::int64_t give_up = started_ns_ + inline_wait_budget_ns;
-      while (job_->phase.load(std::memory_order_acquire) != offload_state<R>::ready_v &&
-             now_ns() < give_up) {
-        for (int i = 0; i < 16; ++i) pause();
-      }
-    }
     std::uint8_t expected = offload_state<R>::running_v;
     if (!job_->phase.compare_exchange_strong(expected, offload_state<R>::suspended_v,
                                              std::memory_order_acq_rel, std::memory_order_acquire))
       return false;  // the result is here: resume without a trip through the loop
     if (job_->core != nullptr) job_->core->hook_ = &hook_;
+    // Ask for a watch only while recent round trips were well inside the budget: on a
+    // loaded machine (more runnable threads than cores) they are not, and watching
+    // would take the core the worker needs.
+    if (recent_round_trip_ns() < inline_wait_budget_ns / 2)
+      detail::loop_expect_remote(l, inline_wait_budget_ns);
     return true;
   }
 
@@ -273,14 +272,14 @@ class [[nodiscard]] offload_awaitable {
     if (job->completed) return false;  // already scheduled with its result
     if (job->gate.try_cancel()) {      // not started: the worker will drop it
       self->cancelled_ = true;
-      job->home_loop->schedule(job->core, job->waiter);
+      detail::loop_schedule(*job->home_loop, job->core, job->waiter);
       return true;
     }
     job->request_stop();
     if (job->abandon_on_cancel) {
       job->abandoned = true;
       self->cancelled_ = true;
-      job->home_loop->schedule(job->core, job->waiter);
+      detail::loop_schedule(*job->home_loop, job->core, job->waiter);
       return true;
     }
     return false;  // resumes with the result; the cancellation stays pending
@@ -288,13 +287,6 @@ class [[nodiscard]] offload_awaitable {
 
   static std::int64_t now_ns() noexcept {
     return std::chrono::steady_clock::now().time_since_epoch().count();
-  }
-  static void pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
   }
 
   thread_pool* pool_;

@@ -72,7 +72,7 @@ struct wait_list {
     waiter* w = head;
     if (w != nullptr) {
       remove(w);
-      w->l->schedule(w->core, w->h);
+      detail::loop_schedule(*w->l, w->core, w->h);
     }
     return w;
   }
@@ -96,7 +96,7 @@ inline bool waiter::on_cancel(cancel_hook* hk) noexcept {
   if (w->list == nullptr) return false;  // already granted
   w->list->remove(w);
   w->cancelled = true;
-  w->l->schedule(w->core, w->h);
+  detail::loop_schedule(*w->l, w->core, w->h);
   return true;
 }
 
