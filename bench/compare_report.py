@@ -59,7 +59,8 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
     add("")
     add(f"eddy {info['eddy_commit']} ({info['eddy_tree']}), mode {'quick' if args.quick else 'full'}: "
         f"{args.rounds} round(s) × {args.secs} s per workload (+{args.warmup} s warm-up), "
-        f"servers alternated in every round, figures are medians over rounds; "
+        "servers alternated round by round (every other round in reverse), figures are "
+        "medians over rounds and ratios medians of the per-round ratios; "
         f"run took {elapsed / 60:.1f} min.")
     add("")
     add(f"Machine: {info['cpu']}, {info['memory']}, kernel {info['kernel']}; "
