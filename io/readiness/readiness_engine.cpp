@@ -167,7 +167,10 @@ int readiness_engine::close_fd(int fd) noexcept {
 
 unsigned readiness_engine::receive_multi(fd_state& st, io_op& op) noexcept {
   unsigned delivered = 0;
-  while (op.state == op_state::in_flight && (st.readable || st.read_closed)) {
+  // Armed while it heads the fd's read list. Compared by address, never read
+  // through `op`: a completion may cancel the op, and the final completion may
+  // free what holds it.
+  while (st.lists[dir_in].head == &op && (st.readable || st.read_closed)) {
     const int id = blocks_.take();
     if (id < 0) {
       st.lists[dir_in].remove(&op);
