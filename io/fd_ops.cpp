@@ -11,10 +11,6 @@
 
 namespace eddy::detail {
 
-bool submit_op(loop& l, io_op& op) { return detail::loop_io(l).submit(op); }
-
-void cancel_op(loop& l, io_op& op) noexcept { detail::loop_io(l).cancel(op); }
-
 void close_fd_now(loop* l, int fd) noexcept {
   if (l != nullptr && !l->is_closed()) detail::loop_io(*l).close_now(fd);
   else ::close(fd);

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <thread>
 
+#include <eddy/runtime/detail/op_awaiter.hpp>
 #include <eddy/runtime/loop.hpp>
 
 #include "io/backend.hpp"
@@ -167,6 +168,10 @@ timer_handle loop::arm_callback(timer_handle::node* n, std::int64_t deadline_ns)
 }
 
 void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) { ready_.push(fn, a, nullptr); }
+
+bool detail::submit_op(loop& l, io_op& op) { return l.backend_->submit(op); }
+
+void detail::cancel_op(loop& l, io_op& op) noexcept { l.backend_->cancel(op); }
 
 void loop::expect_remote(std::int64_t within_ns) noexcept {
   if (offload_spin_ns_ == 0) return;

@@ -20,7 +20,7 @@
 
 #include <eddy/runtime/run.hpp>
 
-#include "io/backend.hpp"
+#include <eddy/runtime/detail/op_awaiter.hpp>
 
 namespace eddy::detail {
 
@@ -40,56 +40,12 @@ extern "C" void on_sigint(int) {
   errno = saved;
 }
 
-// One read of the eventfd, submitted to the backend through the contract: the
-// runtime sits below io/ and its fd awaitables (docs/layers.md). A cancellation
-// (the loop closing) stops it; the result is the read's (8, or -errno).
-struct eventfd_read {
-  io_op op{};
-  loop* l;
-  task_core* core = nullptr;
-  std::coroutine_handle<> h{};
-  cancel_hook hook{&on_cancel};
-  std::uint64_t value = 0;
-  bool precancelled = false;
-
-  eventfd_read(loop& lp, int fd) noexcept : l(&lp) {
-    op.code = op_code::read;
-    op.fd = fd;
-    op.buf = &value;
-    op.len = sizeof value;
-  }
-  eventfd_read(const eventfd_read&) = delete;
-
-  bool await_ready() noexcept { return precancelled = consume_pending_cancel(); }
-  bool await_suspend(std::coroutine_handle<> hh) {
-    h = hh;
-    core = current_core();
-    op.complete = &on_complete;
-    if (detail::loop_io(*l).submit(op)) return false;
-    if (core != nullptr) core->hook_ = &hook;
-    return true;
-  }
-  int await_resume() noexcept {
-    if (precancelled) return -ECANCELED;
-    if (core != nullptr && core->hook_ == &hook) core->hook_ = nullptr;
-    return op.res;
-  }
-  static void on_complete(io_op* o) noexcept {
-    eventfd_read* a = outer_of(o, &eventfd_read::op);
-    detail::loop_schedule(*a->l, a->core, a->h);
-  }
-  static bool on_cancel(cancel_hook* hk) noexcept {
-    eventfd_read* a = outer_of(hk, &eventfd_read::hook);
-    if (a->op.state != op_state::in_flight) return false;
-    detail::loop_io(*a->l).cancel(a->op);
-    return true;
-  }
-};
-
 task<void> watch_sigint(loop* l, int fd, task_core* main) {
   // Named, not a temporary inside the if: GCC 12 does not keep such a temporary
   // awaiter alive across the suspension (the op it hands the backend dangled).
-  eventfd_read signalled(*l, fd);
+  std::uint64_t value = 0;
+  raw_op_awaiter signalled(*l, "eddy::run: SIGINT eventfd", op_code::read, fd, &value,
+                           sizeof value);
   if (co_await signalled > 0) main->request_cancel();
 }
 

@@ -116,11 +116,6 @@ struct accept_waiter {
   }
 };
 
-struct raw_awaiter : op_awaiter {
-  using op_awaiter::op_awaiter;
-  int await_resume() { return raw_result(); }
-};
-
 }  // namespace
 
 void listener_state::link(accept_waiter* w) noexcept {
@@ -260,7 +255,7 @@ task<unique_fd> accept_multishot(std::shared_ptr<listener_state> s) {
 task<unique_fd> accept_single(std::shared_ptr<listener_state> s) {
   for (;;) {
     if (s->closed) closed_error();
-    const int r = co_await raw_awaiter(*s->l, "eddy: accept", op_code::accept, s->fd, nullptr, 0,
+    const int r = co_await raw_op_awaiter(*s->l, "eddy: accept", op_code::accept, s->fd, nullptr, 0,
                                        accept_flags);
     if (r >= 0) co_return unique_fd(r);
     if (r == -EMFILE || r == -ENFILE) {

@@ -69,11 +69,6 @@ void release_ring(void* ring, std::byte*, unsigned id) noexcept {
   static_cast<buffer_ring*>(ring)->recycle(id);
 }
 
-struct raw_awaiter : op_awaiter {
-  using op_awaiter::op_awaiter;
-  int await_resume() { return raw_result(); }
-};
-
 [[noreturn]] void fail(int err) {
   throw std::system_error(err, std::system_category(), "eddy: recv");
 }
@@ -186,7 +181,7 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
         std::byte* b = pool.take();
         int r;
         try {
-          r = co_await raw_awaiter(*s->l, "eddy: recv", op_code::recv, s->fd, b, block_size);
+          r = co_await raw_op_awaiter(*s->l, "eddy: recv", op_code::recv, s->fd, b, block_size);
         } catch (...) {
           pool.give(b);
           throw;

@@ -32,11 +32,6 @@ struct msg_awaiter : size_awaiter {
   }
 };
 
-struct raw_awaiter : op_awaiter {
-  using op_awaiter::op_awaiter;
-  int await_resume() { return raw_result(); }
-};
-
 }  // namespace
 
 unique_fd open_socket(int family, int type, int protocol) {
@@ -46,7 +41,7 @@ unique_fd open_socket(int family, int type, int protocol) {
 }
 
 task<void> connect_socket(int fd, socket_address addr) {
-  const int r = co_await raw_awaiter(loop::current(), "eddy: connect", op_code::connect, fd,
+  const int r = co_await raw_op_awaiter(loop::current(), "eddy: connect", op_code::connect, fd,
                                      const_cast<sockaddr*>(addr.data()), addr.size());
   if (r < 0) sys_fail(-r, "eddy: connect to " + addr.to_string());
 }

@@ -11,76 +11,15 @@
 
 #include <eddy/io/detail/io_op.hpp>
 #include <eddy/runtime/detail/await_traits.hpp>
+#include <eddy/runtime/detail/op_awaiter.hpp>
 #include <eddy/runtime/loop.hpp>
 
 namespace eddy {
 
 namespace detail {
 
-bool submit_op(loop& l, io_op& op);
-void cancel_op(loop& l, io_op& op) noexcept;
 void close_fd_now(loop* l, int fd) noexcept;
 [[noreturn]] void throw_errno(int err, const char* what, int fd);
-
-/// The awaiter every fd operation shares: a cancellation point; submits the op;
-/// resumes only after the backend is done with it (DESIGN.md §4).
-struct [[nodiscard]] op_awaiter {
-  io_op op{};
-  loop* l;
-  task_core* core = nullptr;
-  std::coroutine_handle<> h{};
-  cancel_hook hook{&on_cancel};
-  bool precancelled = false;
-  const char* what;
-
-  op_awaiter(loop& lp, const char* w, op_code c, int fd, void* buf = nullptr, unsigned len = 0,
-             unsigned flags = 0) noexcept
-      : l(&lp), what(w) {
-    op.code = c;
-    op.fd = fd;
-    op.buf = buf;
-    op.len = len;
-    op.flags = flags;
-  }
-  op_awaiter(const op_awaiter&) = delete;
-
-  bool await_ready() noexcept {
-    precancelled = consume_pending_cancel();
-    return precancelled;
-  }
-  bool await_suspend(std::coroutine_handle<> hh) {
-    h = hh;
-    core = current_core();
-    op.complete = &on_complete;
-    if (submit_op(*l, op)) return false;
-    if (core != nullptr) core->hook_ = &hook;
-    return true;
-  }
-  /// The raw result (bytes, fd, revents or -errno); throws cancelled_error when the
-  /// op was cancelled before it did anything.
-  int raw_result() {
-    if (precancelled) throw cancelled_error{};
-    if (core != nullptr && core->hook_ == &hook) core->hook_ = nullptr;
-    // -ECANCELED only ever comes from a cancellation: ours, or a close of the fd
-    // (which cancels everything in flight on it without marking each op).
-    if (op.res == -ECANCELED) throw cancelled_error{};
-    if (op.cancel_requested) {
-      if (op.res == -EINTR) throw cancelled_error{};
-      if (core != nullptr) core->cancel_pending_ = true;  // completed anyway: deliver later
-    }
-    return op.res;
-  }
-  static void on_complete(io_op* o) noexcept {
-    op_awaiter* a = outer_of(o, &op_awaiter::op);
-    detail::loop_schedule(*a->l, a->core, a->h);
-  }
-  static bool on_cancel(cancel_hook* hk) noexcept {
-    op_awaiter* a = outer_of(hk, &op_awaiter::hook);
-    if (a->op.state != op_state::in_flight) return false;
-    cancel_op(*a->l, a->op);
-    return true;
-  }
-};
 
 struct [[nodiscard]] size_awaiter : op_awaiter {
   using op_awaiter::op_awaiter;

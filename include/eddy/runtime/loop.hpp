@@ -31,6 +31,9 @@ namespace eddy {
 namespace detail {
 class backend;
 struct loop_access;
+struct io_op;
+bool submit_op(loop& l, io_op& op);
+void cancel_op(loop& l, io_op& op) noexcept;
 }
 
 /// The loop's clock: monotonic, nanosecond resolution.
@@ -158,6 +161,8 @@ class loop {
 
  private:
   friend struct detail::loop_access;
+  friend bool detail::submit_op(loop&, detail::io_op&);
+  friend void detail::cancel_op(loop&, detail::io_op&) noexcept;
   static constexpr unsigned default_ready_budget = 256;
   // For eddy's own awaitables, through detail::loop_access.
   void schedule(detail::task_core* core, std::coroutine_handle<> h) {
