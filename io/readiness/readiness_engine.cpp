@@ -109,8 +109,11 @@ bool readiness_engine::submit(io_op& op) {
     // Armed once and left armed; its first read happens in run_deferred (never
     // a completion from inside submit), before the loop next blocks.
     if (!l.empty()) return complete_inline(op, -EBUSY);
+    // A FIN already seen counts as readable: its edge will not come again, so a
+    // receive paused by the receiver's queue cap (cancelled after a short read
+    // cleared `readable`) must find the EOF by reading, not by waiting.
     const bool owned = !enqueue(st, l, op);
-    if (owned && st.readable) deferred_.push_back(op.fd);
+    if (owned && (st.readable || st.read_closed)) deferred_.push_back(op.fd);
     return !owned;
   }
   bool& ready_flag = d == dir_in ? st.readable : st.writable;

@@ -230,3 +230,42 @@ TEST_P(receive_test, read_some_after_receive_is_refused_because_the_receiver_own
 }
 
 EDDY_BACKEND_TEST_SUITE(receive_test);
+
+// Regression (epoll): the data and the FIN arrive in one wakeup, the receiver's
+// queue cap pauses the multishot op right after a short read, and the FIN's edge
+// has already been consumed. The re-armed receive() must still read to EOF.
+TEST_P(receive_test, eof_seen_while_the_queue_cap_paused_the_receive_still_ends_it) {
+  auto f = []() -> task<bool> {
+    bool ok = true;
+    for (int round = 0; round < 20 && ok; ++round) {
+      auto [a, b] = eddy::unix_stream::pair();
+      auto rx = [](eddy::unix_stream* s) -> task<std::size_t> {
+        std::size_t total = (co_await s->receive()).size();
+        // Leave the queue alone until the cap has paused the op, then drain.
+        co_await eddy::sleep_for(20ms);
+        for (;;) {
+          eddy::recv_buffer got = co_await s->receive();
+          if (got.empty()) break;
+          total += got.size();
+        }
+        co_return total;
+      };
+      auto h = eddy::spawn(rx(&b));
+      co_await eddy::sleep_for(5ms);  // armed, its first read saw EAGAIN
+      // All in one go from the loop thread: the next wait sees data and FIN together.
+      // 7 full blocks and a short one: the 8th completion fills the cap.
+      const std::size_t n = 7 * 16 * 1024 + 100 + static_cast<std::size_t>(round);
+      co_await a.write_all(payload(n, 9));
+      a.shutdown_write();
+      try {
+        ok = co_await eddy::with_timeout(5s, std::move(h)) == n;
+      } catch (const eddy::timeout_error&) {
+        ok = false;  // the EOF was lost
+      }
+      co_await a.close();
+      co_await b.close();
+    }
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
+}
