@@ -273,6 +273,16 @@ task<std::vector<std::byte>> stream::read_exact(std::size_t n) {
   co_return out;
 }
 
+task<std::string> stream::read_exact_string(std::size_t n) {
+  if (n > s_->o.max_read_exact)
+    throw stream_limit_error("eddy::stream::read_exact_string: " + std::to_string(n) +
+                             " bytes exceeds max_read_exact (" +
+                             std::to_string(s_->o.max_read_exact) + ")");
+  std::string out(n, '\0');
+  co_await read_exact(std::as_writable_bytes(std::span(out.data(), out.size())));
+  co_return out;
+}
+
 task<std::string> stream::read_until(std::string delim, std::size_t limit) {
   auto s = s_;
   if (delim.empty()) throw std::invalid_argument("eddy::stream::read_until: empty delimiter");

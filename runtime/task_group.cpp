@@ -72,7 +72,7 @@ void task_group::child_done(detail::task_core* c, void* self) noexcept {
         g->cancelled_parent_ = true;
         g->parent_->request_cancel();
       }
-    } else {
+    } else if (g->report_later_failures_) {
       g->l_->report_exception(c->promise_->error_);
     }
   }

@@ -48,7 +48,9 @@ task<tcp_stream> tcp_connect(std::string host, std::uint16_t port, tcp_connect_o
     is_numeric = false;
   }
   if (is_numeric) co_return co_await tcp_stream::connect(numeric, opts);
-  co_return co_await with_timeout(opts.timeout, resolve_and_connect(std::move(host), port, opts));
+  std::string what = "tcp_connect to " + host + " port " + std::to_string(port);
+  co_return co_await with_timeout(opts.timeout, resolve_and_connect(std::move(host), port, opts),
+                                  std::move(what));
 }
 
 }  // namespace eddy

@@ -1,6 +1,12 @@
-// eddy: a C++20 event-loop runtime for Linux. One include for all of it.
+// eddy: a C++20 event-loop runtime for Linux. One include for all of it: the
+// runtime (tasks, the loop, timers, task groups, sync primitives), io (fds,
+// sockets, streams) and sched (thread pools, to_thread/run_cpu, DNS, connecting by
+// name, helper processes, subprocesses, signals). process_pool.hpp brings in
+// cereal's headers (libcereal-dev), which eddy's pkg-config file and CMake
+// config name for consumers.
 #pragma once
 
+#include <eddy/io/accepted.hpp>
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
 #include <eddy/io/recv_buffer.hpp>
@@ -11,11 +17,22 @@
 #include <eddy/runtime/channel.hpp>
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/event.hpp>
+#include <eddy/runtime/join_set.hpp>
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/mutex.hpp>
+#include <eddy/runtime/outcome.hpp>
 #include <eddy/runtime/run.hpp>
 #include <eddy/runtime/semaphore.hpp>
 #include <eddy/runtime/task.hpp>
 #include <eddy/runtime/task_group.hpp>
 #include <eddy/runtime/time.hpp>
 #include <eddy/runtime/when.hpp>
+#include <eddy/sched/dns.hpp>
+#include <eddy/sched/fork_join.hpp>
+#include <eddy/sched/offload.hpp>
+#include <eddy/sched/process_pool.hpp>
+#include <eddy/sched/remote.hpp>
+#include <eddy/sched/signal_set.hpp>
+#include <eddy/sched/subprocess.hpp>
+#include <eddy/sched/tcp_connect.hpp>
+#include <eddy/sched/thread_pool.hpp>

@@ -252,12 +252,21 @@ task<unique_fd> accept_multishot(std::shared_ptr<listener_state> s) {
   }
 }
 
-task<unique_fd> accept_single(std::shared_ptr<listener_state> s) {
+// One accept op; with `peer` non-null, accept4 fills it (the kernel reads the
+// address while accepting, so it is there even for a peer that has reset since).
+task<unique_fd> accept_single(std::shared_ptr<listener_state> s, socket_address* peer = nullptr) {
   for (;;) {
     if (s->closed) closed_error();
-    const int r = co_await raw_op_awaiter(*s->l, "eddy: accept", op_code::accept, s->fd, nullptr, 0,
-                                       accept_flags);
-    if (r >= 0) co_return unique_fd(r);
+    socklen_t len = socket_address::capacity();
+    // Named: GCC 12 does not keep a temporary awaiter alive across the suspension.
+    raw_op_awaiter aw(*s->l, "eddy: accept", op_code::accept, s->fd, peer ? peer->data() : nullptr, 0,
+                      accept_flags);
+    if (peer != nullptr) aw.op.aux = &len;
+    const int r = co_await aw;
+    if (r >= 0) {
+      if (peer != nullptr) peer->resize(len);
+      co_return unique_fd(r);
+    }
     if (r == -EMFILE || r == -ENFILE) {
       co_await shed_connections(s);
       continue;
@@ -310,6 +319,32 @@ listener_core::~listener_core() {
 task<unique_fd> listener_core::accept_fd() {
   if (!s_ || s_->fd < 0) closed_error();
   return s_->multishot ? accept_multishot(s_) : accept_single(s_);
+}
+
+task<accepted_fd> listener_core::accept_fd_with_peer() {
+  if (!s_ || s_->fd < 0) closed_error();
+  std::shared_ptr<listener_state> s = s_;
+  if (!s->multishot) {
+    accepted_fd a;
+    a.fd = co_await accept_single(s, &a.peer);
+    co_return a;
+  }
+  // Multishot accept has one address buffer for every completion, so it is armed
+  // without one, and the address is read at once with getpeername. A peer that
+  // reset before that has no address left to read (ENOTCONN): its connection is
+  // closed and skipped, as accept() skips ECONNABORTED; it was dead anyway.
+  for (;;) {
+    unique_fd fd = co_await accept_multishot(s);
+    accepted_fd a;
+    socklen_t len = socket_address::capacity();
+    if (::getpeername(fd.get(), a.peer.data(), &len) == 0) {
+      a.peer.resize(len);
+      a.fd = std::move(fd);
+      co_return a;
+    }
+    if (errno != ENOTCONN && errno != EINVAL)
+      throw std::system_error(errno, std::system_category(), "eddy: accept: getpeername");
+  }
 }
 
 task<void> listener_core::close() {

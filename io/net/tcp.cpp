@@ -70,7 +70,8 @@ tcp_stream::tcp_stream(unique_fd fd)
 task<tcp_stream> tcp_stream::connect(socket_address addr, tcp_connect_options opts) {
   check_ip(addr, "eddy: tcp_stream::connect");
   check_timeout(opts.timeout);
-  co_return co_await with_timeout(opts.timeout, connect_once(addr, opts.nodelay));
+  co_return co_await with_timeout(opts.timeout, connect_once(addr, opts.nodelay),
+                                  "connect to " + addr.to_string());
 }
 
 void tcp_stream::set_nodelay(bool on) {
@@ -124,6 +125,14 @@ task<tcp_stream> tcp_listener::accept() {
   tcp_stream s;
   static_cast<detail::stream_socket&>(s) = detail::stream_socket(std::move(fd));
   co_return s;
+}
+
+task<accepted<tcp_stream>> tcp_listener::accept_with_peer() {
+  detail::accepted_fd a = co_await core_.accept_fd_with_peer();
+  accepted<tcp_stream> r;
+  static_cast<detail::stream_socket&>(r.stream) = detail::stream_socket(std::move(a.fd));
+  r.peer = a.peer;
+  co_return r;
 }
 
 task<void> tcp_listener::close() {

@@ -74,6 +74,14 @@ task<unix_stream> unix_listener::accept() {
   co_return s;
 }
 
+task<accepted<unix_stream>> unix_listener::accept_with_peer() {
+  detail::accepted_fd a = co_await core_.accept_fd_with_peer();
+  accepted<unix_stream> r;
+  static_cast<detail::stream_socket&>(r.stream) = detail::stream_socket(std::move(a.fd));
+  r.peer = a.peer;
+  co_return r;
+}
+
 task<void> unix_listener::close() {
   return core_.close();
 }

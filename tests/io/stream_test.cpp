@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <string>
 
 #include "io/net_support.hpp"
@@ -270,6 +271,40 @@ TEST_P(stream_test, bad_options_are_refused) {
     co_return n;
   };
   EXPECT_EQ(run(f()), 4);
+}
+
+TEST_P(stream_test, text_goes_in_and_out_as_std_string) {
+  // write_all takes a std::string (and literals) on sockets and fds, and
+  // read_exact_string returns the type read_line does.
+  auto f = []() -> task<bool> {
+    auto l = eddy_test::loopback_listener();
+    auto c = co_await eddy::tcp_stream::connect(l.local_address());
+    auto srv = co_await l.accept();
+    const std::string request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    co_await c.write_all(request);
+    co_await c.write_all("BODY!");
+    c.shutdown_write();
+    eddy::stream s(std::move(srv));
+    bool ok = co_await s.read_line() == "GET / HTTP/1.1\r\n";
+    ok = ok && co_await s.read_until("\r\n\r\n") == "Host: x\r\n\r\n";
+    std::string body = co_await s.read_exact_string(5);
+    ok = ok && body == "BODY!";
+    try {
+      (void)co_await s.read_exact_string(1);
+      ok = false;
+    } catch (const eddy::incomplete_read_error&) {
+    }
+    auto [r, w] = eddy::make_pipe();
+    co_await eddy::write_all(w.get(), std::string("through a pipe"));
+    std::array<std::byte, 32> buf{};
+    const std::size_t n = co_await eddy::read(r.get(), buf);
+    ok = ok && std::string(reinterpret_cast<const char*>(buf.data()), n) == "through a pipe";
+    co_await s.close();
+    co_await c.close();
+    co_await l.close();
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
 }
 
 EDDY_BACKEND_TEST_SUITE(stream_test);

@@ -1,4 +1,5 @@
 // event, mutex, semaphore, channel: semantics on one loop.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -168,6 +169,34 @@ TEST_P(sync_test, channel_hands_values_directly_to_a_waiting_receiver) {
     co_return co_await r;
   };
   EXPECT_EQ(run(f()), 11);
+}
+
+TEST_P(sync_test, a_scoped_semaphore_permit_is_released_at_the_end_of_its_scope) {
+  auto f = []() -> task<int> {
+    eddy::semaphore s(2);
+    int peak = 0, inside = 0;
+    auto worker = [](eddy::semaphore* s, int* inside, int* peak, bool fail) -> task<void> {
+      auto permit = co_await s->scoped_acquire();
+      EXPECT_TRUE(permit.owns_permit());
+      *peak = std::max(*peak, ++*inside);
+      co_await eddy::sleep_for(std::chrono::milliseconds(1));
+      --*inside;
+      if (fail) throw std::runtime_error("the permit is still released");
+    };
+    std::vector<task<void>> ws;
+    for (int i = 0; i < 8; ++i) ws.push_back(worker(&s, &inside, &peak, i % 3 == 0));
+    (void)co_await eddy::when_all_settled(std::move(ws));
+    EXPECT_EQ(s.available(), 2u);
+    {
+      auto p = co_await s.scoped_acquire();
+      p.release();  // early, once
+      p.release();
+      EXPECT_FALSE(p.owns_permit());
+    }
+    EXPECT_EQ(s.available(), 2u);
+    co_return peak;
+  };
+  EXPECT_EQ(run(f()), 2);
 }
 
 EDDY_BACKEND_TEST_SUITE(sync_test);

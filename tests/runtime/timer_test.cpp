@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 #include <thread>
+#include <string>
 #include <vector>
 
 #include <eddy/runtime/detail/timer_wheel.hpp>
@@ -174,6 +175,53 @@ TEST_P(timer_test, far_future_timers_can_be_armed_and_cancelled) {
   EXPECT_EQ(lp().stats().armed_timers, 1u);
   EXPECT_TRUE(h.cancel());
   EXPECT_EQ(lp().stats().armed_timers, 0u);
+}
+
+TEST_P(timer_test, a_timeout_error_says_what_timed_out_and_after_how_long) {
+  auto f = []() -> task<std::string> {
+    std::string named, unnamed;
+    try {
+      co_await eddy::with_timeout(std::chrono::milliseconds(5), eddy::sleep_for(3600s), "reading the request");
+    } catch (const eddy::timeout_error& e) {
+      named = e.what();
+      EXPECT_EQ(e.operation(), "reading the request");
+      EXPECT_EQ(e.after(), std::chrono::milliseconds(5));
+    }
+    try {
+      co_await eddy::with_timeout(std::chrono::microseconds(1500), eddy::sleep_for(3600s));
+    } catch (const eddy::timeout_error& e) {
+      unnamed = e.what();
+    }
+    co_return named + "|" + unnamed;
+  };
+  EXPECT_EQ(run(f()), "eddy: reading the request timed out after 5 ms|eddy: operation timed out after 1.5 ms");
+  EXPECT_EQ(eddy::timeout_error::format_duration(std::chrono::seconds(2)), "2 s");
+  EXPECT_EQ(eddy::timeout_error::format_duration(std::chrono::minutes(5)), "5 min");
+  EXPECT_EQ(eddy::timeout_error::format_duration(std::chrono::microseconds(20)), "20 us");
+}
+
+TEST_P(timer_test, a_connect_timeout_names_the_address) {
+  // A full backlog of one: further SYNs are dropped, so connect waits.
+  auto f = []() -> task<std::string> {
+    eddy::tcp_listen_options o;
+    o.backlog = 1;
+    auto l = eddy::tcp_listener::bind(eddy::socket_address::loopback(0), o);
+    std::vector<eddy::tcp_stream> fill;
+    std::string msg;
+    for (int i = 0; i < 8 && msg.empty(); ++i) {
+      try {
+        fill.push_back(co_await eddy::tcp_stream::connect(l.local_address(), {.timeout = 100ms}));
+      } catch (const eddy::timeout_error& e) {
+        msg = e.what();
+      }
+    }
+    for (auto& s : fill) co_await s.close();
+    const std::string want = "eddy: connect to " + l.local_address().to_string() + " timed out after 100 ms";
+    co_await l.close();
+    EXPECT_EQ(msg, want);
+    co_return msg;
+  };
+  run(f());
 }
 
 EDDY_BACKEND_TEST_SUITE(timer_test);

@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstddef>
 #include <span>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -80,6 +81,11 @@ inline detail::size_awaiter write(int fd, std::span<const std::byte> buf) {
 /// **Cancel safety:** not cancel-safe as a whole: on cancellation an unknown prefix
 /// has been written (as with tokio's write_all).
 task<void> write_all(int fd, std::span<const std::byte> buf);
+/// write_all of the characters of `text` (a std::string, a literal, a
+/// string_view); they must stay alive until the write is done. As the span form.
+inline task<void> write_all(int fd, std::string_view text) {
+  return write_all(fd, std::as_bytes(std::span(text.data(), text.size())));
+}
 
 /// Waits until `fd` is ready for `events` (POLLIN, POLLOUT, ...); returns the
 /// ready events (POLLERR and POLLHUP are always reported).

@@ -107,6 +107,7 @@ struct stream_state;  // io/stream.cpp
 /// co_await s.drain();
 /// std::string line = co_await s.read_line();       // "...\n", or "" at EOF
 /// auto hdr = co_await s.read_exact(16);            // std::vector<std::byte>
+/// std::string body = co_await s.read_exact_string(len);  // the same, as text
 /// co_await s.shutdown_write();                     // flush, then FIN
 /// ```
 class stream {
@@ -129,6 +130,10 @@ class stream {
   task<void> read_exact(std::span<std::byte> buf);
   /// Reads exactly `n` bytes (n ≤ max_read_exact, else stream_limit_error).
   task<std::vector<std::byte>> read_exact(std::size_t n);
+  /// read_exact(n) as text: the same bytes in a std::string, the type read_line
+  /// and read_until return (for text protocols: an HTTP body of Content-Length
+  /// bytes, a fixed-width field). Same limits and errors as read_exact(n).
+  task<std::string> read_exact_string(std::size_t n);
   /// Reads up to and including `delim` (non-empty). Throws stream_limit_error if
   /// `limit` bytes (0: read_limit) hold no delimiter, incomplete_read_error at end
   /// of stream before it.

@@ -2,6 +2,7 @@
 // paths or Linux abstract names (see socket_address).
 #pragma once
 
+#include <eddy/io/accepted.hpp>
 #include <eddy/io/address.hpp>
 #include <eddy/io/detail/datagram_socket.hpp>
 #include <eddy/io/detail/stream_socket.hpp>
@@ -70,7 +71,13 @@ class unix_listener {
   /// Throws std::system_error (EADDRINUSE, EACCES, ENOENT ...) naming the address,
   /// std::invalid_argument for a non-Unix address or a bad backlog.
   static unix_listener bind(const socket_address& addr, unix_listen_options opts = {});
+  /// The next connection (non-blocking, close-on-exec); errors as
+  /// tcp_listener::accept.
   task<unix_stream> accept();
+  /// The next connection and its peer's address (usually unnamed for Unix
+  /// sockets: only a client that bound its socket has one); see
+  /// tcp_listener::accept_with_peer for why both forms exist.
+  task<accepted<unix_stream>> accept_with_peer();
   task<void> close();
   socket_address local_address() const;
   int fd() const noexcept { return core_.fd(); }

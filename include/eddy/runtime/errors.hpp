@@ -1,6 +1,7 @@
 // The exceptions eddy throws.
 #pragma once
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -24,10 +25,46 @@ struct cancelled_error {
 };
 
 /// Thrown by `with_timeout` when the deadline passed before the operation finished.
+/// Its message says what timed out and after how long, e.g. "eddy: connect to
+/// 10.0.0.1:80 timed out after 2 s"; `operation()` and `after()` give the parts.
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// catch (const eddy::timeout_error& e) { std::fprintf(stderr, "%s\n", e.what()); }
+/// ```
 class timeout_error : public std::runtime_error {
  public:
   timeout_error() : std::runtime_error("eddy: operation timed out") {}
+  /// `operation` names what timed out ("" for "operation"); `after` is the limit.
+  timeout_error(const std::string& operation, std::chrono::nanoseconds after)
+      : std::runtime_error("eddy: " + (operation.empty() ? std::string("operation") : operation) +
+                           " timed out after " + format_duration(after)),
+        operation_(operation),
+        after_(after) {}
+  /// What timed out, as given to with_timeout ("" if not named).
+  const std::string& operation() const noexcept { return operation_; }
+  /// The time limit that passed (zero if unknown).
+  std::chrono::nanoseconds after() const noexcept { return after_; }
+
+  /// "250 ms", "2 s", "1.5 s", "20 us", "3 ns": the largest unit that keeps it short.
+  static std::string format_duration(std::chrono::nanoseconds d) {
+    const long long ns = d.count();
+    const auto fmt = [](long long v, long long unit, const char* name) {
+      std::string out = std::to_string(v / unit);
+      const long long frac = (v % unit) * 10 / unit;  // one decimal, truncated
+      if (frac != 0) out += "." + std::to_string(frac);
+      return out + " " + name;
+    };
+    if (ns >= 60'000'000'000LL && ns % 60'000'000'000LL == 0) return std::to_string(ns / 60'000'000'000LL) + " min";
+    if (ns >= 1'000'000'000LL) return fmt(ns, 1'000'000'000LL, "s");
+    if (ns >= 1'000'000LL) return fmt(ns, 1'000'000LL, "ms");
+    if (ns >= 1'000LL) return fmt(ns, 1'000LL, "us");
+    return std::to_string(ns) + " ns";
+  }
+
+ private:
+  std::string operation_;
+  std::chrono::nanoseconds after_{0};
 };
 
 /// Using a loop (or something bound to one) after `loop::close()`.

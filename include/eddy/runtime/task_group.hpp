@@ -12,13 +12,18 @@
 
 namespace eddy {
 
+namespace detail {
+struct task_group_access;
+}
+
 /// A set of child tasks that fail together.
 ///
 ///  - `spawn` starts a child in the group.
 ///  - The first child to fail with an exception (other than cancelled_error)
 ///    cancels every other child and the task that created the group (unless it is
 ///    already in `join()`); `join()` rethrows that first exception once all
-///    children have finished. Later failures go to the loop's exception handler.
+///    children have finished (`failure()` holds it). Later failures go to the
+///    loop's exception handler.
 ///  - `join()` waits for every child, including ones spawned while joining.
 ///  - Cancelling the task in `join()` cancels all children, waits for them, and
 ///    throws cancelled_error.
@@ -31,10 +36,13 @@ namespace eddy {
 /// **Cancel safety:** `join()` is cancel-safe in the sense above: cancellation is
 /// forwarded to the children and join still waits for all of them.
 ///
+/// `spawn` returns a join_handle; a child whose result you do not need is
+/// `detach()`ed (the group still waits for it and still sees its failure):
+///
 /// ```cpp
 /// co_await eddy::with_task_group([](eddy::task_group& g) -> eddy::task<> {
-///   g.spawn(fetch(a));
-///   g.spawn(fetch(b));
+///   auto a = g.spawn(fetch(x));      // its result: co_await a (or a.result() after join)
+///   g.spawn(log_visit(x)).detach();  // fire and forget, still inside the group
 ///   co_return;
 /// });
 /// ```
@@ -60,8 +68,14 @@ class task_group {
   /// Children not yet finished.
   std::size_t size() const noexcept { return count_; }
   /// True if this group cancelled the task that created it (a child failed while
-  /// that task was outside join()).
+  /// that task was outside join()). A task that catches cancelled_error can tell
+  /// with this whether the cancellation came from its own group (a child failed:
+  /// join() will rethrow that failure) or from outside (Ctrl-C under eddy::run, a
+  /// timeout, a cancel() of its join handle). For tasks that must not fail
+  /// together, such as a server's connections, use eddy::join_set.
   bool cancelled_parent() const noexcept { return cancelled_parent_; }
+  /// The first child failure (what join() rethrows), or nullptr if none so far.
+  std::exception_ptr failure() const noexcept { return first_error_; }
 
   /// Waits for all children; rethrows the first failure.
   task<void> join();
@@ -83,6 +97,7 @@ class task_group {
     static bool on_join_cancel(detail::cancel_hook* hk) noexcept;
   };
 
+  friend struct detail::task_group_access;
   void check_spawn() const;
   void adopt(detail::task_core* c) noexcept;
   static void child_done(detail::task_core* c, void* self) noexcept;
@@ -97,9 +112,17 @@ class task_group {
   bool joined_ = false;
   bool cancelled_parent_ = false;
   bool join_cancelled_ = false;
+  bool report_later_failures_ = true;
 };
 
 namespace detail {
+/// For when_all: its caller has handled the first failure; later ones are
+/// consequences (siblings failing as they are cancelled), not news. asyncio's
+/// gather marks them retrieved the same way.
+struct task_group_access {
+  static void quiet_later_failures(task_group& g) noexcept { g.report_later_failures_ = false; }
+};
+
 template <class F>
 using group_body_result_t = typename std::invoke_result_t<F&, task_group&>::value_type;
 }

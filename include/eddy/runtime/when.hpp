@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include <eddy/runtime/outcome.hpp>
 #include <eddy/runtime/task_group.hpp>
 
 namespace eddy {
@@ -99,7 +100,10 @@ void spawn_racers(task_group& g, race_state<V>* st, std::index_sequence<I...>, t
 
 /// Runs every task concurrently and returns all results, in argument order (void
 /// results as std::monostate). The first failure cancels the others, and is
-/// rethrown after all have finished (task_group semantics).
+/// rethrown after all have finished (task_group semantics); the siblings' own
+/// failures after it (often caused by that cancellation) are dropped, not reported
+/// to the loop's exception handler, as asyncio.gather drops them. To get every
+/// task's outcome instead, failures included, use when_all_settled.
 ///
 /// **Thread safety:** loop thread only.
 /// **Cancel safety:** cancelling the caller cancels every task, waits for all, and
@@ -111,6 +115,7 @@ void spawn_racers(task_group& g, race_state<V>* st, std::index_sequence<I...>, t
 template <class... T>
 task<std::tuple<detail::non_void_t<T>...>> when_all(task<T>... ts) {
   task_group g;
+  detail::task_group_access::quiet_later_failures(g);
   std::tuple<join_handle<T>...> hs{g.spawn(std::move(ts))...};
   co_await g.join();
   co_return std::apply([](auto&... h) { return std::tuple<detail::non_void_t<T>...>{detail::take(h)...}; }, hs);
@@ -122,6 +127,7 @@ template <class T>
   requires(!std::is_void_v<T>)
 task<std::vector<T>> when_all(std::vector<task<T>> ts) {
   task_group g;
+  detail::task_group_access::quiet_later_failures(g);
   std::vector<join_handle<T>> hs;
   hs.reserve(ts.size());
   for (auto& t : ts) hs.push_back(g.spawn(std::move(t)));
@@ -136,8 +142,64 @@ task<std::vector<T>> when_all(std::vector<task<T>> ts) {
 /// **Thread safety / cancel safety:** as the variadic when_all.
 inline task<void> when_all(std::vector<task<void>> ts) {
   task_group g;
+  detail::task_group_access::quiet_later_failures(g);
   for (auto& t : ts) g.spawn(std::move(t)).detach();
   co_await g.join();
+}
+
+namespace detail {
+
+template <class T>
+task<void> settle_into(task<T> t, std::optional<outcome<T>>* out) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+      out->emplace(std::in_place);
+    } else {
+      out->emplace(std::in_place, co_await std::move(t));
+    }
+  } catch (...) {
+    out->emplace(std::current_exception());
+  }
+}
+
+}  // namespace detail
+
+/// Runs every task concurrently until each has finished, whatever the others do,
+/// and returns every outcome in argument order (asyncio's
+/// `gather(..., return_exceptions=True)`, tokio's `join_all` over Results,
+/// JavaScript's `Promise.allSettled`). A failure cancels nothing and is never
+/// reported as unhandled: it is in its outcome.
+///
+/// **Thread safety:** loop thread only.
+/// **Cancel safety:** cancelling the caller cancels every task, waits for all, and
+/// throws cancelled_error; the outcomes are dropped.
+///
+/// ```cpp
+/// auto [a, b] = co_await eddy::when_all_settled(fetch(x), fetch(y));
+/// if (!a.ok()) std::fprintf(stderr, "x: %s\n", a.message().c_str());
+/// ```
+template <class... T>
+task<std::tuple<outcome<T>...>> when_all_settled(task<T>... ts) {
+  std::tuple<std::optional<outcome<T>>...> out;
+  task_group g;
+  std::apply([&](auto&... o) { (g.spawn(detail::settle_into<T>(std::move(ts), &o)).detach(), ...); }, out);
+  co_await g.join();
+  co_return std::apply([](auto&... o) { return std::tuple<outcome<T>...>{std::move(*o)...}; }, out);
+}
+
+/// when_all_settled over a vector of tasks of one type: outcomes in input order.
+/// **Thread safety / cancel safety:** as the variadic when_all_settled.
+template <class T>
+task<std::vector<outcome<T>>> when_all_settled(std::vector<task<T>> ts) {
+  std::vector<std::optional<outcome<T>>> slots(ts.size());
+  task_group g;
+  for (std::size_t i = 0; i < ts.size(); ++i) g.spawn(detail::settle_into<T>(std::move(ts[i]), &slots[i])).detach();
+  co_await g.join();
+  std::vector<outcome<T>> out;
+  out.reserve(slots.size());
+  for (auto& o : slots) out.push_back(std::move(*o));
+  co_return out;
 }
 
 /// Runs every task concurrently; the first to finish (with a value or an

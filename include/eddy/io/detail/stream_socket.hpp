@@ -12,6 +12,7 @@
 #include <eddy/runtime/task.hpp>
 #include <memory>
 #include <span>
+#include <string_view>
 
 namespace eddy::detail {
 
@@ -58,6 +59,12 @@ class stream_socket {
   }
   /// Sends all of `buf`. Not cancel-safe (an unknown prefix may have been sent).
   task<void> write_all(std::span<const std::byte> buf) const;
+  /// Sends all of `text` (a std::string, a literal, a string_view): the same as
+  /// the byte-span form. The characters must stay alive until the write is done,
+  /// which `co_await s.write_all(str)` guarantees. Not cancel-safe.
+  task<void> write_all(std::string_view text) const {
+    return write_all(std::as_bytes(std::span(text.data(), text.size())));
+  }
   /// One sendmsg of up to 1024 buffers (IOV_MAX); returns the bytes sent.
   task<std::size_t> write_vectored(std::span<const std::span<const std::byte>> bufs) const;
   /// Sends every byte of every buffer, in order, with as few sendmsg as the kernel
@@ -90,6 +97,12 @@ class stream_socket {
 
 struct listener_state;  // io/net/listener.cpp
 
+/// An accepted connection and the peer address accept4 reported.
+struct accepted_fd {
+  unique_fd fd;
+  socket_address peer;
+};
+
 /// A listening socket's accept machinery: multishot accept where the backend has
 /// it, plain accept otherwise; EMFILE/ENFILE handled without spinning.
 class listener_core {
@@ -101,6 +114,9 @@ class listener_core {
   ~listener_core();
 
   task<unique_fd> accept_fd();
+  /// accept_fd with the peer's address, from the accept itself where the backend
+  /// can (see listener.cpp).
+  task<accepted_fd> accept_fd_with_peer();
   task<void> close();
   int fd() const noexcept;
   std::uint64_t shed_connections() const noexcept;
