@@ -179,16 +179,17 @@ TEST_P(timer_test, far_future_timers_can_be_armed_and_cancelled) {
 
 TEST_P(timer_test, a_timeout_error_says_what_timed_out_and_after_how_long) {
   auto f = []() -> task<std::string> {
+    auto sleep_long = []() -> task<void> { co_await eddy::sleep_for(3600s); };
     std::string named, unnamed;
     try {
-      co_await eddy::with_timeout(std::chrono::milliseconds(5), eddy::sleep_for(3600s), "reading the request");
+      co_await eddy::with_timeout(std::chrono::milliseconds(5), sleep_long(), "reading the request");
     } catch (const eddy::timeout_error& e) {
       named = e.what();
       EXPECT_EQ(e.operation(), "reading the request");
       EXPECT_EQ(e.after(), std::chrono::milliseconds(5));
     }
     try {
-      co_await eddy::with_timeout(std::chrono::microseconds(1500), eddy::sleep_for(3600s));
+      co_await eddy::with_timeout(std::chrono::microseconds(1500), sleep_long());
     } catch (const eddy::timeout_error& e) {
       unnamed = e.what();
     }

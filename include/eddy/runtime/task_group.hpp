@@ -40,10 +40,10 @@ struct task_group_access;
 /// `detach()`ed (the group still waits for it and still sees its failure):
 ///
 /// ```cpp
-/// co_await eddy::with_task_group([](eddy::task_group& g) -> eddy::task<> {
-///   auto a = g.spawn(fetch(x));      // its result: co_await a (or a.result() after join)
-///   g.spawn(log_visit(x)).detach();  // fire and forget, still inside the group
-///   co_return;
+/// int n = co_await eddy::with_task_group([&](eddy::task_group& g) -> eddy::task<int> {
+///   auto a = g.spawn(fetch(x));      // a join_handle: await it for the result
+///   g.spawn(log_visit(x)).detach();  // no result wanted: the group still waits for it
+///   co_return co_await a;
 /// });
 /// ```
 class task_group {
