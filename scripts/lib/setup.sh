@@ -1,7 +1,7 @@
 # Shared by scripts/demo and scripts/test: install what is missing, then configure
 # and build with Meson. Sourced, not run.
 
-EDDY_PACKAGES=(meson ninja-build g++ pkg-config python3 liburing-dev libuv1-dev
+EDDY_PACKAGES=(meson ninja-build g++ pkg-config cmake python3 liburing-dev libuv1-dev
                libgtest-dev libbenchmark-dev libcereal-dev)
 
 eddy_log() { printf '== %s\n' "$*" >&2; }
@@ -70,4 +70,35 @@ for t in json.load(sys.stdin):
     if want & {s.split(":")[-1] for s in t["suite"]}:
         print(os.path.relpath(t["cmd"][0], sys.argv[1]))
 ' "$dir" "$@" | sort -u
+}
+
+# eddy_ninja_progress DIR TARGET...: build only these targets, saying how far it
+# got: on a terminal one line that updates in place ("building: 12 of 40 ..."),
+# otherwise a line every 10% or 15 s. The full log is in DIR/build-output.txt; its
+# errors are shown if the build fails.
+eddy_ninja_progress() {
+  local dir=$1
+  shift
+  local log="$dir/build-output.txt" tty=0
+  [ -t 2 ] && tty=1
+  set -o pipefail
+  if ! NINJA_STATUS='[%f/%t] ' ninja -C "$dir" -j "$(nproc)" "$@" 2>&1 | tee "$log" | awk -v tty="$tty" '
+      match($0, /^\[[0-9]+\/[0-9]+\] /) {
+        split(substr($0, 2, RLENGTH - 3), n, "/")
+        what = substr($0, RLENGTH + 1)
+        sub(/^(Compiling C\+\+ object|Linking target|Linking static target) /, "", what)
+        if (length(what) > 50) what = "..." substr(what, length(what) - 46)
+        if (tty == 1) {
+          printf "\r\033[K== building: %d of %d  %s", n[1], n[2], what > "/dev/stderr"
+        } else if (n[1] == n[2] || n[1] * 10 >= next_pct * n[2] || systime() - last >= 15) {
+          printf "== building: %d of %d  %s\n", n[1], n[2], what > "/dev/stderr"
+          while (n[1] * 10 >= next_pct * n[2]) next_pct++
+          last = systime()
+        }
+      }
+      /^ninja: no work to do/ { print "== building: up to date" > "/dev/stderr" }
+      END { if (tty == 1) printf "\n" > "/dev/stderr" }'; then
+    grep -E "error|FAILED" -A3 "$log" | head -n 60 >&2
+    return 1
+  fi
 }

@@ -180,7 +180,6 @@ TEST_P(emfile_test, accept_under_emfile_does_not_spin_keeps_old_connections_and_
   ::close(rep[1]);
   std::uint64_t port = 0;
   {
-    pollfd p{rep[0], POLLIN, 0};
     ASSERT_TRUE(wait_for(rep[0], POLLIN));
     ASSERT_EQ(retry([&] { return ::read(rep[0], &port, sizeof port); }),
               static_cast<ssize_t>(sizeof port));
