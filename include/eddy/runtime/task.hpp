@@ -5,6 +5,13 @@
 // point so a million synchronously completing awaits in a row use constant stack.
 #pragma once
 
+// eddy's headers are C++20 (coroutines, concepts) and work in any later standard.
+// Its pkg-config file deliberately adds no -std flag (that would override the
+// user's own choice, e.g. -std=c++23), so say it plainly here instead.
+#if __cplusplus < 202002L
+#error "eddy needs C++20 or later: compile with -std=c++20 (or -std=c++23, ...)"
+#endif
+
 #include <coroutine>
 #include <exception>
 #include <memory>
