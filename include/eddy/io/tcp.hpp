@@ -88,12 +88,58 @@ class tcp_stream : public detail::stream_socket {
   /// thread pool, a layer above io/ (docs/layers.md).
   static task<tcp_stream> connect(socket_address addr, tcp_connect_options opts = {});
 
-  // read_some, receive, write_some, write_all, write_vectored, write_all(buffers),
-  // shutdown_write, close, local_address, peer_address, fd, release: see
-  // detail::stream_socket and the class comment. Two ways to read: read_some into
-  // your buffer, or receive() into a buffer the loop lends (recv_buffer; on
-  // io_uring a multishot recv on the provided-buffer ring, so a connection waiting
-  // for data holds no buffer at all). Use one of them per stream.
+  // ---- reading (choose read_some or receive for a stream, not both) ----
+
+  /// Receives up to `buf.size()` bytes into `buf`; returns the count, 0 at end of
+  /// stream (the peer half-closed or closed). Throws std::system_error
+  /// (ECONNRESET, ...); std::logic_error once receive() was used on io_uring.
+  /// Cancel-safe: a cancelled read received nothing.
+  using stream_socket::read_some;
+  /// Receives the next bytes into a buffer the loop lends (recv_buffer: hand it
+  /// back by dropping it); an empty buffer at end of stream. On io_uring a
+  /// multishot recv on the provided-buffer ring stays armed, so a connection
+  /// waiting for data holds no buffer and a busy one costs no submission per
+  /// read; on epoll it reads into pooled blocks once the socket is readable.
+  /// Cancel-safe: bytes that arrive while nobody waits stay queued.
+  using stream_socket::receive;
+
+  // ---- writing (every send is MSG_NOSIGNAL: EPIPE, never SIGPIPE) ----
+
+  /// Sends up to `buf.size()` bytes; returns the count sent (possibly fewer).
+  /// Cancel-safe: a cancelled send sent nothing.
+  using stream_socket::write_some;
+  /// Sends every byte: of a byte span, of a std::string / string_view / literal,
+  /// or of a list of buffers (in order, with as few sendmsg as the kernel
+  /// allows). The bytes must stay alive until it returns. Not cancel-safe: a
+  /// cancelled write_all has sent an unknown prefix.
+  using stream_socket::write_all;
+  /// One sendmsg of up to 1024 buffers (IOV_MAX); returns the bytes sent.
+  /// Cancel-safe as write_some.
+  using stream_socket::write_vectored;
+
+  // ---- closing and the rest ----
+
+  /// shutdown(SHUT_WR): the peer reads end of stream; this side can still read.
+  using stream_socket::shutdown_write;
+  /// Closes the socket, first cancelling operations in flight on it (their
+  /// tasks resume with cancelled_error). Closing a closed socket does nothing.
+  /// Dropping the object closes it too.
+  using stream_socket::close;
+  /// This end's address (getsockname). Throws std::system_error.
+  using stream_socket::local_address;
+  /// The peer's address (getpeername). Throws std::system_error with ENOTCONN
+  /// once the peer has reset: a server wanting it should take it from
+  /// accept_with_peer().
+  using stream_socket::peer_address;
+  /// The socket's fd (-1 when empty), for setsockopt and the like; still owned here.
+  using stream_socket::fd;
+  /// True while the object holds a socket.
+  using stream_socket::operator bool;
+  /// Gives up the fd (for eddy::stream or another library). Throws
+  /// std::logic_error after receive() on io_uring (bytes may be queued).
+  using stream_socket::release;
+
+  // ---- TCP options ----
 
   /// TCP_NODELAY: send small writes at once instead of coalescing (Nagle off).
   void set_nodelay(bool on);

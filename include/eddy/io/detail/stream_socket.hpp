@@ -1,6 +1,7 @@
 // What tcp_stream and unix_stream share: a connected, non-blocking, close-on-exec
 // byte-stream socket and its awaitable operations. Installed, not API: use the
-// public types (tcp.hpp, unix.hpp), which document every member again.
+// public types (tcp.hpp, unix.hpp), which bring each member in with a
+// using-declaration documented there.
 #pragma once
 
 #include <sys/socket.h>
