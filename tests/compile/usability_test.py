@@ -77,6 +77,16 @@ eddy::task<int> example(url x) {
 """
 
 
+JOIN_SET_WRAPPER = r"""
+#include <eddy/eddy.hpp>
+#include <cstdio>
+eddy::task<void> serve(eddy::tcp_stream) { co_return; }
+eddy::task<void> example(eddy::tcp_listener& listener) {
+%s
+}
+"""
+
+
 def compile_ok(cmd, inc, source):
     with tempfile.TemporaryDirectory() as d:
         src = os.path.join(d, "t.cpp")
@@ -123,6 +133,14 @@ def main():
         else:
             print("FAIL: task_group.hpp's example does not compile cleanly:\n" + body + "\n" + err[-3000:])
             failed += 1
+
+    server = header_example(inc, "eddy/runtime/join_set.hpp", "template <class T = void>\nclass join_set")
+    ok, err = compile_ok(cmd, inc, JOIN_SET_WRAPPER % ("  " + server.strip().replace("\n", "\n  ")))
+    if "join_set" in server and ok:
+        print("ok: join_set.hpp's server example compiles under -Wall -Wextra -Werror")
+    else:
+        print("FAIL: join_set.hpp's example does not compile cleanly:\n" + server + "\n" + err[-3000:])
+        failed += 1
 
     dropped = """  int n = co_await eddy::with_task_group([&](eddy::task_group& g) -> eddy::task<int> {
     g.spawn(fetch(x));

@@ -116,10 +116,9 @@ class join_set_base {
 /// });
 /// try {
 ///   for (;;) clients.spawn(serve(co_await listener.accept()));
-/// } catch (const eddy::cancelled_error&) {   // Ctrl-C: never a client's failure
-///   co_await clients.shutdown();
-///   throw;
+/// } catch (const eddy::cancelled_error&) {  // Ctrl-C: never a client's failure
 /// }
+/// co_await clients.shutdown();  // (co_await is not allowed inside a catch block)
 /// ```
 template <class T = void>
 class join_set : public detail::join_set_base {
