@@ -121,9 +121,16 @@ def main():
             f.write(CMAKE_LISTS.format(src=src))
         shutil.copy(check, proj)
         cmake_env = dict(env)
-        cmake_env["CXX"] = cxx[0]
+        # Meson's compiler command may start with a launcher (ccache c++).
+        launcher = []
+        compiler = cxx
+        if len(cxx) > 1 and os.path.basename(cxx[0]) in ("ccache", "sccache"):
+            launcher = ["-DCMAKE_CXX_COMPILER_LAUNCHER=" + cxx[0]]
+            compiler = cxx[1:]
+        cmake_env["CXX"] = compiler[0]
         gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-        run(["cmake", "-S", proj, "-B", os.path.join(proj, "b"), *gen], env=cmake_env, what="cmake configure")
+        run(["cmake", "-S", proj, "-B", os.path.join(proj, "b"), *gen, *launcher], env=cmake_env,
+            what="cmake configure")
         run(["cmake", "--build", os.path.join(proj, "b")], env=cmake_env, what="cmake --build")
         flags = open(os.path.join(proj, "b", "CMakeFiles", "chat_server.dir", "flags.make")).read() \
             if not gen else run(["ninja", "-C", os.path.join(proj, "b"), "-t", "commands"])
