@@ -226,6 +226,9 @@ class loop {
     loop& l_;
   };
   void run_until(detail::task_core* main);
+  void check_not_hosted(const char* what) const;
+  // A turn of the loop driven by a host's event loop (loop_options::uv_loop).
+  static void host_turn(void* self, std::int64_t& next_ns, bool& live) noexcept;
   void iterate(bool block);
   bool spin_for_remote_work(std::int64_t until_ns);
   void run_ready_batch();
@@ -258,6 +261,7 @@ class loop {
   bool closing_ = false;
   bool closed_ = false;
   bool running_ = false;
+  bool hosted_ = false;  // attached to a host's uv_loop_t
 };
 
 namespace detail {
