@@ -141,6 +141,9 @@ class backend {
   /// Hosted backends: start calling d.step from the host's loop (once, from the
   /// loop's constructor). Others ignore it.
   virtual void drive(host_driver d) { (void)d; }
+  /// Hosted backends: work was queued outside a turn (a task spawned by host
+  /// code): make the host's loop alive and run a turn soon. Loop thread only.
+  virtual void poke() noexcept {}
 };
 
 /// One row of the backend table (io/backend_table.cpp): adding a backend is one

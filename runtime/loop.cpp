@@ -177,6 +177,7 @@ void loop::leave_thread() noexcept {
 detail::task_core* loop::start(std::coroutine_handle<> frame, detail::promise_base* p) {
   auto* c = ::new (static_cast<void*>(&p->spawned_core_)) detail::task_core{};
   ready_.push(&resume_entry, frame.address(), c);  // on throw the caller destroys the frame
+  if (hosted_ && !running_) backend_->poke();
   c->loop_ = this;
   c->promise_ = p;
   c->frame_ = frame.address();
@@ -192,7 +193,10 @@ timer_handle loop::arm_callback(timer_handle::node* n, std::int64_t deadline_ns)
   return timer_handle(n);
 }
 
-void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) { ready_.push(fn, a, nullptr); }
+void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) {
+  ready_.push(fn, a, nullptr);
+  if (hosted_ && !running_) backend_->poke();
+}
 
 bool detail::submit_op(loop& l, io_op& op) { return l.backend_->submit(op); }
 

@@ -116,6 +116,10 @@ class uv_backend final : public backend, readiness_mechanism {
     return true;
   }
 
+  void poke() noexcept override {
+    if (hosted_) uv_idle_start(&idle_, [](uv_idle_t*) {});
+  }
+
   void drive(host_driver d) override {
     if (!hosted_) return;
     driver_ = d;
@@ -318,5 +322,7 @@ bool uv_usable(std::string& why) {
   uv_loop_close(&l);
   return true;
 }
+
+std::string uv_version() { return uv_version_string(); }
 
 }  // namespace eddy::detail
