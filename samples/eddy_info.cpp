@@ -4,6 +4,8 @@
 //   build/samples/eddy_info
 #include <cstdio>
 #include <exception>
+#include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <eddy/eddy.hpp>
@@ -18,10 +20,17 @@ int main() try {
   const eddy::kernel_features f = eddy::probe_kernel_features();
   std::printf("kernel %s\n\n", f.kernel_release.c_str());
 
-  eddy::loop l;  // backend_kind::from_env: EDDY_BACKEND, or auto
-  const eddy::backend_kind chosen = l.backend();
-  std::printf("chosen backend: %.*s (%s)\n", static_cast<int>(l.backend_name().size()),
-              l.backend_name().data(), l.backend_reason().c_str());
+  // backend_kind::from_env: EDDY_BACKEND, or auto. When no backend can run, say
+  // so and still print what the probes found.
+  std::unique_ptr<eddy::loop> lp;
+  try {
+    lp = std::make_unique<eddy::loop>();
+  } catch (const std::runtime_error& e) {
+    std::printf("chosen backend: none (%s)\n", e.what());
+  }
+  const eddy::backend_kind chosen = lp ? lp->backend() : eddy::backend_kind::automatic;
+  const std::string chosen_name(lp ? lp->backend_name() : "none");
+  if (lp) std::printf("chosen backend: %s (%s)\n", chosen_name.c_str(), lp->backend_reason().c_str());
   std::string order;
   for (eddy::backend_kind k : eddy::backend_kinds())
     order += (order.empty() ? "" : " -> ") + std::string(eddy::backend_name(k));
@@ -37,11 +46,10 @@ int main() try {
       before_chosen = false;
     } else if (!usable) {
       std::printf("  %-9s not usable: %s\n", name.c_str(), why.c_str());
-    } else if (before_chosen) {
+    } else if (before_chosen && lp) {
       std::printf("  %-9s usable, not chosen: EDDY_BACKEND asked for another\n", name.c_str());
     } else {
-      std::printf("  %-9s usable, not chosen: %.*s comes first\n", name.c_str(),
-                  static_cast<int>(l.backend_name().size()), l.backend_name().data());
+      std::printf("  %-9s usable, not chosen: %s comes first\n", name.c_str(), chosen_name.c_str());
     }
   }
 
@@ -58,8 +66,8 @@ int main() try {
   std::printf("libuv: %s%s%s%s%s\n", yn(f.libuv), f.libuv_version.empty() ? "" : " (",
               f.libuv_version.c_str(), f.libuv_version.empty() ? "" : ")",
               f.libuv ? "" : (" -- " + f.libuv_why).c_str());
-  l.close();
-  return 0;
+  if (lp) lp->close();
+  return lp ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "eddy_info: %s\n", e.what());
   return 1;
