@@ -195,8 +195,10 @@ timer_handle loop::arm_callback(timer_handle::node* n, std::int64_t deadline_ns)
 
 void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) {
   ready_.push(fn, a, nullptr);
-  if (hosted_ && !running_) backend_->poke();
+  if (hosted_ && !running_) poke_host();
 }
+
+void loop::poke_host() noexcept { backend_->poke(); }
 
 bool detail::submit_op(loop& l, io_op& op) { return l.backend_->submit(op); }
 

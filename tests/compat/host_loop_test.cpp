@@ -253,6 +253,42 @@ TEST(host_loop_test, eddy_tasks_and_a_plain_libuv_program_share_one_loop_and_lea
   EXPECT_EQ(uv_loop_close(&host), 0) << "a handle was left on the host's loop";
 }
 
+TEST(host_loop_test, work_queued_by_host_code_runs_in_the_hosts_next_uv_run_and_run_is_refused) {
+  uv_loop_t host;
+  ASSERT_EQ(uv_loop_init(&host), 0);
+  {
+    eddy::loop_options o;
+    o.uv_loop = &host;
+    eddy::loop el(o);
+    // Nothing else on the host's loop: eddy's queued work alone keeps uv_run going.
+    int ran = 0;
+    el.call_soon([&ran] { ++ran; });
+    uv_run(&host, UV_RUN_DEFAULT);
+    EXPECT_EQ(ran, 1);
+    auto h = el.spawn([]() -> eddy::task<int> {
+      co_await eddy::sleep_for(std::chrono::milliseconds(2));
+      co_return 7;
+    }());
+    uv_run(&host, UV_RUN_DEFAULT);  // returns once the task (and its timer) is done
+    EXPECT_TRUE(h.done());
+    // run() on an attached loop is refused before it starts anything.
+    bool started = false;
+    try {
+      el.run([](bool* s) -> eddy::task<void> {
+        *s = true;
+        co_return;
+      }(&started));
+      ADD_FAILURE() << "run() on an attached loop did not throw";
+    } catch (const std::logic_error& e) {
+      EXPECT_NE(std::string(e.what()).find("uv_run"), std::string::npos) << e.what();
+    }
+    uv_run(&host, UV_RUN_DEFAULT);
+    EXPECT_FALSE(started);
+    el.close();
+  }
+  EXPECT_EQ(uv_loop_close(&host), 0);
+}
+
 TEST(host_loop_test, the_host_option_needs_the_libuv_backend) {
   uv_loop_t host;
   ASSERT_EQ(uv_loop_init(&host), 0);
