@@ -238,8 +238,12 @@ class uv_backend final : public backend, readiness_mechanism {
       uv_run(loop_, UV_RUN_NOWAIT);
     } else {
       if (timeout_ns > 0) {
-        uv_update_time(loop_);  // the timer counts from libuv's cached time
-        uv_timer_start(&timer_, [](uv_timer_t*) {}, ms_ceil(timeout_ns), 0);
+        // The timer counts from libuv's cached time. If it falls due in uv_run's
+        // own timer phase, before the poll (this thread was preempted between
+        // here and there), the poll would find no timer and block for good:
+        // uv_stop makes that poll non-blocking instead.
+        uv_update_time(loop_);
+        uv_timer_start(&timer_, [](uv_timer_t* t) { uv_stop(t->loop); }, ms_ceil(timeout_ns), 0);
       }
       uv_run(loop_, UV_RUN_ONCE);
       if (timeout_ns > 0) uv_timer_stop(&timer_);
