@@ -46,6 +46,22 @@ struct backend_caps {
 struct backend_config {
   unsigned uring_entries = 256;
   unsigned uring_cq_entries = 0;
+  /// A host program's uv_loop_t* (libuv only): the backend attaches to it instead of
+  /// owning a loop; see host_driver.
+  void* uv_host_loop = nullptr;
+};
+
+/// How a backend that lives in a host program's event loop runs eddy's loop (libuv
+/// attached to a host's uv_loop_t): the host calls uv_run, and the backend calls
+/// step() from its handles (prepare, check, a timer, the wakeup async) on the host's
+/// thread. step() runs one non-blocking turn of eddy's loop.
+struct host_step {
+  std::int64_t next_ns = -1;  // until eddy's next deadline: 0 if work is ready, -1 if none
+  bool live = false;          // eddy has live tasks: the host's uv_run should not return
+};
+struct host_driver {
+  host_step (*step)(void* ctx) noexcept = nullptr;
+  void* ctx = nullptr;
 };
 
 /// Receive buffers a backend fills when data arrives (io_uring's provided buffer
@@ -119,6 +135,15 @@ class backend {
   /// The receive buffers for recv_multi (made on first use), or nullptr where the
   /// backend has none (io_uring without caps().provided_buffers).
   virtual buffer_ring* recv_buffers() { return nullptr; }
+  /// True if a host program runs this backend's event loop (see host_driver): the
+  /// eddy loop must then not run itself, and wait() never blocks.
+  virtual bool hosted() const noexcept { return false; }
+  /// Hosted backends: start calling d.step from the host's loop (once, from the
+  /// loop's constructor). Others ignore it.
+  virtual void drive(host_driver d) { (void)d; }
+  /// Hosted backends: work was queued outside a turn (a task spawned by host
+  /// code): make the host's loop alive and run a turn soon. Loop thread only.
+  virtual void poke() noexcept {}
 };
 
 /// One row of the backend table (io/backend_table.cpp): adding a backend is one

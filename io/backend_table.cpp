@@ -22,16 +22,22 @@ std::unique_ptr<backend> make_uring_backend(const backend_config& cfg);
 bool uring_usable(std::string& why);
 #endif
 std::unique_ptr<backend> make_epoll_backend(const backend_config& cfg);
+bool epoll_usable(std::string& why);
+#ifdef EDDY_HAVE_LIBUV
+std::unique_ptr<backend> make_uv_backend(const backend_config& cfg);
+bool uv_usable(std::string& why);
+#endif
 
 namespace {
-
-bool always_usable(std::string&) { return true; }
 
 constexpr backend_entry table[] = {
 #ifdef EDDY_HAVE_URING
     {backend_kind::io_uring, "io_uring", &make_uring_backend, &uring_usable},
 #endif
-    {backend_kind::epoll, "epoll", &make_epoll_backend, &always_usable},
+    {backend_kind::epoll, "epoll", &make_epoll_backend, &epoll_usable},
+#ifdef EDDY_HAVE_LIBUV
+    {backend_kind::libuv, "libuv", &make_uv_backend, &uv_usable},
+#endif
 };
 
 const backend_entry* find(backend_kind k) noexcept {
@@ -101,6 +107,7 @@ std::string_view backend_name(backend_kind k) noexcept {
     case backend_kind::automatic: return "auto";
     case backend_kind::io_uring: return "io_uring";
     case backend_kind::epoll: return "epoll";
+    case backend_kind::libuv: return "libuv";
   }
   return "unknown";
 }
@@ -108,7 +115,7 @@ std::string_view backend_name(backend_kind k) noexcept {
 std::optional<backend_kind> parse_backend(std::string_view name) noexcept {
   if (name == "auto") return backend_kind::automatic;
   if (name == "uring") return backend_kind::io_uring;
-  for (backend_kind k : {backend_kind::io_uring, backend_kind::epoll})
+  for (backend_kind k : {backend_kind::io_uring, backend_kind::epoll, backend_kind::libuv})
     if (name == backend_name(k)) return k;
   return std::nullopt;
 }

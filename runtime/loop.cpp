@@ -102,11 +102,36 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   ready_batch_ = opts.ready_batch;
   idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
   offload_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.offload_spin).count();
-  backend_ = detail::make_backend(opts.backend, {opts.uring_entries, opts.uring_cq_entries},
-                                  backend_reason_);
+  backend_kind requested = opts.backend;
+  if (opts.uv_loop != nullptr) {
+    if (requested != backend_kind::from_env && requested != backend_kind::automatic &&
+        requested != backend_kind::libuv)
+      throw std::invalid_argument(
+          std::string("eddy::loop_options::uv_loop needs the libuv backend; backend is ") +
+          std::string(eddy::backend_name(requested)));
+    requested = backend_kind::libuv;
+  }
+  detail::backend_config cfg;
+  cfg.uring_entries = opts.uring_entries;
+  cfg.uring_cq_entries = opts.uring_cq_entries;
+  cfg.uv_host_loop = opts.uv_loop;
+  backend_ = detail::make_backend(requested, cfg, backend_reason_);
+  if (opts.uv_loop != nullptr) backend_reason_ = "attached to the host's uv_loop_t";
   kind_ = backend_->kind();
   shared_ = std::make_shared<detail::loop_shared>();
   shared_->be = backend_.get();
+  if (backend_->hosted()) {
+    hosted_ = true;
+    // The host's uv_run may be blocked whenever eddy is not in a turn: every post
+    // wakes it (the wakeup token still coalesces bursts).
+    shared_->sleeping.store(true, std::memory_order_seq_cst);
+    backend_->drive({[](void* self) noexcept {
+                       detail::host_step st;
+                       host_turn(self, st.next_ns, st.live);
+                       return st;
+                     },
+                     this});
+  }
   detail::log_debug("loop %p: backend %.*s (%s)", static_cast<void*>(this),
                     static_cast<int>(backend_name().size()), backend_name().data(),
                     backend_reason_.c_str());
@@ -152,6 +177,7 @@ void loop::leave_thread() noexcept {
 detail::task_core* loop::start(std::coroutine_handle<> frame, detail::promise_base* p) {
   auto* c = ::new (static_cast<void*>(&p->spawned_core_)) detail::task_core{};
   ready_.push(&resume_entry, frame.address(), c);  // on throw the caller destroys the frame
+  if (hosted_ && !running_) backend_->poke();
   c->loop_ = this;
   c->promise_ = p;
   c->frame_ = frame.address();
@@ -167,7 +193,12 @@ timer_handle loop::arm_callback(timer_handle::node* n, std::int64_t deadline_ns)
   return timer_handle(n);
 }
 
-void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) { ready_.push(fn, a, nullptr); }
+void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) {
+  ready_.push(fn, a, nullptr);
+  if (hosted_ && !running_) poke_host();
+}
+
+void loop::poke_host() noexcept { backend_->poke(); }
 
 bool detail::submit_op(loop& l, io_op& op) { return l.backend_->submit(op); }
 
@@ -243,6 +274,7 @@ void loop::run_ready_batch() {
 }
 
 void loop::run_once(bool block) {
+  check_not_hosted("run_once");
   running_scope scope(*this, "run_once");
   iterate(block);
 }
@@ -281,11 +313,11 @@ void loop::iterate(bool block) {
   shared_->sleeping.store(true, std::memory_order_seq_cst);
   if (shared_->head.load(std::memory_order_seq_cst) != nullptr ||
       shared_->stop_requested.load(std::memory_order_seq_cst)) {
-    shared_->sleeping.store(false, std::memory_order_relaxed);
+    shared_->sleeping.store(hosted_, std::memory_order_relaxed);
     return;
   }
   backend_->wait(timeout, budget);
-  shared_->sleeping.store(false, std::memory_order_relaxed);
+  shared_->sleeping.store(hosted_, std::memory_order_relaxed);
   if (!wheel_.empty()) wheel_.advance(clock_ns());
 }
 
@@ -329,7 +361,45 @@ bool loop::spin_for_remote_work(std::int64_t until_ns) {
   }
 }
 
+void loop::check_not_hosted(const char* what) const {
+  if (hosted_)
+    throw std::logic_error(std::string("eddy::loop::") + what +
+                           ": this loop is attached to a host's uv_loop_t (loop_options::uv_loop); "
+                           "spawn tasks with loop::spawn and let the host call uv_run");
+}
+
+// One turn for a host's event loop: what iterate() does before it would block.
+// Outside close() (which drives the host loop itself) and never re-entered.
+void loop::host_turn(void* self, std::int64_t& next_ns, bool& live) noexcept {
+  loop& l = *static_cast<loop*>(self);
+  next_ns = -1;
+  live = l.live_count_ != 0;
+  if (l.running_ || l.closed_) return;
+  try {
+    running_scope scope(l, "host turn");
+    ++l.iterations_;
+    l.drain_remote();
+    l.run_ready_batch();
+    if (!l.wheel_.empty()) l.wheel_.advance(l.clock_ns());
+  } catch (...) {
+    // A turn from the wrong thread: the host runs its loop on another thread
+    // than the one that first ran this eddy loop.
+    l.report_exception(std::current_exception());
+    return;
+  }
+  live = l.live_count_ != 0;
+  if (!l.ready_.empty() || l.shared_->head.load(std::memory_order_seq_cst) != nullptr) {
+    next_ns = 0;
+  } else if (!l.wheel_.empty()) {
+    const std::int64_t at =
+        static_cast<std::int64_t>(l.wheel_.next_tick()) * detail::timer_wheel::tick_ns;
+    const std::int64_t now = l.clock_ns();
+    next_ns = at > now ? at - now : 0;
+  }
+}
+
 void loop::run_until(detail::task_core* main) {
+  check_not_hosted("run");
   running_scope scope(*this, "run", main);
   while (!main->done_) {
     if (stop_ || shared_->stop_requested.exchange(false)) {
@@ -341,6 +411,7 @@ void loop::run_until(detail::task_core* main) {
 }
 
 void loop::run_forever() {
+  check_not_hosted("run_forever");
   running_scope scope(*this, "run_forever");
   while (!stop_ && !shared_->stop_requested.exchange(false)) iterate(true);
   stop_ = false;

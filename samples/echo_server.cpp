@@ -1,6 +1,6 @@
 // echo_server: a TCP echo server, one task per connection.
 //
-//   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll]
+//   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll|libuv]
 //               [--threads 1]
 //
 // It prints "listening on HOST PORT" on stdout once it accepts (with --port 0 the
@@ -43,7 +43,7 @@ constexpr const char* usage =
     "usage: echo_server [options]\n"
     "  --host ADDR        numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
     "  --port PORT        0..65535; 0 lets the kernel pick (default 7000)\n"
-    "  --backend NAME     auto, io_uring or epoll (default auto)\n"
+    "  --backend NAME     auto, io_uring, epoll or libuv (default auto)\n"
     "  --threads N        loop threads; only 1 for now (default 1)\n"
     "  --help             this text\n"
     "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0).\n";

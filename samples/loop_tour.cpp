@@ -2,7 +2,7 @@
 // a call_later that is cancelled before it fires, a timeout, a producer and a
 // consumer on a channel, another thread posting into the loop, and a pipe read.
 //
-//   build/samples/loop_tour [--backend auto|io_uring|epoll]
+//   build/samples/loop_tour [--backend auto|io_uring|epoll|libuv]
 #include <array>
 #include <chrono>
 #include <cstdio>

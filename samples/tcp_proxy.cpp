@@ -1,6 +1,6 @@
 // tcp_proxy: a TCP relay from a listening address to one upstream.
 //
-//   tcp_proxy --listen HOST:PORT --upstream HOST:PORT [--backend auto|io_uring|epoll]
+//   tcp_proxy --listen HOST:PORT --upstream HOST:PORT [--backend auto|io_uring|epoll|libuv]
 //             [--idle-timeout S] [--connect-timeout S] [--max-conns N] [--splice]
 //             [--grace S]
 //
@@ -51,7 +51,7 @@ constexpr const char* usage =
     "                          lets the kernel pick\n"
     "  --upstream HOST:PORT    where to relay each connection (a name is resolved per\n"
     "                          connection)\n"
-    "  --backend NAME          auto, io_uring or epoll (default auto)\n"
+    "  --backend NAME          auto, io_uring, epoll or libuv (default auto)\n"
     "  --idle-timeout S        close both sides after S seconds with no byte either way;\n"
     "                          0 = never (default 300)\n"
     "  --connect-timeout S     give up on the upstream after S seconds (default 5)\n"

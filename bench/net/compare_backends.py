@@ -298,6 +298,8 @@ def checks(by_key, baselines):
     add("echo_server(epoll) / reference, CPU-us/req", "echo-epoll", "ref", "cpu_us", "<= 1.10")
     add("echo_server(io_uring) / reference, req/s", "echo-io_uring", "ref", "rps", "")
     add("tcp_proxy(epoll) / tcp_proxy(io_uring), req/s", "proxy-epoll", "proxy-io_uring", "rps", ">= 0.80")
+    add("echo_server(libuv) / echo_server(epoll), req/s", "echo-libuv", "echo-epoll", "rps", ">= 0.85")
+    add("tcp_proxy(libuv) / tcp_proxy(epoll), req/s", "proxy-libuv", "proxy-epoll", "rps", ">= 0.85")
     for label in baselines:
         for kind, what in (("echo", "echo_server"), ("proxy", "tcp_proxy")):
             for be in ("io_uring", "epoll"):
@@ -477,7 +479,8 @@ def write_markdown(path, a, cs, rows, chk, header_facts, mem, cmdline):
 
 # ---------------------------------------------------------------- main
 
-ALL_KEYS = ["echo-epoll", "echo-io_uring", "ref", "proxy-epoll", "proxy-io_uring"]
+ALL_KEYS = ["echo-epoll", "echo-io_uring", "echo-libuv", "ref", "proxy-epoll", "proxy-io_uring",
+            "proxy-libuv"]
 
 
 def parse_args(argv):
@@ -558,9 +561,11 @@ def main(argv):
     cs = []
     names = {"echo-epoll": ("echo", "epoll", "echo_server(epoll)"),
              "echo-io_uring": ("echo", "io_uring", "echo_server(io_uring)"),
+             "echo-libuv": ("echo", "libuv", "echo_server(libuv)"),
              "ref": ("ref", None, "epoll_echo_server"),
              "proxy-epoll": ("proxy", "epoll", "tcp_proxy(epoll)"),
-             "proxy-io_uring": ("proxy", "io_uring", "tcp_proxy(io_uring)")}
+             "proxy-io_uring": ("proxy", "io_uring", "tcp_proxy(io_uring)"),
+             "proxy-libuv": ("proxy", "libuv", "tcp_proxy(libuv)")}
     for k in ALL_KEYS:
         if k in a.only:
             kind, be, name = names[k]

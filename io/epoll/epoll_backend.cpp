@@ -21,6 +21,7 @@
 #include <system_error>
 #include <vector>
 
+#include "compat/kernel_probe.hpp"
 #include "io/backend.hpp"
 #include "io/readiness/readiness_engine.hpp"
 
@@ -151,5 +152,7 @@ class epoll_backend final : public backend, readiness_mechanism {
 std::unique_ptr<backend> make_epoll_backend(const backend_config&) {
   return std::make_unique<epoll_backend>();
 }
+
+bool epoll_usable(std::string& why) { return probe_epoll(why); }
 
 }  // namespace eddy::detail

@@ -81,7 +81,26 @@ bool readiness_engine::enqueue(fd_state& st, op_list& l, io_op& op) {
   l.push(&op);
   op.state = op_state::in_flight;
   ++in_flight_;
+  if (level_) mech_.want(op.fd, waiting(st));
   return false;
+}
+
+unsigned readiness_engine::waiting(const fd_state& st) noexcept {
+  unsigned dirs = 0;
+  if (!st.lists[dir_in].empty()) dirs |= ready_read;
+  if (!st.lists[dir_out].empty()) dirs |= ready_write;
+  for (const io_op* op = st.lists[dir_poll].head; op != nullptr; op = op->link_next) {
+    if (op->flags & POLLIN) dirs |= ready_read;
+    if (op->flags & POLLOUT) dirs |= ready_write;
+    if (op->flags & POLLRDHUP) dirs |= ready_rdhup;
+  }
+  return dirs;
+}
+
+unsigned readiness_engine::waiting(int fd) const noexcept {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return 0;
+  const fd_state& st = fds_[static_cast<std::size_t>(fd)];
+  return st.watched ? waiting(st) : 0;
 }
 
 bool readiness_engine::submit(io_op& op) {

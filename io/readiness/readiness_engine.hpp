@@ -50,6 +50,13 @@ enum : unsigned {
 /// What a backend plugs into the engine: "tell me when fd X is readable or
 /// writable". Edge semantics: after watch(fd), the mechanism reports each change
 /// towards readiness at least once, and the current state right after watch().
+///
+/// A level-triggered mechanism (libuv's uv_poll_t) reports a ready fd on every
+/// wait, which would spin the loop on an fd nobody waits on. It overrides want():
+/// the engine (built with `level_triggered`) then calls want(fd, dirs) whenever an
+/// op starts waiting on fd, with the ready_read/ready_write directions that have
+/// waiters now; the mechanism watches those only, and after delivering an event
+/// narrows its interest again through readiness_engine::waiting(fd).
 class readiness_mechanism {
  public:
   virtual ~readiness_mechanism() = default;
@@ -59,11 +66,18 @@ class readiness_mechanism {
   /// fd is about to be closed by the engine: drop what the mechanism keeps for
   /// it. (epoll keeps nothing: closing the fd removes it from the set.)
   virtual void forget(int fd) noexcept = 0;
+  /// Level-triggered mechanisms only: fd now has waiters in `dirs` (ready_read,
+  /// ready_write; ready_rdhup when a poll op asks for POLLRDHUP).
+  virtual void want(int fd, unsigned dirs) noexcept {
+    (void)fd;
+    (void)dirs;
+  }
 };
 
 class readiness_engine {
  public:
-  explicit readiness_engine(readiness_mechanism& m) : mech_(m) {}
+  explicit readiness_engine(readiness_mechanism& m, bool level_triggered = false)
+      : mech_(m), level_(level_triggered) {}
   ~readiness_engine();
   readiness_engine(const readiness_engine&) = delete;
   readiness_engine& operator=(const readiness_engine&) = delete;
@@ -79,6 +93,9 @@ class readiness_engine {
   /// completions it delivered.
   unsigned run_deferred() noexcept;
   bool has_deferred() const noexcept { return !deferred_.empty(); }
+  /// The directions (ready_read, ready_write, ready_rdhup) in which ops wait on fd
+  /// now; 0 if none or fd is not watched. For level-triggered mechanisms.
+  unsigned waiting(int fd) const noexcept;
   std::size_t in_flight() const noexcept { return in_flight_; }
   buffer_ring* recv_buffers() noexcept { return &blocks_; }
 
@@ -109,7 +126,10 @@ class readiness_engine {
   bool submit_poll(fd_state& st, io_op& op);
   void complete_polls(fd_state& st, unsigned events) noexcept;
 
+  static unsigned waiting(const fd_state& st) noexcept;
+
   readiness_mechanism& mech_;
+  bool level_ = false;
   std::vector<fd_state> fds_;
   std::vector<int> deferred_;  // fds with a newly armed recv_multi to try
   block_pool blocks_;

@@ -41,6 +41,7 @@
 #include <string>
 #include <system_error>
 
+#include "compat/kernel_probe.hpp"
 #include "io/backend.hpp"
 #include "runtime/log.hpp"
 
@@ -159,6 +160,13 @@ class uring_backend final : public backend {
     // ASYNC_CANCEL by fd came with 5.19, as did DEFER_TASKRUN's predecessor work;
     // a kernel that took DEFER_TASKRUN (6.1) certainly has it.
     caps_.cancel_by_fd = caps_.defer_taskrun;
+    // Each missing feature degrades one path, never the whole backend.
+    if (!caps_.defer_taskrun)
+      log_debug("eddy: io_uring without SINGLE_ISSUER|DEFER_TASKRUN (kernel %s): completions are "
+                "posted by task work, and receive() and accept fall back to one operation at a time",
+                running_kernel().release.c_str());
+    if (!caps_.cancel_by_fd)
+      log_debug("eddy: io_uring without ASYNC_CANCEL_FD: close() cancels operations one by one");
     if (!(flags_ & IORING_SETUP_R_DISABLED)) arm_wake();
   }
 
@@ -462,47 +470,9 @@ std::unique_ptr<backend> make_uring_backend(const backend_config& o) {
 }
 
 bool uring_usable(std::string& why) {
-  {
-    std::ifstream f("/proc/sys/kernel/io_uring_disabled");
-    int v = 0;
-    if (f >> v && v == 2) {
-      why = "io_uring is disabled by /proc/sys/kernel/io_uring_disabled=2";
-      return false;
-    }
-  }
-  io_uring ring{};
-  const int r = io_uring_queue_init(2, &ring, 0);
-  if (r == -ENOMEM || r == -EMFILE || r == -ENFILE) {
-    throw std::system_error(-r, std::system_category(),
-                            "eddy: io_uring probe (a resource error, not a fallback case)");
-  }
-  if (r != 0) {
-    why = std::string("io_uring_setup failed: ") + std::strerror(-r) +
-          (r == -EPERM    ? " (seccomp or io_uring_disabled policy)"
-           : r == -ENOSYS ? " (kernel without io_uring)"
-                          : "");
-    return false;
-  }
-  bool ok = true;
-  if (io_uring_probe* p = io_uring_get_probe_ring(&ring)) {
-    const int needed[] = {IORING_OP_READ,         IORING_OP_WRITE, IORING_OP_POLL_ADD,
-                          IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_ACCEPT,
-                          IORING_OP_CONNECT,      IORING_OP_SEND,  IORING_OP_RECV,
-                          IORING_OP_SHUTDOWN};
-    for (int opc : needed) {
-      if (!io_uring_opcode_supported(p, opc)) {
-        why = "io_uring lacks opcode " + std::to_string(opc) + " (kernel too old)";
-        ok = false;
-        break;
-      }
-    }
-    io_uring_free_probe(p);
-  } else {
-    why = "io_uring probe not supported (kernel older than 5.6)";
-    ok = false;
-  }
-  io_uring_queue_exit(&ring);
-  return ok;
+  const uring_probe p = probe_uring();  // throws on a resource error
+  if (!p.usable) why = p.why;
+  return p.usable;
 }
 
 }  // namespace eddy::detail

@@ -1,6 +1,10 @@
 // Backend selection (RELIABILITY.md row 15): io_uring refused with EPERM, as under
-// a container's seccomp profile, makes `auto` fall back to epoll and say why; an
-// explicit io_uring request fails loudly; EDDY_BACKEND is validated.
+// a container's seccomp profile, makes `auto` fall back to epoll and say why; with
+// epoll refused too (epoll_pwait2 → EPERM, as under container profiles older than
+// that call) `auto` takes libuv and an echo round trip works on it; with
+// epoll_create1 refused there is no backend left (libuv on Linux is built on
+// epoll) and the error names every reason; an explicit io_uring request fails
+// loudly; EDDY_BACKEND is validated.
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -11,23 +15,30 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
+#include "io/net_support.hpp"
 #include "support/loop_fixture.hpp"
 
 namespace {
 
-// Makes io_uring_setup fail with EPERM in this process (a real seccomp filter).
-bool refuse_io_uring() {
-  sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-  sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+// Makes each system call in `nrs` fail with EPERM in this process (a real seccomp
+// filter, as a container runtime installs).
+bool refuse(std::initializer_list<int> nrs) {
+  std::vector<sock_filter> f;
+  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
+  for (int nr : nrs) {
+    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1));
+    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)));
+  }
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  sock_fprog prog{static_cast<unsigned short>(f.size()), f.data()};
   return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
 }
+
+bool refuse_io_uring() { return refuse({__NR_io_uring_setup}); }
 
 // Runs `f` in a child process; returns its exit code.
 template <class F>
@@ -71,6 +82,67 @@ TEST(backend_select_test, auto_falls_back_to_epoll_when_io_uring_is_refused_and_
       co_return 3;
     }());
     return v == 3 ? 0 : 14;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+bool has_libuv() {
+  for (eddy::backend_kind k : eddy::backend_kinds())
+    if (k == eddy::backend_kind::libuv) return true;
+  return false;
+}
+
+TEST(backend_select_test, auto_falls_back_to_libuv_when_epoll_is_refused_too_and_echo_works) {
+  if (!has_libuv()) GTEST_SKIP() << "eddy built without libuv";
+  env_guard g;
+  ::unsetenv("EDDY_BACKEND");
+  const int rc = in_child([] {
+    if (!refuse({__NR_io_uring_setup, __NR_epoll_pwait2})) return 10;
+    eddy::loop l;  // from_env, unset: auto
+    if (l.backend() != eddy::backend_kind::libuv) return 11;
+    const std::string& why = l.backend_reason();
+    if (why.find("io_uring not used") == std::string::npos) return 12;
+    if (why.find("epoll not used: epoll_pwait2: EPERM") == std::string::npos) return 13;
+    // An echo round trip through eddy's sockets on the fallback.
+    const bool ok = l.run([]() -> eddy::task<bool> {
+      auto lis = eddy_test::loopback_listener();
+      auto srv = eddy::spawn(eddy_test::echo_server(&lis, 1));
+      auto c = co_await eddy::tcp_stream::connect(lis.local_address());
+      const auto data = eddy_test::payload(100'000, 7);
+      co_await c.write_all(data);
+      c.shutdown_write();
+      std::vector<std::byte> got, buf(8192);
+      for (;;) {
+        const std::size_t n = co_await c.read_some(buf);
+        if (n == 0) break;
+        got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      co_await srv;
+      co_await c.close();
+      co_await lis.close();
+      co_return got == data;
+    }());
+    l.close();
+    return ok ? 0 : 14;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(backend_select_test, with_epoll_create1_refused_no_backend_is_left_and_the_error_names_each) {
+  env_guard g;
+  ::unsetenv("EDDY_BACKEND");
+  const int rc = in_child([] {
+    if (!refuse({__NR_io_uring_setup, __NR_epoll_create1})) return 10;
+    try {
+      eddy::loop l;
+    } catch (const std::runtime_error& e) {
+      const std::string m = e.what();
+      if (m.find("io_uring not used: io_uring_setup: EPERM") == std::string::npos) return 11;
+      if (m.find("epoll not used: epoll_create1: EPERM") == std::string::npos) return 12;
+      if (has_libuv() && m.find("libuv not used: uv_loop_init: EPERM") == std::string::npos) return 13;
+      return 0;
+    }
+    return 14;
   });
   EXPECT_EQ(rc, 0);
 }

@@ -43,6 +43,7 @@ CONTRACT = frozenset(
         "io/backend.hpp",
         "include/eddy/io/detail/io_op.hpp",
         "include/eddy/io/backend_kind.hpp",
+        "include/eddy/io/kernel_features.hpp",
     }
 )
 
@@ -139,7 +140,7 @@ def rules_broken(src, dst):
             (
                 "backend-through-contract",
                 "%s reaches the backends only through the contract (io/backend.hpp, "
-                "<eddy/io/detail/io_op.hpp>, <eddy/io/backend_kind.hpp>), not %s"
+                "<eddy/io/detail/io_op.hpp>, <eddy/io/backend_kind.hpp>, <eddy/io/kernel_features.hpp>), not %s"
                 % (LAYER_NAMES[ls], dst),
             )
         )

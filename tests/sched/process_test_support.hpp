@@ -17,7 +17,11 @@ extern char** environ;
 
 namespace eddy_test {
 
-inline std::vector<eddy::backend_kind> backends() { return eddy::backend_kinds(); }
+// available_backends() probes each backend once, before any test counts fds: libuv
+// opens a process-wide pipe (its signal lock) at its first uv_loop_init and keeps
+// it for the life of the process, which a test's fd-leak check must not blame on
+// the first libuv loop it makes. Every later loop is checked as before.
+inline std::vector<eddy::backend_kind> backends() { return eddy::available_backends(); }
 
 inline std::string backend_name(const ::testing::TestParamInfo<eddy::backend_kind>& info) {
   return std::string(eddy::backend_name(info.param));

@@ -23,10 +23,11 @@ enum class backend_kind : std::uint8_t {
   automatic,  ///< the first backend this machine allows, in the order of backend_kinds()
   io_uring,
   epoll,
+  libuv,  ///< libuv's uv_poll_t under the readiness engine; also attaches to a host's uv_loop_t
 };
 
 /// The backend's name as EDDY_BACKEND and the samples' `--backend` spell it
-/// ("io_uring", "epoll", "auto", "from_env").
+/// ("io_uring", "epoll", "libuv", "auto", "from_env").
 ///
 /// **Thread safety:** any thread. **Cancel safety:** n/a.
 std::string_view backend_name(backend_kind k) noexcept;
@@ -47,7 +48,7 @@ std::optional<backend_kind> parse_backend(std::string_view name) noexcept;
 /// **Thread safety:** any thread. **Cancel safety:** n/a.
 std::vector<backend_kind> backend_kinds();
 
-/// "auto, io_uring, epoll": the names parse_backend() takes, for usage messages.
+/// "auto, io_uring, epoll, libuv": the names parse_backend() takes, for usage messages.
 ///
 /// **Thread safety:** any thread. **Cancel safety:** n/a.
 std::string backend_names();

@@ -226,6 +226,10 @@ class loop {
     loop& l_;
   };
   void run_until(detail::task_core* main);
+  void check_not_hosted(const char* what) const;
+  void poke_host() noexcept;  // hosted: work was queued outside a turn
+  // A turn of the loop driven by a host's event loop (loop_options::uv_loop).
+  static void host_turn(void* self, std::int64_t& next_ns, bool& live) noexcept;
   void iterate(bool block);
   bool spin_for_remote_work(std::int64_t until_ns);
   void run_ready_batch();
@@ -258,6 +262,7 @@ class loop {
   bool closing_ = false;
   bool closed_ = false;
   bool running_ = false;
+  bool hosted_ = false;  // attached to a host's uv_loop_t
 };
 
 namespace detail {
@@ -322,6 +327,7 @@ join_handle<T> loop::spawn(task<T> t) {
 
 template <class T>
 T loop::run(task<T> main) {
+  check_not_hosted("run");  // before spawning: a refused run starts nothing
   join_handle<T> h = spawn(std::move(main));
   run_until(h.core());
   return detail::take_result<T>(h.core());
@@ -333,6 +339,7 @@ void loop::call_soon(F&& f) {
   using node_t = callback_node<std::decay_t<F>>;
   auto* n = detail::pool_new<node_t>(node_t{std::forward<F>(f)});
   ready_.push(&node_t::entry, n, nullptr);
+  if (hosted_ && !running_) poke_host();
 }
 
 template <class Rep, class Period, class F>

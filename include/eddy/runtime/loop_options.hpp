@@ -5,6 +5,8 @@
 
 #include <eddy/io/backend_kind.hpp>
 
+struct uv_loop_s;  // libuv's uv_loop_t
+
 namespace eddy {
 
 /// Options for a new loop. Every field is checked by the loop's constructor, which
@@ -40,6 +42,20 @@ struct loop_options {
   /// due timer, no completion waiting; anything else ends the watch at once.
   /// 0 turns it off (every result then comes back through a wakeup).
   std::chrono::microseconds offload_spin{20};
+  /// A host program's libuv loop to attach to (libuv backend only; `backend` must
+  /// be from_env, automatic or libuv, and from_env/automatic then mean libuv).
+  /// The host keeps calling uv_run as before; eddy runs its tasks, timers and I/O
+  /// from handles it adds to that loop (prepare, check, idle, a timer, an async,
+  /// a uv_poll_t per waiting fd), so host callbacks and eddy tasks interleave on
+  /// the host's thread, which becomes the eddy loop's thread. loop::run,
+  /// run_forever and run_once then throw std::logic_error: spawn tasks with
+  /// loop::spawn and let the host run its loop. Close the eddy loop outside
+  /// uv_run (before it is entered or after it returns), from the host's thread:
+  /// close() runs the host's loop until eddy's tasks have finished and its handles
+  /// are closed, so uv_loop_close on the host loop succeeds afterwards. The
+  /// uv_loop_t must outlive the eddy loop. Thread safety: the host loop is used
+  /// only on the thread that runs it.
+  uv_loop_s* uv_loop = nullptr;
 };
 
 }  // namespace eddy

@@ -1,0 +1,332 @@
+// The libuv backend: the readiness engine (io/readiness/) over libuv's uv_poll_t,
+// on a uv_loop_t of its own or attached to a host program's.
+//
+//  - Readiness: one uv_poll_t per fd, made the first time an op on it has to wait.
+//    uv_poll_t is level-triggered, so its interest is the directions that have
+//    waiters (the engine's want() widens it when an op starts waiting; after each
+//    event the backend narrows it to readiness_engine::waiting(fd)); an fd whose
+//    ops are all satisfied is not watched and cannot spin the loop. A receive()
+//    stays armed, so a busy connection keeps one interest and libuv makes no
+//    epoll_ctl per read.
+//  - Own loop: wait() is uv_run(UV_RUN_ONCE) with a uv_timer_t for eddy's next
+//    deadline (rounded up to libuv's millisecond); reap() is uv_run(UV_RUN_NOWAIT).
+//    Cross-thread wakeup is a uv_async_t; its callback consumes the wakeup_token.
+//  - Host loop (backend_config::uv_host_loop): the host calls uv_run. A uv_prepare_t
+//    (before libuv blocks) and a uv_check_t (after its poll) run one turn of eddy's
+//    loop through host_driver::step; a uv_idle_t keeps libuv from blocking while
+//    eddy has ready work, and a uv_timer_t wakes it for eddy's next deadline. The
+//    async is ref'd only while eddy has live tasks, so an idle eddy never keeps the
+//    host's uv_run from returning, and a task awaiting another thread does.
+//  - Closing: every handle is closed with uv_close; the backend runs the loop until
+//    their close callbacks have run (an attached backend: one UV_RUN_NOWAIT turn of
+//    the host's loop), so uv_loop_close on the host succeeds afterwards.
+#include <uv.h>
+
+#include <poll.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "io/backend.hpp"
+#include "io/readiness/readiness_engine.hpp"
+#include "runtime/log.hpp"
+
+namespace eddy::detail {
+namespace {
+
+[[noreturn]] void uv_fail(int r, const char* what) {
+  throw std::system_error(-r, std::system_category(), std::string("eddy: ") + what);
+}
+
+class uv_backend final : public backend, readiness_mechanism {
+ public:
+  explicit uv_backend(const backend_config& cfg) {
+    if (cfg.uv_host_loop != nullptr) {
+      loop_ = static_cast<uv_loop_t*>(cfg.uv_host_loop);
+      hosted_ = true;
+    } else {
+      own_ = std::make_unique<uv_loop_t>();
+      if (const int r = uv_loop_init(own_.get()); r != 0) uv_fail(r, "uv_loop_init");
+      loop_ = own_.get();
+    }
+    if (const int r = uv_async_init(loop_, &async_, &on_async); r != 0) {
+      if (own_) uv_loop_close(own_.get());
+      uv_fail(r, "uv_async_init");
+    }
+    async_.data = this;
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+    handles_ = 2;
+    if (hosted_) {
+      uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+      uv_prepare_init(loop_, &prepare_);
+      uv_check_init(loop_, &check_);
+      uv_idle_init(loop_, &idle_);
+      prepare_.data = check_.data = idle_.data = this;
+      handles_ += 3;
+    }
+    caps_.multishot_recv = true;
+  }
+
+  ~uv_backend() override {
+    for (std::size_t fd = 0; fd < polls_.size(); ++fd)
+      if (polls_[fd] != nullptr) forget(static_cast<int>(fd));
+    close_handle(&async_);
+    close_handle(&timer_);
+    if (hosted_) {
+      close_handle(&prepare_);
+      close_handle(&check_);
+      close_handle(&idle_);
+    }
+    // Run the loop until every close callback has run: they touch this object.
+    // On the host's loop this is a turn of the host's uv_run, which is why an
+    // attached eddy loop is closed outside uv_run (loop_options::uv_loop).
+    while (handles_ != 0 || closing_polls_ != 0) uv_run(loop_, UV_RUN_NOWAIT);
+    if (own_) {
+      const int r = uv_loop_close(own_.get());
+      if (r != 0) log_debug("eddy: uv_loop_close: %s", uv_strerror(r));
+    }
+  }
+
+  backend_kind kind() const noexcept override { return backend_kind::libuv; }
+  const backend_caps& caps() const noexcept override { return caps_; }
+  std::size_t in_flight() const noexcept override { return engine_.in_flight(); }
+  bool submit(io_op& op) override { return engine_.submit(op); }
+  void cancel(io_op& op) noexcept override { engine_.cancel(op); }
+  void close_now(int fd) noexcept override { (void)engine_.close_fd(fd); }
+  buffer_ring* recv_buffers() override { return engine_.recv_buffers(); }
+  bool hosted() const noexcept override { return hosted_; }
+
+  bool completions_pending() noexcept override {
+    if (engine_.has_deferred()) return true;
+    pollfd p{uv_backend_fd(loop_), POLLIN, 0};  // libuv's epoll fd: readable while events wait
+    return ::poll(&p, 1, 0) > 0;
+  }
+
+  unsigned reap(unsigned) override { return turn(0); }
+  unsigned wait(std::int64_t timeout_ns, unsigned) override { return turn(timeout_ns); }
+
+  bool wake() noexcept override {
+    if (!token_.claim()) return false;
+    uv_async_send(&async_);
+    return true;
+  }
+
+  void poke() noexcept override {
+    if (hosted_) uv_idle_start(&idle_, [](uv_idle_t*) {});
+  }
+
+  void drive(host_driver d) override {
+    if (!hosted_) return;
+    driver_ = d;
+    uv_prepare_start(&prepare_, &on_prepare);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+    uv_check_start(&check_, &on_check);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  }
+
+ private:
+  struct poll_slot {
+    uv_poll_t h;
+    uv_backend* self;
+    int fd;
+    int events;  // the uv_poll_start interest now (0: stopped)
+  };
+
+  template <class H>
+  void close_handle(H* h) noexcept {
+    uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
+      --static_cast<uv_backend*>(hh->data)->handles_;
+    });
+  }
+
+  // --- readiness_mechanism -------------------------------------------------------
+  int watch(int fd) noexcept override {
+    auto* s = new (std::nothrow) poll_slot{};
+    if (s == nullptr) return -ENOMEM;
+    if (const int r = uv_poll_init(loop_, &s->h, fd); r != 0) {
+      delete s;  // uv_poll_init registers nothing on failure
+      return r;
+    }
+    s->h.data = s;
+    s->self = this;
+    s->fd = fd;
+    const auto i = static_cast<std::size_t>(fd);
+    if (i >= polls_.size()) polls_.resize(i + 1 > polls_.size() * 2 ? i + 1 : polls_.size() * 2);
+    polls_[i] = s;
+    return 0;
+  }
+
+  void forget(int fd) noexcept override {
+    const auto i = static_cast<std::size_t>(fd);
+    if (i >= polls_.size() || polls_[i] == nullptr) return;
+    poll_slot* s = polls_[i];
+    polls_[i] = nullptr;
+    ++closing_polls_;
+    // uv_close stops the poll (taking the fd out of libuv's epoll set) now; the
+    // slot is freed in its close callback, after the fd is closed.
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->h), [](uv_handle_t* h) {
+      auto* slot = static_cast<poll_slot*>(h->data);
+      --slot->self->closing_polls_;
+      delete slot;
+    });
+  }
+
+  void want(int fd, unsigned dirs) noexcept override {
+    const auto i = static_cast<std::size_t>(fd);
+    if (i < polls_.size() && polls_[i] != nullptr) set_interest(*polls_[i], dirs);
+  }
+
+  static int uv_events(unsigned dirs) noexcept {
+    int ev = 0;
+    if (dirs & ready_read) ev |= UV_READABLE | UV_DISCONNECT;
+    if (dirs & ready_write) ev |= UV_WRITABLE;
+    if (dirs & ready_rdhup) ev |= UV_DISCONNECT;
+    return ev;
+  }
+
+  void set_interest(poll_slot& s, unsigned dirs) noexcept {
+    const int ev = uv_events(dirs);
+    if (ev == s.events) return;
+    s.events = ev;
+    if (ev == 0)
+      uv_poll_stop(&s.h);
+    else
+      uv_poll_start(&s.h, ev, &on_poll);
+  }
+
+  static void on_poll(uv_poll_t* h, int status, int events) {
+    auto* s = static_cast<poll_slot*>(h->data);
+    uv_backend& self = *s->self;
+    const int fd = s->fd;
+    unsigned bits = 0;
+    if (status < 0) {
+      bits = ready_error | ready_read | ready_write;
+    } else {
+      if (events & UV_READABLE) bits |= ready_read;
+      if (events & UV_WRITABLE) bits |= ready_write;
+      if (events & UV_DISCONNECT) bits |= ready_rdhup;
+    }
+    self.engine_.ready(fd, bits);
+    ++self.delivered_;
+    // Narrow the interest to what still waits. The completions may have closed fd
+    // (its slot is gone) or closed and reopened it (a new slot, already right).
+    const auto i = static_cast<std::size_t>(fd);
+    if (i < self.polls_.size() && self.polls_[i] == s) self.set_interest(*s, self.engine_.waiting(fd));
+  }
+
+  static void on_async(uv_async_t* h) {
+    auto& self = *static_cast<uv_backend*>(h->data);
+    self.token_.consumed();
+  }
+
+  // --- the own loop's wait ---------------------------------------------------------
+  unsigned turn(std::int64_t timeout_ns) {
+    delivered_ = 0;
+    if (engine_.has_deferred()) {
+      delivered_ += engine_.run_deferred();
+      if (delivered_ != 0) timeout_ns = 0;
+    }
+    // Attached, this is only reached from the eddy loop's close(), which is made
+    // outside the host's uv_run; never from inside one of our own callbacks.
+    if (hosted_ && in_callback_ != 0) return delivered_;
+    if (timeout_ns == 0) {
+      uv_run(loop_, UV_RUN_NOWAIT);
+    } else {
+      if (timeout_ns > 0) {
+        // The timer counts from libuv's cached time. If it falls due in uv_run's
+        // own timer phase, before the poll (this thread was preempted between
+        // here and there), the poll would find no timer and block for good:
+        // uv_stop makes that poll non-blocking instead.
+        uv_update_time(loop_);
+        uv_timer_start(&timer_, [](uv_timer_t* t) { uv_stop(t->loop); }, ms_ceil(timeout_ns), 0);
+      }
+      uv_run(loop_, UV_RUN_ONCE);
+      if (timeout_ns > 0) uv_timer_stop(&timer_);
+    }
+    return delivered_;
+  }
+
+  static std::uint64_t ms_ceil(std::int64_t ns) noexcept {
+    return static_cast<std::uint64_t>((ns + 999'999) / 1'000'000);
+  }
+
+  // --- the host loop's handles -----------------------------------------------------
+  void host_turn() noexcept {
+    if (driver_.step == nullptr) return;
+    ++in_callback_;
+    const host_step st = driver_.step(driver_.ctx);
+    std::int64_t next = st.next_ns;
+    if (engine_.has_deferred() && engine_.run_deferred() != 0) next = 0;
+    --in_callback_;
+    if (st.live != async_ref_) {
+      async_ref_ = st.live;
+      if (st.live)
+        uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+      else
+        uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+    }
+    if (next == 0) {
+      uv_idle_start(&idle_, [](uv_idle_t*) {});
+    } else {
+      uv_idle_stop(&idle_);
+    }
+    if (next > 0) {
+      uv_update_time(loop_);
+      uv_timer_start(&timer_, [](uv_timer_t*) {}, ms_ceil(next), 0);
+    } else {
+      uv_timer_stop(&timer_);
+    }
+  }
+
+  static void on_prepare(uv_prepare_t* h) { static_cast<uv_backend*>(h->data)->host_turn(); }
+  static void on_check(uv_check_t* h) { static_cast<uv_backend*>(h->data)->host_turn(); }
+
+  std::unique_ptr<uv_loop_t> own_;
+  uv_loop_t* loop_ = nullptr;
+  bool hosted_ = false;
+  uv_async_t async_{};
+  uv_timer_t timer_{};
+  uv_prepare_t prepare_{};
+  uv_check_t check_{};
+  uv_idle_t idle_{};
+  int handles_ = 0;         // of the five above, not yet closed
+  int closing_polls_ = 0;   // poll slots whose close callback has not run
+  int in_callback_ = 0;
+  bool async_ref_ = false;  // hosted: the async is ref'd (eddy has live tasks)
+  unsigned delivered_ = 0;
+  host_driver driver_;
+  std::vector<poll_slot*> polls_;  // by fd
+  readiness_engine engine_{*this, /*level_triggered=*/true};
+  wakeup_token token_;
+  backend_caps caps_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_uv_backend(const backend_config& cfg) {
+  return std::make_unique<uv_backend>(cfg);
+}
+
+bool uv_usable(std::string& why) {
+  uv_loop_t l;
+  const int r = uv_loop_init(&l);
+  if (r == UV_ENOMEM || r == UV_EMFILE || r == UV_ENFILE)
+    throw std::system_error(-r, std::system_category(),
+                            "eddy: uv_loop_init probe (a resource error, not a reason to fall back)");
+  if (r != 0) {
+    why = std::string("uv_loop_init: ") + uv_err_name(r) + " (" + uv_strerror(r) +
+          "; libuv on Linux needs epoll_create1 or epoll_create)";
+    return false;
+  }
+  uv_loop_close(&l);
+  return true;
+}
+
+std::string uv_version() { return uv_version_string(); }
+
+}  // namespace eddy::detail
