@@ -12,9 +12,12 @@
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/event.hpp>
 #include <eddy/runtime/loop.hpp>
+#include <eddy/runtime/loop_channel.hpp>
+#include <eddy/runtime/loop_group.hpp>
 #include <eddy/runtime/mutex.hpp>
 #include <eddy/runtime/run.hpp>
 #include <eddy/runtime/semaphore.hpp>
+#include <eddy/runtime/spawn_on.hpp>
 #include <eddy/runtime/task.hpp>
 #include <eddy/runtime/task_group.hpp>
 #include <eddy/runtime/time.hpp>
