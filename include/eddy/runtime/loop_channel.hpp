@@ -24,6 +24,7 @@
 #include <condition_variable>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,7 @@ struct loop_channel_state {
   std::size_t senders = 1;
   std::size_t blocking_waiters = 0;
   std::condition_variable room;
+  std::uint64_t receiver_wakes = 0;  // hand-offs to a parked receiver (each one post)
   bool closed = false;
 
   void link(parked_sender* s) noexcept {
@@ -125,6 +127,7 @@ struct loop_channel_state {
     if (parked_receiver* r = receiver) {
       r->slot->emplace(std::move(v));
       receiver = nullptr;
+      ++receiver_wakes;
       wake.emplace(wake_of(r->where));
       return true;
     }
@@ -356,6 +359,14 @@ class loop_receiver {
   }
 
   std::size_t capacity() const noexcept { return s_ ? s_->cap : 0; }
+
+  /// How many times a sender had to wake this receiver (each one post to its loop):
+  /// at most one per time the receiver parked in recv, however many items came.
+  std::uint64_t wakeups() const {
+    check();
+    std::lock_guard lk(s_->mu);
+    return s_->receiver_wakes;
+  }
 
   /// Closes the channel: buffered items stay readable, then recv returns
   /// std::nullopt; senders (waiting ones too) get channel_closed_error. Idempotent;
