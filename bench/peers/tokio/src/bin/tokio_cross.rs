@@ -119,7 +119,8 @@ where
 {
     let (tx, rx) = std::sync::mpsc::channel();
     h.spawn(async move {
-        let _ = tx.send(f.await);
+        let out = f.await;
+        let _ = tx.send(out);
     });
     rx.recv().unwrap()
 }
