@@ -2,8 +2,13 @@
 // at random; cancellation crosses with them; frames live and die on their own loop; a
 // closing loop fails the calls it still owes. Runs on every backend (and under TSan:
 // suite `threads`).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <random>
 #include <stdexcept>
@@ -282,6 +287,73 @@ TEST_P(loop_group_test, a_closing_loop_fails_pending_cross_loop_calls) {
   }
   t.join();
   target.reset();
+}
+
+void report(int fd, const std::string& what) { [[maybe_unused]] auto n = ::write(fd, what.data(), what.size()); }
+
+eddy::task<void> sleepy_main(std::size_t i, int fd) {
+  report(fd, "started" + std::to_string(i) + ";");
+  try {
+    co_await eddy::sleep_for(30s);
+  } catch (const eddy::cancelled_error&) {
+    report(fd, "cleanup" + std::to_string(i) + ";");
+    throw;
+  }
+}
+
+std::string read_until(int fd, const std::string& want) {
+  std::string got;
+  char buf[64];
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (got.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+// A real SIGINT to a real child process running a two-loop group.
+TEST_P(loop_group_test, the_first_sigint_cancels_every_loops_main_and_the_process_dies_by_sigint) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  const eddy::backend_kind kind = GetParam();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(p[0]);
+    eddy::loop_group_options o;
+    o.loops = 2;
+    o.loop.backend = kind;
+    eddy::loop_group g(o);
+    const int fd = p[1];
+    g.run([fd](std::size_t i) { return sleepy_main(i, fd); });
+    ::_exit(3);  // not reached: the group re-raises SIGINT
+  }
+  ::close(p[1]);
+  std::string got = read_until(p[0], "started");
+  while ((got.find("started0;") == std::string::npos || got.find("started1;") == std::string::npos) &&
+         got.size() < 64) {
+    const std::string more = read_until(p[0], ";");
+    if (more.empty()) break;
+    got += more;
+  }
+  ASSERT_NE(got.find("started0;"), std::string::npos) << got;
+  ASSERT_NE(got.find("started1;"), std::string::npos) << got;
+  std::this_thread::sleep_for(20ms);  // let both loops block
+  ::kill(pid, SIGINT);
+  std::string rest;
+  for (;;) {
+    const std::string more = read_until(p[0], ";");
+    if (more.empty()) break;
+    rest += more;
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ::close(p[0]);
+  EXPECT_NE(rest.find("cleanup0;"), std::string::npos) << rest;
+  EXPECT_NE(rest.find("cleanup1;"), std::string::npos) << rest;
+  ASSERT_TRUE(WIFSIGNALED(st)) << "status " << st;
+  EXPECT_EQ(WTERMSIG(st), SIGINT);
 }
 
 EDDY_BACKEND_TEST_SUITE(loop_group_test);
