@@ -43,6 +43,7 @@ std::size_t tcp_balancer::least_loaded() const noexcept {
 task<void> tcp_balancer::accept_from(tcp_listener& listener) {
   while (!closed_.load(std::memory_order_acquire)) {
     tcp_stream s = co_await listener.accept();
+    if (closed_.load(std::memory_order_acquire)) co_return;  // s closes here
     const std::size_t i = least_loaded();
     loads_[i].fetch_add(1, std::memory_order_relaxed);
     try {

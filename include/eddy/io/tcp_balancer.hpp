@@ -69,9 +69,10 @@ class tcp_balancer {
 
   std::size_t loops() const noexcept { return senders_.size(); }
 
-  /// Accepts on `listener` until cancelled (or close()), handing every connection
-  /// to the least loaded loop's inbox; waits (without blocking) while that inbox is
-  /// full. Errors of accept() propagate.
+  /// Accepts on `listener` until cancelled, handing every connection to the least
+  /// loaded loop's inbox; waits (without blocking) while that inbox is full. After
+  /// close() it returns at its next connection (which it closes); cancel it, or
+  /// close the listener, to stop at once. Errors of accept() propagate.
   task<void> accept_from(tcp_listener& listener);
 
   /// On loop `i`: the next connection handed to it; std::nullopt once the balancer
