@@ -2,6 +2,7 @@
 // at random; cancellation crosses with them; frames live and die on their own loop; a
 // closing loop fails the calls it still owes. Runs on every backend (and under TSan:
 // suite `threads`).
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -287,6 +288,41 @@ TEST_P(loop_group_test, a_closing_loop_fails_pending_cross_loop_calls) {
   }
   t.join();
   target.reset();
+}
+
+eddy::task<void> record_affinity(std::size_t i, std::vector<int>* cpu_count, std::vector<int>* cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    (*cpu_count)[i] = CPU_COUNT(&set);
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+      if (CPU_ISSET(c, &set)) {
+        (*cpu)[i] = c;
+      }
+    }
+  }
+  co_return;
+}
+
+TEST_P(loop_group_test, cpu_affinity_pins_each_loop_to_one_cpu_of_the_process) {
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mine, &mine), 0);
+  eddy::loop_group_options o = opts(2);
+  o.cpu_affinity = true;
+  eddy::loop_group g(o);
+  std::vector<int> count(2, -1), cpu(2, -1);
+  g.run([&](std::size_t i) { return record_affinity(i, &count, &cpu); });
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(count[i], 1) << "loop " << i;
+    EXPECT_TRUE(cpu[i] >= 0 && CPU_ISSET(cpu[i], &mine)) << "loop " << i << " on CPU " << cpu[i];
+  }
+  if (CPU_COUNT(&mine) >= 2) EXPECT_NE(cpu[0], cpu[1]);
+  // The caller's own affinity is untouched.
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof after, &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&mine, &after));
 }
 
 void report(int fd, const std::string& what) { [[maybe_unused]] auto n = ::write(fd, what.data(), what.size()); }
