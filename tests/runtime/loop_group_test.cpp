@@ -315,9 +315,12 @@ TEST_P(loop_group_test, cpu_affinity_pins_each_loop_to_one_cpu_of_the_process) {
   g.run([&](std::size_t i) { return record_affinity(i, &count, &cpu); });
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(count[i], 1) << "loop " << i;
-    EXPECT_TRUE(cpu[i] >= 0 && CPU_ISSET(cpu[i], &mine)) << "loop " << i << " on CPU " << cpu[i];
+    const bool in_set = cpu[i] >= 0 && CPU_ISSET(cpu[i], &mine);
+    EXPECT_TRUE(in_set) << "loop " << i << " on CPU " << cpu[i];
   }
-  if (CPU_COUNT(&mine) >= 2) EXPECT_NE(cpu[0], cpu[1]);
+  if (CPU_COUNT(&mine) >= 2) {
+    EXPECT_NE(cpu[0], cpu[1]);
+  }
   // The caller's own affinity is untouched.
   cpu_set_t after;
   CPU_ZERO(&after);
