@@ -30,6 +30,7 @@
 // backend unavailable), 2 for bad usage.
 #include <signal.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -124,8 +125,12 @@ eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us) {
       while (!chunk.empty()) chunk.consume(co_await s.write_some(chunk.data()));
     }
     s.shutdown_write();
-  } catch (const std::system_error&) {
-    // The peer reset the connection: nobody is left to echo to.
+  } catch (const std::system_error& e) {
+    // The peer reset the connection: nobody is left to echo to. Anything else is
+    // the server's problem: say it.
+    const int code = e.code().value();
+    if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT)
+      std::fprintf(stderr, "%s: connection: %s\n", prog, e.what());
   }
   co_await s.close();
 }

@@ -53,7 +53,9 @@ TEST_P(echo_server_threads_test, reuseport_spreads_1000_connections_over_both_lo
       ASSERT_TRUE(conns.back().valid()) << std::strerror(errno);
     }
     for (int i = 0; i < 100; ++i) ASSERT_TRUE(conns[i].send_all("x" + std::to_string(i)));
-    for (int i = 0; i < 100; ++i) ASSERT_EQ(conns[i].recv_exact(1 + std::to_string(i).size()), "x" + std::to_string(i));
+    for (int i = 0; i < 100; ++i)
+      ASSERT_EQ(conns[i].recv_exact(1 + std::to_string(i).size()), "x" + std::to_string(i))
+          << "batch " << batch << "; server stderr: " << server_->stderr_text();
   }
   server_->signal(SIGTERM);
   ASSERT_EQ(server_->wait_exit(), 0) << server_->stderr_text();
