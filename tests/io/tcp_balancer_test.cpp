@@ -66,10 +66,12 @@ TEST_P(tcp_balancer_test, each_connection_goes_to_the_least_loaded_loop) {
   });
   while (port.load() == 0) std::this_thread::sleep_for(1ms);
   const auto p = static_cast<std::uint16_t>(port.load());
+  int opened = 0;
   auto open = [&](char want) {
     client_socket c = client_socket::connect(p);
     EXPECT_TRUE(c.valid());
-    EXPECT_EQ(c.recv_exact(1), std::string(1, want));
+    EXPECT_EQ(c.recv_exact(1), std::string(1, want)) << "connection " << opened << " (client fd " << c.fd() << ")";
+    ++opened;
     return c;
   };
   auto wait_open = [&](std::size_t i, std::size_t n) {

@@ -78,6 +78,12 @@ class loop_group {
 
   /// Creates the loops (not yet their threads). Throws std::invalid_argument for
   /// more than max_loops loops or invalid loop options.
+  ///
+  /// On io_uring the rings are created here, on the calling thread, which the
+  /// kernel then counts among each ring's users: while a ring is torn down it may
+  /// interrupt that thread's blocking calls, and one that has a timeout (a socket
+  /// with SO_RCVTIMEO) then fails with EINTR instead of restarting. Retry EINTR
+  /// there, as with any signal.
   explicit loop_group(loop_group_options opts = {});
   ~loop_group();
   loop_group(const loop_group&) = delete;
