@@ -40,18 +40,27 @@ extern "C" void on_sigint(int) {
   errno = saved;
 }
 
-task<void> watch_sigint(loop* l, int fd, task_core* main) {
+task<void> watch_sigint(loop* l, int fd, task_core* main, void (*callback)(void*), void* arg) {
   // Named, not a temporary inside the if: GCC 12 does not keep such a temporary
   // awaiter alive across the suspension (the op it hands the backend dangled).
   std::uint64_t value = 0;
   raw_op_awaiter signalled(*l, "eddy::run: SIGINT eventfd", op_code::read, fd, &value,
                            sizeof value);
-  if (co_await signalled > 0) main->request_cancel();
+  if (co_await signalled > 0) {
+    if (main != nullptr) main->request_cancel();
+    else callback(arg);
+  }
 }
 
 }  // namespace
 
-sigint_cancels_main::sigint_cancels_main(loop& l, task_core* main) {
+sigint_cancels_main::sigint_cancels_main(loop& l, task_core* main) { install(l, main, nullptr, nullptr); }
+
+sigint_cancels_main::sigint_cancels_main(loop& l, void (*callback)(void*), void* arg) {
+  install(l, nullptr, callback, arg);
+}
+
+void sigint_cancels_main::install(loop& l, task_core* main, void (*callback)(void*), void* arg) {
   std::lock_guard lock(holder_mu);
   if (held) return;
   struct sigaction cur {};
@@ -72,7 +81,7 @@ sigint_cancels_main::sigint_cancels_main(loop& l, task_core* main) {
   }
   held = true;
   installed_ = true;
-  l.spawn(watch_sigint(&l, fd, main)).detach();
+  l.spawn(watch_sigint(&l, fd, main, callback, arg)).detach();
 }
 
 sigint_cancels_main::~sigint_cancels_main() {

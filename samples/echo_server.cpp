@@ -1,7 +1,17 @@
 // echo_server: a TCP echo server, one task per connection.
 //
 //   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll|libuv]
-//               [--threads 1]
+//               [--threads N] [--work-us N]
+//
+// --threads N runs N loops, one per thread (0 = one per core), each with its own
+// SO_REUSEPORT listener on the address (samples/common/multi_loop.hpp): the kernel
+// spreads connections over the loops and a connection stays on its loop. With
+// --threads 1 (the default) it is the single-loop program it always was.
+//
+// --work-us N spends N microseconds of CPU on every chunk received before echoing it
+// (hashing the payload over and over), so that the server, not the client, is the
+// bottleneck: what a request handler that computes something costs. Scaling across
+// cores is measured with it.
 //
 // It prints "listening on HOST PORT" on stdout once it accepts (with --port 0 the
 // kernel picks the port; scripts read it from that line), and runs until SIGINT or
@@ -20,6 +30,9 @@
 // backend unavailable), 2 for bad usage.
 #include <signal.h>
 
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <eddy/io/tcp.hpp>
@@ -28,10 +41,12 @@
 #include <eddy/runtime/time.hpp>
 #include <eddy/sched/signal_set.hpp>
 #include <exception>
+#include <span>
 #include <string>
 #include <system_error>
 
 #include "common/cli.hpp"
+#include "common/multi_loop.hpp"
 
 namespace {
 
@@ -44,7 +59,10 @@ constexpr const char* usage =
     "  --host ADDR        numeric IPv4 or IPv6 address to listen on (default 127.0.0.1)\n"
     "  --port PORT        0..65535; 0 lets the kernel pick (default 7000)\n"
     "  --backend NAME     auto, io_uring, epoll or libuv (default auto)\n"
-    "  --threads N        loop threads; only 1 for now (default 1)\n"
+    "  --threads N        loop threads, 0..1024; 0 = one per core; each loop has its own\n"
+    "                     SO_REUSEPORT listener (default 1)\n"
+    "  --work-us N        spend N microseconds of CPU hashing each chunk before echoing\n"
+    "                     it, 0..1000000 (default 0)\n"
     "  --help             this text\n"
     "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0).\n";
 
@@ -52,6 +70,8 @@ struct options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 7000;
   eddy::backend_kind backend = eddy::backend_kind::automatic;
+  std::size_t threads = 1;
+  unsigned work_us = 0;
 };
 
 options parse(int argc, char** argv) {
@@ -69,10 +89,9 @@ options parse(int argc, char** argv) {
     } else if (*name == "--backend") {
       o.backend = sample::backend_value(r);
     } else if (*name == "--threads") {
-      if (sample::count_value(r, 1, 1024) != 1)
-        sample::usage_error(prog,
-                            "--threads: only 1 loop thread is supported for now; for more cores "
-                            "run one echo_server per core");
+      o.threads = static_cast<std::size_t>(sample::count_value(r, 0, 1024));
+    } else if (*name == "--work-us") {
+      o.work_us = static_cast<unsigned>(sample::count_value(r, 0, 1'000'000));
     } else {
       sample::usage_error(prog, "unknown option '" + std::string(*name) + "'");
     }
@@ -80,28 +99,49 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-eddy::task<void> echo(eddy::tcp_stream s) {
+// --work-us: hash the payload (FNV-1a) until `us` microseconds have passed. The
+// result goes to a volatile so the compiler cannot drop the work.
+volatile std::uint64_t work_sink = 0;
+
+void burn(std::span<const std::byte> data, unsigned us) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+  std::uint64_t h = 1469598103934665603ull;
+  do {
+    for (std::byte b : data) h = (h ^ static_cast<std::uint64_t>(b)) * 1099511628211ull;
+    h ^= 0x9e3779b97f4a7c15ull;
+  } while (std::chrono::steady_clock::now() < until);
+  work_sink = work_sink + h;
+}
+
+eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us) {
   try {
     s.set_nodelay(true);
     for (;;) {
       eddy::recv_buffer chunk = co_await s.receive();
       if (chunk.empty()) break;
+      if (work_us != 0) burn(chunk.data(), work_us);
       // write_some is a plain awaiter (no coroutine frame, unlike write_all); a
       // loopback send almost always takes the whole chunk in one go.
       while (!chunk.empty()) chunk.consume(co_await s.write_some(chunk.data()));
     }
     s.shutdown_write();
-  } catch (const std::system_error&) {
-    // The peer reset the connection: nobody is left to echo to.
+  } catch (const std::system_error& e) {
+    // The peer reset the connection: nobody is left to echo to. Anything else is
+    // the server's problem: say it.
+    const int code = e.code().value();
+    if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT)
+      std::fprintf(stderr, "%s: connection: %s\n", prog, e.what());
   }
   co_await s.close();
 }
 
-eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& conns) {
+eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& conns, unsigned work_us,
+                             std::uint64_t* accepted) {
   bool backoff = false;  // co_await is not allowed inside a handler
   for (;;) {
     try {
-      conns.spawn(echo(co_await listener.accept())).detach();
+      conns.spawn(echo(co_await listener.accept(), work_us)).detach();
+      ++*accepted;
     } catch (const std::system_error& e) {
       // accept() already absorbs EMFILE and aborted connections; anything else
       // (ENOBUFS, ENOMEM) is transient on a server, so say it and carry on.
@@ -125,7 +165,8 @@ eddy::task<int> serve(options o) {
   std::fflush(stdout);
 
   eddy::task_group conns;
-  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns));
+  std::uint64_t accepted = 0;
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, &accepted));
   const int sig = co_await stop.wait();
   std::fprintf(stderr, "%s: %s, closing %zu connection(s)\n", prog, sigabbrev_np(sig),
                conns.size());
@@ -141,6 +182,27 @@ eddy::task<int> serve(options o) {
   co_return 0;
 }
 
+// --threads N: one loop's share. Runs until cancelled (the first signal), then
+// stops accepting and closes its connections.
+eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
+  eddy::task_group conns;
+  std::uint64_t accepted = 0;
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, &accepted));
+  try {
+    co_await acceptor;  // runs until cancelled
+  } catch (const eddy::cancelled_error&) {
+  }
+  acceptor.cancel();
+  try {
+    co_await acceptor;
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_await listener.close();
+  conns.cancel();
+  co_await conns.join();
+  co_return accepted;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -148,6 +210,9 @@ int main(int argc, char** argv) {
   sample::raise_fd_limit();
   eddy::loop_options lo;
   lo.backend = o.backend;
+  if (o.threads != 1)
+    return sample::run_on_loops<options>(prog, o.threads, lo, sample::bind_address(prog, o.host, o.port),
+                                         &serve_loop, o);
   try {
     return eddy::run(serve(o), lo);
   } catch (const std::exception& e) {

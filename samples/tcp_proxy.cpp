@@ -2,7 +2,12 @@
 //
 //   tcp_proxy --listen HOST:PORT --upstream HOST:PORT [--backend auto|io_uring|epoll|libuv]
 //             [--idle-timeout S] [--connect-timeout S] [--max-conns N] [--splice]
-//             [--grace S]
+//             [--grace S] [--threads N]
+//
+// --threads N runs N loops, one per thread (0 = one per core), each with its own
+// SO_REUSEPORT listener on --listen (samples/common/multi_loop.hpp); a relay and its
+// upstream connection stay on the loop that accepted the client. --max-conns is then
+// shared out: each loop admits its even share (rounded up).
 //
 // Each accepted connection gets its own upstream connection and a relay
 // (tcp_proxy/relay.hpp): both directions copied independently, each half-close
@@ -37,6 +42,7 @@
 #include <system_error>
 
 #include "common/cli.hpp"
+#include "common/multi_loop.hpp"
 #include "tcp_proxy/relay.hpp"
 
 namespace {
@@ -60,6 +66,8 @@ constexpr const char* usage =
     "  --splice                move bytes with splice(2) through a pipe (zero-copy)\n"
     "  --grace S               on SIGTERM/SIGINT, let relays finish for S seconds\n"
     "                          (default 5)\n"
+    "  --threads N             loop threads, 0..1024; 0 = one per core; each loop has its\n"
+    "                          own SO_REUSEPORT listener (default 1)\n"
     "  --help                  this text\n"
     "Prints \"listening on HOST PORT\" when ready.\n";
 
@@ -73,6 +81,7 @@ struct options {
   std::size_t max_conns = 1000;
   bool splice = false;
   std::chrono::milliseconds grace = 5s;
+  std::size_t threads = 1;
 };
 
 eddy::host_port host_port_value(sample::arg_reader& r) {
@@ -115,6 +124,8 @@ options parse(int argc, char** argv) {
     } else if (*name == "--splice") {
       r.no_value();
       o.splice = true;
+    } else if (*name == "--threads") {
+      o.threads = static_cast<std::size_t>(sample::count_value(r, 0, 1024));
     } else if (*name == "--grace") {
       o.grace = sample::seconds_value(r, 0, 3600);
     } else {
@@ -133,6 +144,7 @@ struct proxy {
   std::optional<eddy::socket_address> upstream_addr;
   std::size_t live = 0;
   std::uint64_t refused = 0;
+  std::uint64_t accepted = 0;
 };
 
 eddy::task<eddy::tcp_stream> connect_upstream(const proxy& p) {
@@ -172,6 +184,7 @@ eddy::task<void> accept_loop(proxy& p, eddy::tcp_listener& listener, eddy::task_
   for (;;) {
     try {
       eddy::tcp_stream s = co_await listener.accept();
+      ++p.accepted;
       if (p.live >= p.opts.max_conns) {
         ++p.refused;
         co_await s.close();
@@ -234,6 +247,39 @@ eddy::task<int> serve(options o) {
   co_return 0;
 }
 
+std::optional<eddy::socket_address> numeric_upstream(const options& o) {
+  try {
+    return eddy::socket_address::ip(o.upstream_host, o.upstream_port);
+  } catch (const eddy::address_error&) {
+    return std::nullopt;  // a name: resolved per connection
+  }
+}
+
+// --threads N: one loop's share. The first cancellation (the first signal) stops
+// accepting and lets the relays finish for --grace; a second closes them now.
+eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
+  proxy p{o, numeric_upstream(o)};
+  const std::size_t loops = o.threads == 0 ? eddy::loop_group::default_size() : o.threads;
+  p.opts.max_conns = (o.max_conns + loops - 1) / loops;
+  eddy::task_group conns;
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(p, listener, conns));
+  try {
+    co_await acceptor;  // runs until cancelled
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_await listener.close();
+  try {
+    co_await drain(conns, o.grace);
+  } catch (const eddy::cancelled_error&) {
+    conns.cancel();  // a second signal: close what is left now
+  }
+  try {
+    co_await conns.join();
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_return p.accepted;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -244,6 +290,7 @@ int main(int argc, char** argv) {
   sample::raise_fd_limit();
   eddy::loop_options lo;
   lo.backend = o.backend;
+  if (o.threads != 1) return sample::run_on_loops<options>(prog, o.threads, lo, o.listen, &serve_loop, o);
   try {
     return eddy::run(serve(o), lo);
   } catch (const std::exception& e) {

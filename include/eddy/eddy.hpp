@@ -13,6 +13,7 @@
 #include <eddy/io/recv_buffer.hpp>
 #include <eddy/io/stream.hpp>
 #include <eddy/io/tcp.hpp>
+#include <eddy/io/tcp_balancer.hpp>
 #include <eddy/io/udp.hpp>
 #include <eddy/io/unix.hpp>
 #include <eddy/runtime/channel.hpp>
@@ -20,10 +21,13 @@
 #include <eddy/runtime/event.hpp>
 #include <eddy/runtime/join_set.hpp>
 #include <eddy/runtime/loop.hpp>
+#include <eddy/runtime/loop_channel.hpp>
+#include <eddy/runtime/loop_group.hpp>
 #include <eddy/runtime/mutex.hpp>
 #include <eddy/runtime/outcome.hpp>
 #include <eddy/runtime/run.hpp>
 #include <eddy/runtime/semaphore.hpp>
+#include <eddy/runtime/spawn_on.hpp>
 #include <eddy/runtime/task.hpp>
 #include <eddy/runtime/task_group.hpp>
 #include <eddy/runtime/time.hpp>

@@ -121,9 +121,9 @@ TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
   if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
   const std::vector<std::vector<std::string>> cases = {
       {"--port", "65536"},     {"--port", "-1"},        {"--port", "http"},      {"--port"},
-      {"--host", "not an ip"}, {"--host", "300.1.1.1"}, {"--backend", "kqueue"}, {"--threads", "2"},
-      {"--threads", "0"},      {"--threads", "x"},      {"--verbose"},           {"stray"},
-      {"--help=yes"},
+      {"--host", "not an ip"}, {"--host", "300.1.1.1"}, {"--backend", "kqueue"}, {"--threads", "1025"},
+      {"--threads", "-1"},     {"--threads", "x"},      {"--verbose"},           {"stray"},
+      {"--help=yes"},          {"--work-us", "x"},      {"--work-us", "1000001"}, {"--work-us", "-5"},
   };
   for (const auto& args : cases) {
     const auto [rc, err] = run_to_exit(echo_server(), args);
@@ -132,7 +132,7 @@ TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
     EXPECT_EQ(rc, 2) << shown;
     EXPECT_NE(err.find("echo_server: "), std::string::npos) << shown << ": " << err;
   }
-  const auto [rc, err] = run_to_exit(echo_server(), {"--threads", "4"});
+  const auto [rc, err] = run_to_exit(echo_server(), {"--threads", "1025"});
   EXPECT_NE(err.find("--threads"), std::string::npos) << err;
 }
 

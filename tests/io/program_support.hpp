@@ -215,6 +215,9 @@ class client_socket {
     std::size_t got = 0;
     while (got < n) {
       const ssize_t r = ::recv(fd_, s.data() + got, n - got, 0);
+      // EINTR: with SO_RCVTIMEO set, an interrupted recv fails instead of being
+      // restarted (io_uring's task work on a thread that created a ring does it).
+      if (r < 0 && errno == EINTR) continue;
       if (r <= 0) break;
       got += static_cast<std::size_t>(r);
     }

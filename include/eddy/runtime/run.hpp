@@ -16,6 +16,9 @@ namespace detail {
 class sigint_cancels_main {
  public:
   sigint_cancels_main(loop& l, task_core* main);
+  /// The same, but the first SIGINT calls `callback(arg)` on `l`'s thread instead
+  /// of cancelling one task (loop_group cancels every loop's main task).
+  sigint_cancels_main(loop& l, void (*callback)(void*), void* arg);
   ~sigint_cancels_main();
   sigint_cancels_main(const sigint_cancels_main&) = delete;
   sigint_cancels_main& operator=(const sigint_cancels_main&) = delete;
@@ -25,6 +28,7 @@ class sigint_cancels_main {
   [[noreturn]] static void reraise();
 
  private:
+  void install(loop& l, task_core* main, void (*callback)(void*), void* arg);
   bool installed_ = false;
 };
 

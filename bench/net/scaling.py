@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""echo_server on one loop against two loops (issue 10, "Scaling").
+
+Alternated rounds: in each round, for each --work-us value, echo_server --threads 1
+and --threads 2 (the order flips every round), each driven by bench/echo_load (plain
+epoll, no eddy; one client thread, closed loop, one message in flight per
+connection, so each message is one chunk of --work-us CPU on the server). Reports,
+per configuration, the median req/s, the ratio 2 loops / 1 loop, and the median
+server CPU per request (utime + stime of the server process, from /proc/PID/stat,
+over the measured window).
+
+    bench/net/scaling.py [--build DIR] [--rounds 5] [--secs 4] [--warmup 1]
+                         [--conns 32] [--size 64] [--work 50,0] [--backend auto]
+                         [--markdown FILE]
+
+Needs a release build with samples/echo_server and bench/echo_load. Servers listen
+on 127.0.0.1, on a port the kernel picks; every process started is killed on exit.
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def start_server(build, threads, work, backend):
+    p = subprocess.Popen(
+        [f"{build}/samples/echo_server", "--port", "0", "--threads", str(threads),
+         "--work-us", str(work), "--backend", backend],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = p.stdout.readline()
+    if not line.startswith("listening on"):
+        p.kill()
+        raise RuntimeError(f"echo_server did not start: {line!r}")
+    return p, int(line.split()[3])
+
+
+def measure(args, threads, work):
+    server, port = start_server(args.build, threads, work, args.backend)
+    try:
+        client = subprocess.Popen(
+            [f"{args.build}/bench/echo_load", "127.0.0.1", str(port), "--conns", str(args.conns),
+             "--size", str(args.size), "--secs", str(args.secs), "--warmup", str(args.warmup),
+             "--json"], stdout=subprocess.PIPE, text=True)
+        time.sleep(args.warmup)
+        c0 = cpu_seconds(server.pid)
+        time.sleep(args.secs)
+        c1 = cpu_seconds(server.pid)
+        out, _ = client.communicate(timeout=args.secs + args.warmup + 30)
+        r = json.loads(out)
+        if r["errors"]["total"]:
+            raise RuntimeError(f"echo_load errors: {r['errors']}")
+        rps = r["req_per_s"]
+        cpu_us = (c1 - c0) * 1e6 / max(1.0, rps * args.secs)
+        return rps, cpu_us
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+BUSY = ("import hashlib, sys, time\n"
+        "end = time.monotonic() + float(sys.argv[1]); n = 0; b = b'x' * 64\n"
+        "while time.monotonic() < end:\n"
+        "    b = hashlib.sha256(b).digest(); n += 1\n"
+        "print(n)\n")
+
+
+def machine_scaling(secs):
+    """Work done by two CPU-bound processes over one, in the same conditions: the
+    most any two-loop server could gain from the second core right now."""
+    def run(k):
+        ps = [subprocess.Popen([sys.executable, "-c", BUSY, str(secs)], stdout=subprocess.PIPE, text=True)
+              for _ in range(k)]
+        return sum(int(p.communicate()[0]) for p in ps)
+    one = run(1)
+    return run(2) / max(1, one)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build-rel")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--secs", type=float, default=4)
+    ap.add_argument("--warmup", type=float, default=1)
+    ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--work", default="50,0")
+    ap.add_argument("--backend", default="auto")
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+    if args.rounds < 1 or args.secs <= 0 or args.conns < 1:
+        ap.error("--rounds, --secs and --conns must be positive")
+    works = [int(w) for w in args.work.split(",")]
+    res = {(t, w): [] for t in (1, 2) for w in works}
+    machine = []
+    for rnd in range(args.rounds):
+        machine.append(machine_scaling(args.secs))
+        print(f"round {rnd + 1}: two busy processes do {machine[-1]:.2f}x the work of one",
+              file=sys.stderr, flush=True)
+        order = (1, 2) if rnd % 2 == 0 else (2, 1)
+        for w in works:
+            for t in order:
+                rps, cpu = measure(args, t, w)
+                res[(t, w)].append((rps, cpu))
+                print(f"round {rnd + 1}: --threads {t} --work-us {w}: {rps:.0f} req/s, "
+                      f"{cpu:.1f} server CPU-us/req", file=sys.stderr, flush=True)
+    lines = ["| --work-us | 1 loop req/s | 2 loops req/s | ratio (median of per-round ratios) | "
+             "server CPU-us/req, 1 loop | 2 loops |",
+             "|---|---|---|---|---|---|"]
+    for w in works:
+        one = [r for r, _ in res[(1, w)]]
+        two = [r for r, _ in res[(2, w)]]
+        ratios = [b / a for a, b in zip(one, two)]
+        lines.append(
+            f"| {w} | {statistics.median(one):.0f} | {statistics.median(two):.0f} | "
+            f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in ratios)}) | "
+            f"{statistics.median(c for _, c in res[(1, w)]):.1f} | "
+            f"{statistics.median(c for _, c in res[(2, w)]):.1f} |")
+    lines.append("")
+    lines.append(f"Reference, same rounds: two CPU-bound processes (sha256 in a loop) did "
+                 f"{statistics.median(machine):.2f}x the work of one (median; rounds: "
+                 f"{', '.join(f'{x:.2f}' for x in machine)}): the most a second core gave anyone.")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(f"echo_server --threads 2 vs --threads 1 ({args.rounds} alternated rounds, "
+                    f"{args.secs:g} s each after {args.warmup:g} s warm-up; echo_load --conns {args.conns} "
+                    f"--size {args.size}, one client thread; backend {args.backend}; nproc {os.cpu_count()})\n\n")
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+// A TCP server on every core: one loop per thread (eddy::loop_group), each with its
+// own SO_REUSEPORT listener on the same address, so the kernel spreads connections
+// across the loops and no connection ever crosses a thread. Used by echo_server and
+// tcp_proxy for --threads N (N > 1, or 0 = one per core).
+//
+// Protocol:
+//  1. main() blocks SIGINT and SIGTERM before the group starts any thread, so every
+//     loop thread inherits the mask and the signals wait for loop 0's signal_set.
+//  2. Loop 0 binds the first listener (learning the port if 0 was asked), then starts
+//     one `per_loop` task on every loop with spawn_on (its own included); each binds
+//     its listener (loop 0's is handed over), reports on a loop channel, and serves.
+//  3. Once every loop reported, "listening on HOST PORT" is printed.
+//  4. First signal: every per-loop task is cancelled, which for `serve` means stop
+//     accepting and finish (a grace period, if the sample has one); a second signal
+//     cancels them again: close whatever is left now.
+//  5. Loop 0 awaits every loop's task; each returns how many connections it
+//     accepted, printed per loop so a test can see the spread.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <eddy/io/tcp.hpp>
+#include <eddy/runtime/loop_channel.hpp>
+#include <eddy/runtime/loop_group.hpp>
+#include <eddy/runtime/spawn_on.hpp>
+#include <eddy/runtime/when.hpp>
+#include <eddy/sched/signal_set.hpp>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace sample {
+
+/// What a sample serves on each loop: runs until cancelled (first cancellation: stop
+/// accepting and finish; a second: close now) and returns the connections accepted.
+template <class Ctx>
+using per_loop_serve = eddy::task<std::uint64_t> (*)(std::size_t index, eddy::tcp_listener& listener,
+                                                      const Ctx& ctx);
+
+template <class Ctx>
+eddy::task<std::uint64_t> per_loop(std::size_t index, eddy::tcp_listener listener, eddy::socket_address addr,
+                                   eddy::loop_sender<bool> ready, per_loop_serve<Ctx> serve, const Ctx* ctx) {
+  if (!listener) {
+    try {
+      eddy::tcp_listen_options lo;
+      lo.backlog = 4096;
+      lo.reuse_port = true;
+      listener = eddy::tcp_listener::bind(addr, lo);
+    } catch (...) {
+      ready.try_send(false);
+      throw;
+    }
+  }
+  ready.try_send(true);
+  ready.reset();
+  co_return co_await serve(index, listener, *ctx);
+}
+
+template <class Ctx>
+eddy::task<void> cancel_on_second_signal(eddy::signal_set* stop,
+                                         std::vector<eddy::cross_join_handle<std::uint64_t>>* loops) {
+  (void)co_await stop->wait();
+  for (auto& h : *loops) h.cancel();
+}
+
+template <class Ctx>
+eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::socket_address addr,
+                               per_loop_serve<Ctx> serve, const Ctx* ctx, int* status) {
+  eddy::signal_set stop{SIGINT, SIGTERM};
+  eddy::tcp_listen_options lo;
+  lo.backlog = 4096;
+  lo.reuse_port = true;
+  eddy::tcp_listener first = eddy::tcp_listener::bind(addr, lo);
+  const eddy::socket_address bound = first.local_address();
+  auto [ready_tx, ready_rx] = eddy::make_loop_channel<bool>(g->size());
+  std::vector<eddy::cross_join_handle<std::uint64_t>> loops;
+  for (std::size_t i = 0; i < g->size(); ++i) {
+    loops.push_back(eddy::spawn_on(g->handle(i), per_loop<Ctx>(i, i == 0 ? std::move(first) : eddy::tcp_listener(),
+                                                                bound, ready_tx, serve, ctx)));
+  }
+  ready_tx.reset();
+  bool all_bound = true;
+  for (std::size_t i = 0; i < g->size(); ++i) {
+    auto ok = co_await ready_rx.recv();
+    if (!ok || !*ok) {
+      all_bound = false;
+      break;
+    }
+  }
+  int sig = 0;
+  if (all_bound) {
+    std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
+    std::fflush(stdout);
+    sig = co_await stop.wait();
+    std::fprintf(stderr, "%s: %s, closing the connections of %zu loops\n", prog, sigabbrev_np(sig), g->size());
+  }
+  for (auto& h : loops) h.cancel();
+  eddy::join_handle<void> second = eddy::spawn(cancel_on_second_signal<Ctx>(&stop, &loops));
+  std::exception_ptr failure;
+  std::string spread;
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    try {
+      const std::uint64_t n = co_await loops[i];
+      spread += (i ? ", " : "") + std::string("loop ") + std::to_string(i) + ": " + std::to_string(n);
+    } catch (const eddy::cancelled_error&) {
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  second.cancel();
+  try {
+    co_await second;
+  } catch (const eddy::cancelled_error&) {
+  }
+  if (failure) std::rethrow_exception(failure);
+  std::fprintf(stderr, "%s: connections accepted per loop: %s\n", prog, spread.c_str());
+  *status = 0;
+}
+
+/// Runs `serve` on `threads` loops (0 = one per core) behind SO_REUSEPORT listeners
+/// on `addr`; returns the exit status (0 after a signal, 1 if it could not run).
+template <class Ctx>
+int run_on_loops(const char* prog, std::size_t threads, const eddy::loop_options& lo, eddy::socket_address addr,
+                 per_loop_serve<Ctx> serve, const Ctx& ctx) {
+  // Before the group starts a thread: every loop thread inherits this mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  int status = 1;
+  try {
+    eddy::loop_group_options go;
+    go.loops = threads;
+    go.loop = lo;
+    go.sigint_cancels = false;  // loop 0's signal_set handles SIGINT and SIGTERM
+    eddy::loop_group g(go);
+    g.run([&](std::size_t i) -> eddy::task<void> {
+      if (i == 0) return run_loop_zero<Ctx>(prog, &g, addr, serve, &ctx, &status);
+      return [](std::size_t) -> eddy::task<void> { co_return; }(i);  // loop i serves spawn_on work
+    });
+  } catch (const eddy::loop_group_error& e) {
+    try {
+      std::rethrow_exception(e.cause());
+    } catch (const std::exception& cause) {
+      std::fprintf(stderr, "%s: %s\n", prog, cause.what());
+    } catch (...) {
+      std::fprintf(stderr, "%s: %s\n", prog, e.what());
+    }
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", prog, e.what());
+    return 1;
+  }
+  return status;
+}
+
+}  // namespace sample

@@ -1,0 +1,107 @@
+// samples/echo_server --threads 2, run as a child process on each backend: two loops,
+// each with its own SO_REUSEPORT listener. The kernel spreads connections over both
+// loops; SIGINT with connections open on both closes them all and exits 0;
+// --work-us still echoes byte-exact.
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "program_support.hpp"
+
+namespace {
+
+using namespace eddy_test;
+
+std::string echo_server() { return program_path("EDDY_ECHO_SERVER"); }
+
+class echo_server_threads_test : public ::testing::TestWithParam<std::string> {
+ protected:
+  void start(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--port", "0", "--backend", GetParam(), "--threads", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_.emplace(echo_server(), args);
+    port_ = server_->wait_listening();
+    ASSERT_NE(port_, 0) << server_->stderr_text();
+  }
+  void SetUp() override {
+    if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
+  }
+  // "connections accepted per loop: loop 0: N, loop 1: M"
+  std::vector<long> spread() {
+    const std::string err = server_->stderr_text();
+    std::vector<long> out;
+    const std::regex one("loop (\\d+): (\\d+)");
+    const auto at = err.find("accepted per loop:");
+    if (at == std::string::npos) return out;
+    const std::string line = err.substr(at, err.find('\n', at) - at);
+    for (auto it = std::sregex_iterator(line.begin(), line.end(), one); it != std::sregex_iterator(); ++it)
+      out.push_back(std::stol((*it)[2]));
+    return out;
+  }
+
+  std::optional<child_process> server_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_P(echo_server_threads_test, reuseport_spreads_1000_connections_over_both_loops) {
+  start();
+  constexpr int n = 1000;
+  for (int batch = 0; batch < n / 100; ++batch) {
+    std::vector<client_socket> conns;
+    for (int i = 0; i < 100; ++i) {
+      conns.push_back(client_socket::connect(port_));
+      ASSERT_TRUE(conns.back().valid()) << std::strerror(errno);
+    }
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(conns[i].send_all("x" + std::to_string(i)));
+    for (int i = 0; i < 100; ++i)
+      ASSERT_EQ(conns[i].recv_exact(1 + std::to_string(i).size()), "x" + std::to_string(i))
+          << "batch " << batch << "; server stderr: " << server_->stderr_text();
+  }
+  server_->signal(SIGTERM);
+  ASSERT_EQ(server_->wait_exit(), 0) << server_->stderr_text();
+  const std::vector<long> s = spread();
+  ASSERT_EQ(s.size(), 2u) << server_->stderr_text();
+  EXPECT_EQ(s[0] + s[1], n);
+  EXPECT_GT(s[0], 0) << "loop 0 got no connection";
+  EXPECT_GT(s[1], 0) << "loop 1 got no connection";
+  server_.reset();
+}
+
+TEST_P(echo_server_threads_test, sigint_with_connections_open_on_both_loops_closes_them_and_exits_0) {
+  start();
+  // 40 connections: the chance that the kernel's hash puts all on one loop is 2^-39.
+  std::vector<client_socket> conns;
+  for (int i = 0; i < 40; ++i) {
+    conns.push_back(client_socket::connect(port_));
+    ASSERT_TRUE(conns.back().valid());
+    ASSERT_TRUE(conns.back().send_all("ping"));
+    ASSERT_EQ(conns.back().recv_exact(4), "ping");  // accepted and served
+  }
+  server_->signal(SIGINT);
+  for (auto& c : conns) EXPECT_TRUE(c.closed_by_peer());
+  EXPECT_EQ(server_->wait_exit(), 0) << server_->stderr_text();
+  const std::vector<long> s = spread();
+  ASSERT_EQ(s.size(), 2u) << server_->stderr_text();
+  EXPECT_GT(s[0], 0);
+  EXPECT_GT(s[1], 0);
+  server_.reset();
+  EXPECT_FALSE(client_socket::connect(port_).valid());  // both listeners are gone
+}
+
+TEST_P(echo_server_threads_test, work_us_still_echoes_byte_exact) {
+  start({"--work-us", "50"});
+  client_socket c = client_socket::connect(port_);
+  ASSERT_TRUE(c.valid());
+  const std::string data = random_bytes(200'000, 3);
+  bool eof = false;
+  EXPECT_TRUE(echo_round_trip(c, data, &eof) == data);
+  EXPECT_TRUE(eof);
+  server_->signal(SIGTERM);
+  EXPECT_EQ(server_->wait_exit(), 0) << server_->stderr_text();
+  server_.reset();
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, echo_server_threads_test, ::testing::ValuesIn(program_backends()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
