@@ -1,0 +1,110 @@
+// add_reader / add_writer: a task per watched (fd, direction) that waits for
+// readiness through the backend (eddy::poll: io_uring's poll op, or the
+// readiness engine) and runs the handle each time, until cancelled. Level
+// semantics, as selectors give: the next wait starts only after the callback ran.
+#include <poll.h>
+
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/join_handle.hpp>
+
+#include "module.hpp"
+
+namespace eddypy {
+
+namespace {
+
+eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle) {
+  // core, handle (an asyncio.Handle): strong references released at the end.
+  try {
+    while (!core->closed) {
+      co_await eddy::poll(fd, events);
+      if (core->closed) break;
+      PyObject* r = PyObject_CallMethod(handle, "_run", nullptr);  // reports its own errors
+      if (r == nullptr) report_error(core, "Exception in fd callback", "handle", handle);
+      Py_XDECREF(r);
+    }
+  } catch (const eddy::cancelled_error&) {
+  } catch (const std::system_error& e) {
+    if (!core->closed) {
+      errno = e.code().value();
+      PyErr_SetFromErrno(PyExc_OSError);
+      report_error(core, "Error while waiting for fd readiness", "handle", handle);
+    }
+  }
+  Py_DECREF(handle);
+  Py_DECREF(reinterpret_cast<PyObject*>(core));
+}
+
+struct watcher_object {
+  PyObject_HEAD
+  eddy::join_handle<void>* task;
+};
+
+PyObject* watcher_cancel(PyObject* self, PyObject*) {
+  auto* w = reinterpret_cast<watcher_object*>(self);
+  if (w->task != nullptr) {
+    w->task->cancel();
+    delete w->task;
+    w->task = nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+void watcher_dealloc(PyObject* self) {
+  auto* w = reinterpret_cast<watcher_object*>(self);
+  if (w->task != nullptr) {
+    w->task->cancel();
+    delete w->task;
+  }
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyMethodDef watcher_methods[] = {
+    {"cancel", watcher_cancel, METH_NOARGS, "Stop watching."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyTypeObject watcher_type = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "eddyloop._core.Watcher";
+  t.tp_basicsize = sizeof(watcher_object);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_dealloc = watcher_dealloc;
+  t.tp_methods = watcher_methods;
+  return t;
+}();
+
+}  // namespace
+
+// _core.watch(core, fd, writable, handle) -> Watcher
+PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 4 || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError, "watch(core, fd, writable, handle)");
+    return nullptr;
+  }
+  auto* core = reinterpret_cast<core_object*>(args[0]);
+  if (!check_open(core)) return nullptr;
+  const long fd = PyLong_AsLong(args[1]);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  const int writable = PyObject_IsTrue(args[2]);
+  if (writable < 0) return nullptr;
+  if (PyType_Ready(&watcher_type) < 0) return nullptr;
+  auto* w = PyObject_New(watcher_object, &watcher_type);
+  if (w == nullptr) return nullptr;
+  w->task = nullptr;
+  Py_INCREF(args[3]);
+  Py_INCREF(args[0]);
+  try {
+    w->task = new eddy::join_handle<void>(core->loop->spawn(
+        watch_loop(core, static_cast<int>(fd), writable ? POLLOUT : POLLIN, args[3])));
+  } catch (...) {
+    Py_DECREF(args[3]);
+    Py_DECREF(args[0]);
+    Py_DECREF(w);
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return nullptr;
+  }
+  return reinterpret_cast<PyObject*>(w);
+}
+
+}  // namespace eddypy
