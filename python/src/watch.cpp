@@ -6,6 +6,7 @@
 
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/join_handle.hpp>
+#include <eddy/runtime/time.hpp>
 
 #include "module.hpp"
 
@@ -22,6 +23,10 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
       PyObject* r = PyObject_CallMethod(handle, "_run", nullptr);  // reports its own errors
       if (r == nullptr) report_error(core, "Exception in fd callback", "handle", handle);
       Py_XDECREF(r);
+      // A poll that finds the fd ready completes without suspending (epoll's
+      // engine probes first): give the rest of the loop its turn, as a selector
+      // loop runs each ready callback once per iteration.
+      co_await eddy::yield_now();
     }
   } catch (const eddy::cancelled_error&) {
   } catch (const std::system_error& e) {
