@@ -64,7 +64,8 @@ class Loop(base_events.BaseEventLoop):
         return self._core.backend
 
     def __repr__(self):
-        return (f"<{self.__class__.__name__} backend={self._core.backend} "
+        core = getattr(self, "_core", None)
+        return (f"<{self.__class__.__name__} backend={core.backend if core else None} "
                 f"running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>")
 
     # ---- running -----------------------------------------------------------

@@ -311,6 +311,12 @@ eddy::task<void> read_loop(transport_object* t) {
       }
       eddy::recv_buffer b = co_await t->stream->receive();
       if (t->shut_down || t->core->closed) break;
+      // pause_reading() while we waited: hold these bytes until resume_reading().
+      while (t->reading_paused && !t->shut_down) {
+        t->resume->clear();
+        co_await t->resume->wait();
+      }
+      if (t->shut_down) break;
       if (b.empty()) {
         at_eof = true;
         on_eof(t);
@@ -821,11 +827,16 @@ eddy::task<void> accept_loop(core_object* core, int lfd, PyObject* factory, PyOb
 struct serving_object {
   PyObject_HEAD
   eddy::join_handle<void>* task;
+  int lfd;
 };
 
 PyObject* serving_cancel(PyObject* self, PyObject*) {
   auto* s = reinterpret_cast<serving_object*>(self);
   if (s->task != nullptr) {
+    // Stop listening now: the fd itself closes when the task sees the cancel,
+    // which on io_uring is an iteration later, and a connect in between would
+    // be reset instead of refused.
+    ::shutdown(s->lfd, SHUT_RDWR);
     s->task->cancel();
     delete s->task;  // detaches; the task finishes on its own and closes its fd
     s->task = nullptr;
@@ -872,6 +883,7 @@ PyObject* serve(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   auto* s = PyObject_New(serving_object, &serving_type);
   if (s == nullptr) return nullptr;
   s->task = nullptr;
+  s->lfd = static_cast<int>(lfd);
   Py_INCREF(args[0]);
   Py_INCREF(args[2]);
   Py_INCREF(args[3]);

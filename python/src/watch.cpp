@@ -4,6 +4,8 @@
 // semantics, as selectors give: the next wait starts only after the callback ran.
 #include <poll.h>
 
+#include <memory>
+
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/join_handle.hpp>
 #include <eddy/runtime/time.hpp>
@@ -14,7 +16,8 @@ namespace eddypy {
 
 namespace {
 
-eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle) {
+eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle,
+                            std::shared_ptr<bool> removed) {
   // core, handle (an asyncio.Handle): strong references released at the end.
   try {
     while (!core->closed) {
@@ -30,7 +33,9 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
     }
   } catch (const eddy::cancelled_error&) {
   } catch (const std::system_error& e) {
-    if (!core->closed) {
+    // After remove_reader() the fd may be closed before the cancel lands (an op
+    // still queued for submission then fails with EBADF): not an error.
+    if (!core->closed && !*removed) {
       errno = e.code().value();
       PyErr_SetFromErrno(PyExc_OSError);
       report_error(core, "Error while waiting for fd readiness", "handle", handle);
@@ -43,11 +48,13 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
 struct watcher_object {
   PyObject_HEAD
   eddy::join_handle<void>* task;
+  std::shared_ptr<bool>* removed;
 };
 
 PyObject* watcher_cancel(PyObject* self, PyObject*) {
   auto* w = reinterpret_cast<watcher_object*>(self);
   if (w->task != nullptr) {
+    **w->removed = true;
     w->task->cancel();
     delete w->task;
     w->task = nullptr;
@@ -58,9 +65,11 @@ PyObject* watcher_cancel(PyObject* self, PyObject*) {
 void watcher_dealloc(PyObject* self) {
   auto* w = reinterpret_cast<watcher_object*>(self);
   if (w->task != nullptr) {
+    **w->removed = true;
     w->task->cancel();
     delete w->task;
   }
+  delete w->removed;
   Py_TYPE(self)->tp_free(self);
 }
 
@@ -97,11 +106,12 @@ PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   auto* w = PyObject_New(watcher_object, &watcher_type);
   if (w == nullptr) return nullptr;
   w->task = nullptr;
+  w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
   Py_INCREF(args[3]);
   Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(core->loop->spawn(
-        watch_loop(core, static_cast<int>(fd), writable ? POLLOUT : POLLIN, args[3])));
+        watch_loop(core, static_cast<int>(fd), writable ? POLLOUT : POLLIN, args[3], *w->removed)));
   } catch (...) {
     Py_DECREF(args[3]);
     Py_DECREF(args[0]);
