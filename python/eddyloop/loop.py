@@ -20,6 +20,7 @@ import weakref
 from asyncio import base_events, events, futures, selector_events, unix_events
 
 from . import _core
+from . import sendfile as _sendfile
 
 _TLS_MESSAGE = "eddyloop does not support TLS yet: eddy has no TLS layer"
 
@@ -43,6 +44,13 @@ class Loop(base_events.BaseEventLoop):
 
     def __init__(self, backend=None):
         super().__init__()
+        self._readers = {}
+        self._writers = {}
+        self._serving = {}
+        self._transports = weakref.WeakValueDictionary()  # selector transports (datagram)
+        self._signal_handlers = {}
+        self._ssock = self._csock = None
+        self._core = None
         core = _core.Core(self, backend)
         self._core = core
         # Bound C methods as instance attributes: asyncio's C Future and Task
@@ -51,12 +59,6 @@ class Loop(base_events.BaseEventLoop):
         self.call_later = core.call_later
         self.call_at = core.call_at
         self.time = core.time
-        self._readers = {}
-        self._writers = {}
-        self._serving = {}
-        self._transports = weakref.WeakValueDictionary()  # selector transports (datagram)
-        self._signal_handlers = {}
-        self._ssock = self._csock = None
 
     @property
     def backend(self):
@@ -64,7 +66,7 @@ class Loop(base_events.BaseEventLoop):
         return self._core.backend
 
     def __repr__(self):
-        core = getattr(self, "_core", None)
+        core = self._core
         return (f"<{self.__class__.__name__} backend={core.backend if core else None} "
                 f"running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>")
 
@@ -108,7 +110,8 @@ class Loop(base_events.BaseEventLoop):
         self._writers.clear()
         self._serving.clear()
         super().close()
-        self._core.close()
+        if self._core is not None:
+            self._core.close()
         if self._ssock is not None:
             self._ssock.close()
             self._csock.close()
@@ -306,6 +309,11 @@ class Loop(base_events.BaseEventLoop):
         if ssl:
             raise NotImplementedError(_TLS_MESSAGE)
         return await super().create_server(protocol_factory, host, port, **kwargs)
+
+    async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True):
+        if isinstance(transport, _core.TCPTransport):
+            return await _sendfile.sendfile(self, transport, file, offset, count, fallback=fallback)
+        return await super().sendfile(transport, file, offset, count, fallback=fallback)
 
     async def start_tls(self, transport, protocol, sslcontext, **kwargs):
         raise NotImplementedError(_TLS_MESSAGE)

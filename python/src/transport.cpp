@@ -692,6 +692,14 @@ void queue_connection_made(transport_object* t, PyObject* waiter) {
   }
 }
 
+PyObject* tr_protocol_paused(PyObject* self, void*) { return PyBool_FromLong(as_tr(self)->protocol_paused); }
+
+PyGetSetDef tr_getset[] = {
+    {"_protocol_paused", tr_protocol_paused, nullptr, "pause_writing() was called (asyncio's sendfile reads it)",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
 }  // namespace
 
 PyTypeObject transport_type = [] {
@@ -704,6 +712,7 @@ PyTypeObject transport_type = [] {
   t.tp_clear = tr_clear;
   t.tp_repr = tr_repr;
   t.tp_methods = tr_methods;
+  t.tp_getset = tr_getset;
   t.tp_weaklistoffset = offsetof(transport_object, weakrefs);
   t.tp_doc = "A stream transport on an eddy socket (asyncio.Transport's interface).";
   return t;
@@ -915,6 +924,17 @@ bool init_transports(PyObject* module) {
   Py_DECREF(socket);
   Py_DECREF(protocols);
   if (g_transport_socket == nullptr || g_socket_type == nullptr || g_buffered_protocol == nullptr) return false;
+  // loop.sendfile() copies through write() (asyncio's fallback); no native sendfile yet.
+  PyObject* constants = PyImport_ImportModule("asyncio.constants");
+  PyObject* mode = constants != nullptr ? PyObject_GetAttrString(constants, "_SendfileMode") : nullptr;
+  PyObject* fallback = mode != nullptr ? PyObject_GetAttrString(mode, "FALLBACK") : nullptr;
+  Py_XDECREF(constants);
+  Py_XDECREF(mode);
+  if (fallback == nullptr) return false;
+  const int rc = PyDict_SetItemString(transport_type.tp_dict, "_sendfile_compatible", fallback);
+  Py_DECREF(fallback);
+  if (rc < 0) return false;
+  PyType_Modified(&transport_type);
   Py_INCREF(&transport_type);
   return PyModule_AddObject(module, "TCPTransport", reinterpret_cast<PyObject*>(&transport_type)) == 0;
 }
