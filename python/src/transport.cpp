@@ -800,6 +800,7 @@ eddy::task<void> accept_loop(core_object* core, int lfd, PyObject* factory, PyOb
         if (fd < 0) {
           const int err = errno;
           if (err == EAGAIN || err == EINTR || err == ECONNABORTED) break;
+          if (err == EINVAL) co_await eddy::event().wait();  // shut down by Serving.cancel(): wait for the cancel
           set_errno_error(err);
           report_error(core, "socket.accept() out of system resource", "socket", Py_None);
           if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
@@ -827,7 +828,7 @@ eddy::task<void> accept_loop(core_object* core, int lfd, PyObject* factory, PyOb
       report_error(core, "Accept loop failed");
     }
   }
-  ::close(lfd);
+  eddy::unique_fd(lfd).reset();  // through eddy: epoll's engine forgets the number
   Py_DECREF(factory);
   Py_DECREF(server);
   Py_DECREF(reinterpret_cast<PyObject*>(core));

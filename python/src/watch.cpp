@@ -2,7 +2,15 @@
 // readiness through the backend (eddy::poll: io_uring's poll op, or the
 // readiness engine) and runs the handle each time, until cancelled. Level
 // semantics, as selectors give: the next wait starts only after the callback ran.
+//
+// The task watches a dup of the fd and closes the dup through eddy when it ends.
+// The fd belongs to Python, which closes it without telling eddy; epoll's
+// readiness engine keeps per-fd-number state, so a number it watched and never
+// saw closed would be taken for the same file when reused. The dup's number is
+// closed by eddy (close_fd_now), which makes the engine forget it.
+#include <fcntl.h>
 #include <poll.h>
+#include <unistd.h>
 
 #include <memory>
 
@@ -41,6 +49,7 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
       report_error(core, "Error while waiting for fd readiness", "handle", handle);
     }
   }
+  eddy::unique_fd(fd).reset();
   Py_DECREF(handle);
   Py_DECREF(reinterpret_cast<PyObject*>(core));
 }
@@ -103,18 +112,24 @@ PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   const int writable = PyObject_IsTrue(args[2]);
   if (writable < 0) return nullptr;
   if (PyType_Ready(&watcher_type) < 0) return nullptr;
+  const int wfd = ::fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0);
+  if (wfd < 0) return PyErr_SetFromErrno(PyExc_OSError);
   auto* w = PyObject_New(watcher_object, &watcher_type);
-  if (w == nullptr) return nullptr;
+  if (w == nullptr) {
+    ::close(wfd);
+    return nullptr;
+  }
   w->task = nullptr;
   w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
   Py_INCREF(args[3]);
   Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(core->loop->spawn(
-        watch_loop(core, static_cast<int>(fd), writable ? POLLOUT : POLLIN, args[3], *w->removed)));
+        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed)));
   } catch (...) {
     Py_DECREF(args[3]);
     Py_DECREF(args[0]);
+    ::close(wfd);
     Py_DECREF(w);
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     return nullptr;
