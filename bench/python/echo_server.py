@@ -22,22 +22,28 @@ class EchoProtocol(asyncio.Protocol):
 
 
 async def stream_echo(reader, writer):
-    while True:
-        data = await reader.read(102400)
-        if not data:
-            break
-        writer.write(data)
-        await writer.drain()
+    try:
+        while True:
+            data = await reader.read(102400)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the load generator resets its connections when it stops
     writer.close()
 
 
 async def sock_echo(loop, conn):
     with conn:
-        while True:
-            data = await loop.sock_recv(conn, 102400)
-            if not data:
-                break
-            await loop.sock_sendall(conn, data)
+        try:
+            while True:
+                data = await loop.sock_recv(conn, 102400)
+                if not data:
+                    break
+                await loop.sock_sendall(conn, data)
+        except ConnectionError:
+            pass  # the load generator resets its connections when it stops
 
 
 async def sock_server(loop, port, started):
