@@ -1,7 +1,8 @@
 """Side-by-side benchmark of asyncio's default loop, uvloop and eddyloop.
 
 Echo servers (bench/python/echo_server.py) in three styles -- (a) protocol,
-(b) streams, (c) sock_* -- each pinned to one CPU, driven by bench/load's
+(b) streams, (c) sock_* -- and (d) an aiohttp hello-world server under wrk
+(1 thread, 100 connections), each pinned to one CPU, driven by bench/load's
 echo_load (plain epoll, no eddy) on another CPU: 100 connections x 1 KiB
 messages, closed loop. Then the call_soon and call_later+cancel micro-benchmarks
 (bench/python/micro.py). Loops alternate within every round (the order rotates
@@ -21,7 +22,40 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPS = ["asyncio", "uvloop", "eddy"]
-MODES = ["protocol", "streams", "sock"]
+MODES = ["protocol", "streams", "sock", "aiohttp"]
+
+
+def run_wrk(args, env, loop, port):
+    """(d): aiohttp hello world under wrk (1 thread, 100 connections)."""
+    server = subprocess.Popen(
+        ["taskset", "-c", str(args.server_cpu), sys.executable, os.path.join(HERE, "aiohttp_server.py"),
+         "--loop", loop, "--port", str(port)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        if server.stdout.readline().strip() != "ready":
+            raise SystemExit(f"{loop}/aiohttp: the server did not start")
+        url = f"http://127.0.0.1:{port}/"
+        if args.warmup:
+            subprocess.run(["taskset", "-c", str(args.client_cpu), "wrk", "-t1", "-c100",
+                            f"-d{max(1, round(args.warmup))}s", url], capture_output=True, timeout=120)
+        out = subprocess.run(["taskset", "-c", str(args.client_cpu), "wrk", "-t1", "-c100",
+                              f"-d{max(1, round(args.secs))}s", url],
+                             capture_output=True, text=True, timeout=args.secs + 60)
+        rps = errors = None
+        for line in out.stdout.splitlines():
+            if line.startswith("Requests/sec:"):
+                rps = float(line.split()[1])
+            if "Non-2xx" in line or "Socket errors" in line:
+                errors = line.strip()
+        if rps is None or errors:
+            raise SystemExit(f"{loop}/aiohttp: wrk failed: {out.stdout}{out.stderr}")
+        return rps
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def run_echo(args, env, loop, mode, port):
@@ -87,6 +121,11 @@ def main():
         for mode in modes:
             for loop in order:
                 port += 1
+                if mode == "aiohttp":
+                    results.setdefault((mode, loop), []).append(run_wrk(args, env, loop, port))
+                    print(f"round {rnd + 1} {mode:8s} {loop:8s} {results[(mode, loop)][-1]:10.0f} req/s",
+                          file=sys.stderr, flush=True)
+                    continue
                 r = run_echo(args, env, loop, mode, port)
                 if r["errors"]["total"] != 0:
                     raise SystemExit(f"{loop}/{mode}: echo_load saw errors: {r['errors']}")

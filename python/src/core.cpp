@@ -11,6 +11,7 @@
 //    where pending signals are checked on the way out, so Ctrl-C interrupts a
 //    sleeping loop.
 #include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <stdexcept>
@@ -175,6 +176,7 @@ PyObject* core_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     return nullptr;
   }
   core->pyloop = Py_NewRef(pyloop);
+  core->ring_writes = core->loop->backend() == eddy::backend_kind::io_uring && std::getenv("EDDYLOOP_SEND_NOW") == nullptr;
   core->loop->set_block_hooks(&before_block, &after_block, core);
   core->loop->set_exception_handler([core](std::exception_ptr e) {
     try {

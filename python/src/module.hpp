@@ -27,6 +27,7 @@ struct core_object {
   PyObject* fatal;         // a SystemExit/KeyboardInterrupt to re-raise from run_forever
   PyThreadState* saved;    // between the block hooks
   bool stop_pending;       // stop() called while not running
+  bool ring_writes;        // io_uring: transport writes go through the ring (transport.cpp)
   bool closed;
 };
 

@@ -9,9 +9,11 @@
 //     calls protocol.data_received (or get_buffer/buffer_updated for a
 //     BufferedProtocol). pause_reading() parks it on an event; the buffers that
 //     keep arriving wait in eddy's receiver (bounded), as in the kernel.
-//  3. write() first tries send() at once, as uvloop and asyncio do; what the
-//     kernel does not take is queued and a writer task waits for POLLOUT through
-//     the backend and sends the rest. Above the high-water mark the protocol gets
+//  3. On io_uring, write() queues the bytes and a writer task hands them to the
+//     ring as one write op per connection per turn (batched with every other
+//     submission into the loop's io_uring_enter). On epoll, write() first tries
+//     send() at once, as uvloop and asyncio do; what the kernel does not take is
+//     queued and a writer task waits for POLLOUT through the backend. Above the high-water mark the protocol gets
 //     pause_writing(), at or below the low one resume_writing().
 //  4. close() lets the queue drain, abort() drops it; both end in shutdown():
 //     cancel the reader and writer and queue protocol.connection_lost(exc). The
@@ -28,6 +30,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <string>
 #include <system_error>
 
@@ -56,6 +59,7 @@ struct transport_object {
   eddy::event* resume;       // reading resumed or shut down
   std::string* wbuf;
   std::size_t wpos;
+  std::size_t inflight;      // bytes handed to an io_uring write, not yet completed
   eddy::join_handle<void>* reader;
   eddy::join_handle<void>* writer;
   Py_ssize_t high;
@@ -71,7 +75,7 @@ struct transport_object {
 inline transport_object* as_tr(PyObject* o) { return reinterpret_cast<transport_object*>(o); }
 inline PyObject* as_obj(transport_object* t) { return reinterpret_cast<PyObject*>(t); }
 
-std::size_t pending(const transport_object* t) { return t->wbuf->size() - t->wpos; }
+std::size_t pending(const transport_object* t) { return t->wbuf->size() - t->wpos + t->inflight; }
 
 PyObject* g_transport_socket = nullptr;  // asyncio.trsock.TransportSocket
 PyObject* g_socket_type = nullptr;       // socket.socket
@@ -223,10 +227,52 @@ eddy::task<void> write_loop(transport_object* t) {
   Py_DECREF(as_obj(t));
 }
 
+// io_uring: what write() queued in this turn goes out as one write op, submitted
+// with the loop's next io_uring_enter together with every other connection's,
+// instead of one send() system call per write(). The fd is used, not the stream
+// object, which the reader may delete meanwhile; closing the fd through eddy
+// cancels the op first.
+eddy::task<void> ring_write_loop(transport_object* t) {
+  // t: a strong reference taken by start_writer, released at the end.
+  std::string out;
+  try {
+    while (t->wbuf->size() != t->wpos && t->fd >= 0 && !t->shut_down) {
+      if (t->wpos != 0) t->wbuf->erase(0, t->wpos);
+      t->wpos = 0;
+      out.swap(*t->wbuf);
+      t->inflight = out.size();
+      std::size_t off = 0;
+      while (off < out.size()) {
+        const std::size_t n = co_await eddy::write(t->fd, std::as_bytes(std::span(out.data() + off, out.size() - off)));
+        off += n;
+        t->inflight = out.size() - off;
+        if (t->fd < 0 || t->shut_down) break;
+      }
+      out.clear();
+      t->inflight = 0;
+      if (t->fd < 0 || t->shut_down) break;
+      maybe_resume_protocol(t);
+    }
+  } catch (const eddy::cancelled_error&) {
+  } catch (const std::system_error& e) {
+    if (!t->shut_down && !t->core->closed) {
+      t->inflight = 0;
+      set_errno_error(e.code().value());
+      fatal_error(t, "Fatal write error on socket transport");
+    }
+  }
+  t->inflight = 0;
+  delete t->writer;
+  t->writer = nullptr;
+  if (!t->core->closed) finish_writes(t);
+  Py_DECREF(as_obj(t));
+}
+
 void start_writer(transport_object* t) {
   if (t->writer != nullptr) return;
   Py_INCREF(as_obj(t));
-  t->writer = new eddy::join_handle<void>(t->core->loop->spawn(write_loop(t)));
+  t->writer = new eddy::join_handle<void>(
+      t->core->loop->spawn(t->core->ring_writes ? ring_write_loop(t) : write_loop(t)));
 }
 
 bool deliver(transport_object* t, const eddy::recv_buffer& b) {
@@ -369,7 +415,9 @@ PyObject* tr_write(PyObject* self, PyObject* data) {
     if (have_view) PyBuffer_Release(&view);
     Py_RETURN_NONE;
   }
-  if (pending(t) == 0) {
+  if (t->core->ring_writes) {
+    t->wbuf->append(p, static_cast<std::size_t>(n));
+  } else if (pending(t) == 0) {
     const ssize_t w = ::send(t->fd, p, static_cast<std::size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w == n) {
       if (have_view) PyBuffer_Release(&view);
@@ -736,6 +784,7 @@ PyObject* new_transport(core_object* core, int fd, PyObject* sock, PyObject* pro
   t->resume = new eddy::event();
   t->wbuf = new std::string();
   t->wpos = 0;
+  t->inflight = 0;
   t->reader = t->writer = nullptr;
   t->high = 64 * 1024;
   t->low = 16 * 1024;
