@@ -174,11 +174,10 @@ class Loop(base_events.BaseEventLoop):
         return self._remove_writer(fd)
 
     def _wait_fd(self, fd, writable):
+        """A future resolved once fd is readable (writable); cancelling it stops the wait."""
         fut = self.create_future()
-        add, remove = ((self._add_writer, self._remove_writer) if writable
-                       else (self._add_reader, self._remove_reader))
-        add(fd, _set_result_unless_done, fut)
-        fut.add_done_callback(lambda _f: remove(fd))
+        w = _core.wait_fd(self._core, fd, writable, fut)
+        fut.add_done_callback(w._on_done)
         return fut
 
     # ---- sock_* --------------------------------------------------------------
@@ -403,6 +402,3 @@ def _sighandler_noop(signum, frame):
     """Dummy signal handler: the work happens on the loop via set_wakeup_fd."""
 
 
-def _set_result_unless_done(fut):
-    if not fut.done():
-        fut.set_result(None)

@@ -4,6 +4,7 @@
 
 namespace eddypy {
 PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs);
+PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs);
 }
 
 namespace {
@@ -15,6 +16,8 @@ PyMethodDef module_methods[] = {
      "serve(core, listen_fd, protocol_factory, server, backlog) -> Serving (owns listen_fd)"},
     {"watch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::watch)), METH_FASTCALL,
      "watch(core, fd, writable, handle) -> Watcher"},
+    {"wait_fd", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::wait_fd)), METH_FASTCALL,
+     "wait_fd(core, fd, writable, fut) -> Watcher: fut's result is set once fd is ready"},
     {nullptr, nullptr, 0, nullptr},
 };
 

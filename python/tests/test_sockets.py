@@ -66,13 +66,18 @@ class SockTest(LoopTest):
             self.addCleanup(a.close)
             self.addCleanup(b.close)
             a.setblocking(False)
+            base = self.loop._core.stats()["live_tasks"]
             t = self.loop.create_task(self.loop.sock_recv(a, 10))
             await asyncio.sleep(0.01)
+            self.assertEqual(self.loop._core.stats()["live_tasks"], base + 1)  # eddy's wait
             t.cancel()
             with self.assertRaises(asyncio.CancelledError):
                 await t
-            await asyncio.sleep(0)
-            self.assertEqual(self.loop._readers, {})
+            for _ in range(100):  # the cancelled wait ends once the backend confirms
+                if self.loop._core.stats()["live_tasks"] == base:
+                    break
+                await asyncio.sleep(0.001)
+            self.assertEqual(self.loop._core.stats()["live_tasks"], base)
             b.send(b"later")
             self.assertEqual(await self.loop.sock_recv(a, 10), b"later")
 
