@@ -262,6 +262,28 @@ class TransportTest(LoopTest):
 
         self.run_async(main())
 
+    def test_connect_accepted_socket(self):
+        async def main():
+            lsock = socket.socket()
+            lsock.bind(("127.0.0.1", 0))
+            lsock.listen(1)
+            self.addCleanup(lsock.close)
+            c = socket.create_connection(lsock.getsockname())
+            self.addCleanup(c.close)
+            conn, _ = lsock.accept()
+            tr, proto = await self.loop.connect_accepted_socket(lambda: Recorder(self.loop, echo=True), conn)
+            self.assertEqual(tr.get_extra_info("peername"), c.getsockname())
+            c.sendall(b"accepted")
+            got = b""
+            while len(got) < 8:
+                got += await self.loop.run_in_executor(None, c.recv, 100)
+            self.assertEqual(got, b"accepted")
+            tr.close()
+            await proto.done
+            self.assertEqual(conn.fileno(), -1)  # the transport owned and closed it
+
+        self.run_async(main())
+
     def test_unix_server_and_connection(self):
         async def main():
             with tempfile.TemporaryDirectory() as d:
