@@ -316,7 +316,9 @@ void loop::iterate(bool block) {
     shared_->sleeping.store(hosted_, std::memory_order_relaxed);
     return;
   }
+  if (before_block_ != nullptr) before_block_(block_hook_arg_);
   backend_->wait(timeout, budget);
+  if (after_block_ != nullptr) after_block_(block_hook_arg_);
   shared_->sleeping.store(hosted_, std::memory_order_relaxed);
   if (!wheel_.empty()) wheel_.advance(clock_ns());
 }

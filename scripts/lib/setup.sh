@@ -2,7 +2,8 @@
 # and build with Meson. Sourced, not run.
 
 EDDY_PACKAGES=(meson ninja-build g++ pkg-config cmake python3 liburing-dev libuv1-dev
-               libgtest-dev libbenchmark-dev libcereal-dev)
+               libgtest-dev libbenchmark-dev libcereal-dev
+               python3-dev python3-uvloop python3-aiohttp wrk)
 
 eddy_log() { printf '== %s\n' "$*" >&2; }
 

@@ -227,4 +227,40 @@ TEST(loop_options_test, invalid_options_are_rejected_with_the_field_named) {
   expect_bad(o, "idle_spin");
 }
 
+TEST_P(loop_test, block_hooks_run_around_the_kernel_wait_and_nowhere_else) {
+  struct hooks {
+    int before = 0;
+    int after = 0;
+    bool inside = false;
+    int callbacks_inside = 0;
+  } h;
+  lp().set_block_hooks(
+      [](void* a) {
+        auto* x = static_cast<hooks*>(a);
+        ++x->before;
+        x->inside = true;
+      },
+      [](void* a) {
+        auto* x = static_cast<hooks*>(a);
+        ++x->after;
+        x->inside = false;
+      },
+      &h);
+  int fired = 0;
+  auto t = lp().call_later(5ms, [&] {
+    ++fired;
+    if (h.inside) ++h.callbacks_inside;
+  });
+  run(sleep_a_bit(20ms));
+  EXPECT_EQ(fired, 1);
+  EXPECT_GE(h.before, 1);  // the loop had nothing to do until the timer: it blocked
+  EXPECT_EQ(h.before, h.after);
+  EXPECT_EQ(h.callbacks_inside, 0);
+  const int blocked = h.before;
+  lp().call_soon([] {});
+  lp().run_once(false);  // never blocks, so no hook runs
+  EXPECT_EQ(h.before, blocked);
+  lp().set_block_hooks(nullptr, nullptr, nullptr);
+}
+
 EDDY_BACKEND_TEST_SUITE(loop_test);

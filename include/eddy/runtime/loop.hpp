@@ -146,6 +146,22 @@ class loop {
   /// Where exceptions nobody can receive go: detached tasks, callbacks, extra
   /// failures of a task_group. Default: print to stderr and continue (asyncio).
   void set_exception_handler(std::function<void(std::exception_ptr)> h);
+
+  /// Functions the loop calls right before it blocks in the kernel waiting for I/O,
+  /// timers or a wakeup, and right after that wait returns (both on the loop
+  /// thread, with `arg`). No callback, task or completion runs between them. An
+  /// embedding that holds a lock while it runs the loop releases it here: the
+  /// Python loop (python/) drops the GIL around the wait and nowhere else.
+  /// Pass nullptrs to remove them. Loop thread only.
+  ///
+  /// ```cpp
+  /// l.set_block_hooks([](void*) { unlock(); }, [](void*) { lock(); }, nullptr);
+  /// ```
+  void set_block_hooks(void (*before)(void*), void (*after)(void*), void* arg) noexcept {
+    before_block_ = before;
+    after_block_ = after;
+    block_hook_arg_ = arg;
+  }
   void report_exception(std::exception_ptr e) noexcept;
 
   backend_kind backend() const noexcept { return kind_; }
@@ -250,6 +266,9 @@ class loop {
   std::uint64_t iterations_ = 0;
   std::size_t leaked_io_ = 0;
   std::function<void(std::exception_ptr)> exception_handler_;
+  void (*before_block_)(void*) = nullptr;
+  void (*after_block_)(void*) = nullptr;
+  void* block_hook_arg_ = nullptr;
   std::string backend_reason_;
   loop* prev_current_ = nullptr;
   std::uint64_t owner_thread_ = 0;

@@ -1,0 +1,49 @@
+"""aiohttp hello-world server for bench/python/run.py (benchmark (d), driven by wrk).
+
+    aiohttp_server.py --loop asyncio|uvloop|eddy --port P
+
+Prints "ready" once listening; runs until SIGTERM/SIGINT.
+"""
+
+import argparse
+import asyncio
+import signal
+
+from aiohttp import web
+
+from echo_server import make_loop
+
+
+async def hello(request):
+    return web.Response(text="Hello, World!")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loop", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    a = ap.parse_args()
+    if not 1 <= a.port <= 65535:
+        raise SystemExit("--port must be 1..65535")
+    loop = make_loop(a.loop)
+    asyncio.set_event_loop(loop)
+
+    async def run():
+        stop = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        app = web.Application()
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", a.port, backlog=1024).start()
+        print("ready", flush=True)
+        await stop
+        await runner.cleanup()
+
+    loop.run_until_complete(run())
+    loop.close()
+
+
+if __name__ == "__main__":
+    main()

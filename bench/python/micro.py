@@ -1,0 +1,67 @@
+"""call_soon and call_later+cancel micro-benchmarks for one loop, as uvloop's
+examples/bench compares loops: prints one JSON line of operations per second.
+
+    micro.py --loop asyncio|uvloop|eddy [--n N]
+"""
+
+import argparse
+import json
+import time
+
+from echo_server import make_loop
+
+
+def bench_call_soon(loop, n):
+    """n callbacks, scheduled 1,000 at a time from a callback (a busy loop's shape)."""
+    left = n
+    batch = 1000
+
+    def noop():
+        pass
+
+    def burst():
+        nonlocal left
+        for _ in range(batch):
+            loop.call_soon(noop)
+        left -= batch
+        if left > 0:
+            loop.call_soon(burst)
+        else:
+            loop.call_soon(loop.stop)
+
+    t0 = time.perf_counter()
+    loop.call_soon(burst)
+    loop.run_forever()
+    return n / (time.perf_counter() - t0)
+
+
+def bench_call_later_cancel(loop, n):
+    """n timers armed 10 s out and cancelled (timeouts that never fire)."""
+    def noop():
+        pass
+
+    t0 = time.perf_counter()
+    for _ in range(n // 1000):
+        hs = [loop.call_later(10.0, noop) for _ in range(1000)]
+        for h in hs:
+            h.cancel()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    return n / (time.perf_counter() - t0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loop", required=True)
+    ap.add_argument("--n", type=int, default=300_000)
+    a = ap.parse_args()
+    if not 1000 <= a.n <= 100_000_000:
+        raise SystemExit("--n must be 1000..1e8")
+    loop = make_loop(a.loop)
+    r = {"call_soon": bench_call_soon(loop, a.n), "call_later_cancel": bench_call_later_cancel(loop, a.n)}
+    loop.close()
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""eddyloop.Loop: asyncio's event loop API on eddy's loop.
+
+asyncio.BaseEventLoop keeps what is loop-independent (tasks and futures, the
+exception handler, executors, async generators, host-name resolution and the
+connection logic of create_connection/create_server). Everything that touches
+time, scheduling or file descriptors goes to eddyloop._core (C++ on eddy):
+call_soon and timers, running, stream transports with their accept loops, and
+fd watches for add_reader/add_writer, on which the sock_* methods, datagram
+and pipe transports are built.
+"""
+
+import asyncio
+import errno
+import os
+import signal
+import socket
+import sys
+import threading
+import weakref
+from asyncio import base_events, events, futures, selector_events, unix_events
+
+from . import _core
+from . import sendfile as _sendfile
+
+_TLS_MESSAGE = "eddyloop does not support TLS yet: eddy has no TLS layer"
+
+
+def _fileobj_to_fd(fileobj):
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+class Loop(base_events.BaseEventLoop):
+    """An asyncio event loop running on eddy (io_uring or epoll, chosen by
+    EDDY_BACKEND or `backend`)."""
+
+    def __init__(self, backend=None):
+        super().__init__()
+        self._readers = {}
+        self._writers = {}
+        self._serving = {}
+        self._transports = weakref.WeakValueDictionary()  # selector transports (datagram)
+        self._signal_handlers = {}
+        self._ssock = self._csock = None
+        self._core = None
+        core = _core.Core(self, backend)
+        self._core = core
+        # Bound C methods as instance attributes: asyncio's C Future and Task
+        # look call_soon up on the loop for every callback.
+        self.call_soon = core.call_soon
+        self.call_later = core.call_later
+        self.call_at = core.call_at
+        self.time = core.time
+
+    @property
+    def backend(self):
+        """The eddy backend this loop runs on ('io_uring' or 'epoll')."""
+        return self._core.backend
+
+    def __repr__(self):
+        core = self._core
+        return (f"<{self.__class__.__name__} backend={core.backend if core else None} "
+                f"running={self.is_running()} closed={self.is_closed()} debug={self.get_debug()}>")
+
+    # ---- running -----------------------------------------------------------
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        self._check_closed()
+        return self._core.call_soon_threadsafe(callback, *args, context=context)
+
+    def run_forever(self):
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            events._set_running_loop(self)
+            self._core.run_forever()
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def stop(self):
+        self._core.stop()
+
+    def close(self):
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        for sig in list(self._signal_handlers):
+            self.remove_signal_handler(sig)
+        for w in (*self._readers.values(), *self._writers.values(), *self._serving.values()):
+            w.cancel()
+        self._readers.clear()
+        self._writers.clear()
+        self._serving.clear()
+        super().close()
+        if self._core is not None:
+            self._core.close()
+        if self._ssock is not None:
+            self._ssock.close()
+            self._csock.close()
+            self._ssock = self._csock = None
+
+    def _write_to_self(self):
+        self._core.call_soon_threadsafe(_noop)
+
+    def _process_events(self, event_list):  # pragma: no cover - asyncio's selector hook
+        raise NotImplementedError
+
+    # ---- fd watches ----------------------------------------------------------
+
+    def _add_reader(self, fd, callback, *args):
+        self._check_closed()
+        fd = _fileobj_to_fd(fd)
+        old = self._readers.pop(fd, None)
+        if old is not None:
+            old.cancel()
+        self._readers[fd] = _core.watch(self._core, fd, False, events.Handle(callback, args, self, None))
+
+    def _remove_reader(self, fd):
+        if self.is_closed():
+            return False
+        w = self._readers.pop(_fileobj_to_fd(fd), None)
+        if w is None:
+            return False
+        w.cancel()
+        return True
+
+    def _add_writer(self, fd, callback, *args):
+        self._check_closed()
+        fd = _fileobj_to_fd(fd)
+        old = self._writers.pop(fd, None)
+        if old is not None:
+            old.cancel()
+        self._writers[fd] = _core.watch(self._core, fd, True, events.Handle(callback, args, self, None))
+
+    def _remove_writer(self, fd):
+        if self.is_closed():
+            return False
+        w = self._writers.pop(_fileobj_to_fd(fd), None)
+        if w is None:
+            return False
+        w.cancel()
+        return True
+
+    def add_reader(self, fd, callback, *args):
+        """Run callback(*args) each time fd is readable, until remove_reader(fd)."""
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd):
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd, callback, *args):
+        """Run callback(*args) each time fd is writable, until remove_writer(fd)."""
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd):
+        return self._remove_writer(fd)
+
+    def _wait_fd(self, fd, writable):
+        """A future resolved once fd is readable (writable); cancelling it stops the wait."""
+        fut = self.create_future()
+        w = _core.wait_fd(self._core, fd, writable, fut)
+        fut.add_done_callback(w._on_done)
+        return fut
+
+    # ---- sock_* --------------------------------------------------------------
+
+    async def sock_recv(self, sock, n):
+        base_events._check_ssl_socket(sock)
+        while True:
+            try:
+                return sock.recv(n)
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait_fd(sock.fileno(), False)
+
+    async def sock_recv_into(self, sock, buf):
+        base_events._check_ssl_socket(sock)
+        while True:
+            try:
+                return sock.recv_into(buf)
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait_fd(sock.fileno(), False)
+
+    async def sock_recvfrom(self, sock, bufsize):
+        base_events._check_ssl_socket(sock)
+        while True:
+            try:
+                return sock.recvfrom(bufsize)
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait_fd(sock.fileno(), False)
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        base_events._check_ssl_socket(sock)
+        if not nbytes:
+            nbytes = len(buf)
+        while True:
+            try:
+                return sock.recvfrom_into(buf, nbytes)
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait_fd(sock.fileno(), False)
+
+    async def sock_sendall(self, sock, data):
+        base_events._check_ssl_socket(sock)
+        view = memoryview(data).cast("B")
+        sent = 0
+        while sent < len(view):
+            try:
+                sent += sock.send(view[sent:])
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait_fd(sock.fileno(), True)
+
+    async def sock_sendto(self, sock, data, address):
+        base_events._check_ssl_socket(sock)
+        while True:
+            try:
+                return sock.sendto(data, address)
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait_fd(sock.fileno(), True)
+
+    async def sock_connect(self, sock, address):
+        base_events._check_ssl_socket(sock)
+        if sock.family == socket.AF_INET or (base_events._HAS_IPv6 and sock.family == socket.AF_INET6):
+            resolved = await self._ensure_resolved(address, family=sock.family, type=sock.type,
+                                                   proto=sock.proto, loop=self)
+            _, _, _, _, address = resolved[0]
+        try:
+            sock.connect(address)
+            return
+        except (BlockingIOError, InterruptedError):
+            pass
+        while True:
+            await self._wait_fd(sock.fileno(), True)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == 0:
+                return
+            if err in (errno.EINPROGRESS, errno.EALREADY, errno.EINTR):
+                continue
+            raise OSError(err, f"Connect call failed {address}")
+
+    async def sock_accept(self, sock):
+        base_events._check_ssl_socket(sock)
+        while True:
+            try:
+                conn, address = sock.accept()
+                conn.setblocking(False)
+                return conn, address
+            except (BlockingIOError, InterruptedError):
+                pass
+            await self._wait_fd(sock.fileno(), False)
+
+    # ---- transports ----------------------------------------------------------
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        return _core.make_stream_transport(self._core, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, *args, **kwargs):
+        raise NotImplementedError(_TLS_MESSAGE)
+
+    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
+        return selector_events._SelectorDatagramTransport(self, sock, protocol, address, waiter, extra)
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
+                       ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        if sslcontext is not None:
+            raise NotImplementedError(_TLS_MESSAGE)
+        self._check_closed()
+        fd = sock.fileno()
+        if fd in self._serving:
+            return
+        self._serving[fd] = _core.serve(self._core, os.dup(fd), protocol_factory, server, backlog)
+
+    def _stop_serving(self, sock):
+        w = self._serving.pop(sock.fileno(), None)
+        if w is not None:
+            w.cancel()
+        sock.close()
+
+    async def create_connection(self, protocol_factory, host=None, port=None, *, ssl=None, **kwargs):
+        if ssl:
+            raise NotImplementedError(_TLS_MESSAGE)
+        return await super().create_connection(protocol_factory, host, port, **kwargs)
+
+    async def create_server(self, protocol_factory, host=None, port=None, *, ssl=None, **kwargs):
+        if ssl:
+            raise NotImplementedError(_TLS_MESSAGE)
+        return await super().create_server(protocol_factory, host, port, **kwargs)
+
+    async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True):
+        if isinstance(transport, _core.TCPTransport):
+            return await _sendfile.sendfile(self, transport, file, offset, count, fallback=fallback)
+        return await super().sendfile(transport, file, offset, count, fallback=fallback)
+
+    async def start_tls(self, transport, protocol, sslcontext, **kwargs):
+        raise NotImplementedError(_TLS_MESSAGE)
+
+    # Unix sockets, pipes and subprocesses: asyncio's Unix loop builds these from
+    # sock_connect, _start_serving and _add_reader/_add_writer, which eddy provides.
+    create_unix_connection = unix_events._UnixSelectorEventLoop.create_unix_connection
+    create_unix_server = unix_events._UnixSelectorEventLoop.create_unix_server
+    _make_read_pipe_transport = unix_events._UnixSelectorEventLoop._make_read_pipe_transport
+    _make_write_pipe_transport = unix_events._UnixSelectorEventLoop._make_write_pipe_transport
+    _make_subprocess_transport = unix_events._UnixSelectorEventLoop._make_subprocess_transport
+    _child_watcher_callback = unix_events._UnixSelectorEventLoop._child_watcher_callback
+
+    # ---- signals -------------------------------------------------------------
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Run callback(*args) on the loop when `sig` arrives (main thread only)."""
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        if self._ssock is None:
+            self._ssock, self._csock = socket.socketpair()
+            self._ssock.setblocking(False)
+            self._csock.setblocking(False)
+            self._add_reader(self._ssock.fileno(), self._read_signals)
+        try:
+            signal.set_wakeup_fd(self._csock.fileno())
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        self._signal_handlers[sig] = events.Handle(callback, args, self, None)
+        try:
+            signal.signal(sig, _sighandler_noop)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                try:
+                    signal.set_wakeup_fd(-1)
+                except (ValueError, OSError):
+                    pass
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+
+    def remove_signal_handler(self, sig):
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught")
+            raise
+        if not self._signal_handlers:
+            try:
+                signal.set_wakeup_fd(-1)
+            except (ValueError, OSError):
+                pass
+        return True
+
+    _check_signal = unix_events._UnixSelectorEventLoop._check_signal
+
+    def _read_signals(self):
+        while True:
+            try:
+                data = self._ssock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                return
+            for signum in data:
+                handle = self._signal_handlers.get(signum)
+                if handle is not None and not handle._cancelled:
+                    self._core.call_soon(handle._run)
+
+
+def _noop():
+    pass
+
+
+def _sighandler_noop(signum, frame):
+    """Dummy signal handler: the work happens on the loop via set_wakeup_fd."""
+
+

@@ -1,0 +1,228 @@
+// add_reader / add_writer: a task per watched (fd, direction) that waits for
+// readiness through the backend (eddy::poll: io_uring's poll op, or the
+// readiness engine) and runs the handle each time, until cancelled. Level
+// semantics, as selectors give: the next wait starts only after the callback ran.
+//
+// The task watches a dup of the fd and closes the dup through eddy when it ends.
+// The fd belongs to Python, which closes it without telling eddy; epoll's
+// readiness engine keeps per-fd-number state, so a number it watched and never
+// saw closed would be taken for the same file when reused. The dup's number is
+// closed by eddy (close_fd_now), which makes the engine forget it.
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include <eddy/io/backend_kind.hpp>
+#include <eddy/io/fd.hpp>
+#include <eddy/runtime/join_handle.hpp>
+#include <eddy/runtime/time.hpp>
+
+#include "module.hpp"
+
+namespace eddypy {
+
+namespace {
+
+eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle,
+                            std::shared_ptr<bool> removed) {
+  // core, handle (an asyncio.Handle): strong references released at the end.
+  try {
+    while (!core->closed) {
+      co_await eddy::poll(fd, events);
+      if (core->closed) break;
+      PyObject* r = PyObject_CallMethod(handle, "_run", nullptr);  // reports its own errors
+      if (r == nullptr) report_error(core, "Exception in fd callback", "handle", handle);
+      Py_XDECREF(r);
+      // A poll that finds the fd ready completes without suspending (epoll's
+      // engine probes first): give the rest of the loop its turn, as a selector
+      // loop runs each ready callback once per iteration.
+      co_await eddy::yield_now();
+    }
+  } catch (const eddy::cancelled_error&) {
+  } catch (const std::system_error& e) {
+    // After remove_reader() the fd may be closed before the cancel lands (an op
+    // still queued for submission then fails with EBADF): not an error.
+    if (!core->closed && !*removed) {
+      errno = e.code().value();
+      PyErr_SetFromErrno(PyExc_OSError);
+      report_error(core, "Error while waiting for fd readiness", "handle", handle);
+    }
+  }
+  eddy::unique_fd(fd).reset();
+  Py_DECREF(handle);
+  Py_DECREF(reinterpret_cast<PyObject*>(core));
+}
+
+struct watcher_object {
+  PyObject_HEAD
+  eddy::join_handle<void>* task;
+  std::shared_ptr<bool>* removed;
+};
+
+PyObject* watcher_cancel(PyObject* self, PyObject*) {
+  auto* w = reinterpret_cast<watcher_object*>(self);
+  if (w->task != nullptr) {
+    **w->removed = true;
+    w->task->cancel();
+    delete w->task;
+    w->task = nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+void watcher_dealloc(PyObject* self) {
+  auto* w = reinterpret_cast<watcher_object*>(self);
+  if (w->task != nullptr) {
+    **w->removed = true;
+    w->task->cancel();
+    delete w->task;
+  }
+  delete w->removed;
+  Py_TYPE(self)->tp_free(self);
+}
+
+PyObject* watcher_on_done(PyObject* self, PyObject*) { return watcher_cancel(self, nullptr); }
+
+PyMethodDef watcher_methods[] = {
+    {"cancel", watcher_cancel, METH_NOARGS, "Stop watching."},
+    {"_on_done", watcher_on_done, METH_O, "cancel(), as a future's done callback."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyTypeObject watcher_type = [] {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = "eddyloop._core.Watcher";
+  t.tp_basicsize = sizeof(watcher_object);
+  t.tp_flags = Py_TPFLAGS_DEFAULT;
+  t.tp_dealloc = watcher_dealloc;
+  t.tp_methods = watcher_methods;
+  return t;
+}();
+
+// One wait for the sock_* coroutines: resolves `fut` once fd is ready, or ends
+// quietly when fut is done first (the sock_* call was cancelled). io_uring polls
+// the fd itself (ops are tracked by address, and the kernel holds the file);
+// epoll watches a dup for the reason given at the top.
+eddy::task<void> wait_once(core_object* core, int fd, bool owned, short events, PyObject* fut) {
+  // core, fut: strong references released at the end; fd owned if `owned`.
+  try {
+    co_await eddy::poll(fd, events);
+    if (!core->closed) {
+      PyObject* done = PyObject_CallMethod(fut, "done", nullptr);
+      const int is_done = done != nullptr ? PyObject_IsTrue(done) : -1;
+      Py_XDECREF(done);
+      PyObject* r = is_done == 0 ? PyObject_CallMethod(fut, "set_result", "O", Py_None) : nullptr;
+      if (r == nullptr && PyErr_Occurred()) report_error(core, "Exception in sock_* wait");
+      Py_XDECREF(r);
+    }
+  } catch (const eddy::cancelled_error&) {
+  } catch (const std::system_error& e) {
+    if (!core->closed) {
+      errno = e.code().value();
+      PyObject* exc = PyErr_SetFromErrno(PyExc_OSError);
+      (void)exc;
+      PyObject *type, *value, *tb;
+      PyErr_Fetch(&type, &value, &tb);
+      PyErr_NormalizeException(&type, &value, &tb);
+      PyObject* done = PyObject_CallMethod(fut, "done", nullptr);
+      const int is_done = done != nullptr ? PyObject_IsTrue(done) : 1;
+      Py_XDECREF(done);
+      PyObject* r = is_done == 0 ? PyObject_CallMethod(fut, "set_exception", "O", value) : nullptr;
+      if (r == nullptr) PyErr_Clear();
+      Py_XDECREF(r);
+      Py_XDECREF(type);
+      Py_XDECREF(value);
+      Py_XDECREF(tb);
+    }
+  }
+  if (owned) eddy::unique_fd(fd).reset();
+  Py_DECREF(fut);
+  Py_DECREF(reinterpret_cast<PyObject*>(core));
+}
+
+}  // namespace
+
+// _core.wait_fd(core, fd, writable, fut) -> Watcher (cancel() it when fut is cancelled)
+PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 4 || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError, "wait_fd(core, fd, writable, fut)");
+    return nullptr;
+  }
+  auto* core = reinterpret_cast<core_object*>(args[0]);
+  if (!check_open(core)) return nullptr;
+  const long fd = PyLong_AsLong(args[1]);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  if (fd < 0) {
+    PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+    return nullptr;
+  }
+  const int writable = PyObject_IsTrue(args[2]);
+  if (writable < 0) return nullptr;
+  const bool dup = core->loop->backend() != eddy::backend_kind::io_uring;
+  const int wfd = dup ? ::fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0) : static_cast<int>(fd);
+  if (wfd < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  if (PyType_Ready(&watcher_type) < 0) return nullptr;
+  auto* w = PyObject_New(watcher_object, &watcher_type);
+  if (w == nullptr) {
+    if (dup) ::close(wfd);
+    return nullptr;
+  }
+  w->task = nullptr;
+  w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
+  Py_INCREF(args[3]);
+  Py_INCREF(args[0]);
+  try {
+    w->task = new eddy::join_handle<void>(
+        core->loop->spawn(wait_once(core, wfd, dup, writable ? POLLOUT : POLLIN, args[3])));
+  } catch (...) {
+    Py_DECREF(args[3]);
+    Py_DECREF(args[0]);
+    if (dup) ::close(wfd);
+    Py_DECREF(w);
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return nullptr;
+  }
+  return reinterpret_cast<PyObject*>(w);
+}
+
+// _core.watch(core, fd, writable, handle) -> Watcher
+PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 4 || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError, "watch(core, fd, writable, handle)");
+    return nullptr;
+  }
+  auto* core = reinterpret_cast<core_object*>(args[0]);
+  if (!check_open(core)) return nullptr;
+  const long fd = PyLong_AsLong(args[1]);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  const int writable = PyObject_IsTrue(args[2]);
+  if (writable < 0) return nullptr;
+  if (PyType_Ready(&watcher_type) < 0) return nullptr;
+  const int wfd = ::fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0);
+  if (wfd < 0) return PyErr_SetFromErrno(PyExc_OSError);
+  auto* w = PyObject_New(watcher_object, &watcher_type);
+  if (w == nullptr) {
+    ::close(wfd);
+    return nullptr;
+  }
+  w->task = nullptr;
+  w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
+  Py_INCREF(args[3]);
+  Py_INCREF(args[0]);
+  try {
+    w->task = new eddy::join_handle<void>(core->loop->spawn(
+        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed)));
+  } catch (...) {
+    Py_DECREF(args[3]);
+    Py_DECREF(args[0]);
+    ::close(wfd);
+    Py_DECREF(w);
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return nullptr;
+  }
+  return reinterpret_cast<PyObject*>(w);
+}
+
+}  // namespace eddypy
