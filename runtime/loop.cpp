@@ -260,9 +260,11 @@ void loop::drain_remote() {
   }
 }
 
-void loop::run_ready_batch() {
-  std::size_t n = ready_batch_ != 0 ? ready_batch_ : default_ready_budget;
-  while (n-- != 0 && !ready_.empty()) {
+std::size_t loop::run_ready_batch() {
+  const std::size_t budget = ready_batch_ != 0 ? ready_batch_ : default_ready_budget;
+  std::size_t n = budget;
+  while (n != 0 && !ready_.empty()) {
+    --n;
     const detail::ready_entry e = ready_.pop();
     try {
       e.fn(e.a, e.b, true);
@@ -271,22 +273,24 @@ void loop::run_ready_batch() {
     }
   }
   detail::tls_current_core = nullptr;
+  return budget - n;
 }
 
 void loop::run_once(bool block) {
   check_not_hosted("run_once");
   running_scope scope(*this, "run_once");
-  iterate(block);
+  iterate(block, false);
 }
 
-void loop::iterate(bool block) {
+void loop::iterate(bool block, bool block_after_work) {
   ++iterations_;
   drain_remote();
-  run_ready_batch();
+  const std::size_t ran = run_ready_batch();
   if (!wheel_.empty()) wheel_.advance(clock_ns());
 
   constexpr unsigned budget = 1024;
-  const bool must_not_block = !block || stop_ || !ready_.empty() || (until_ != nullptr && until_->done_) ||
+  const bool must_not_block = !block || (!block_after_work && ran != 0) || stop_ || !ready_.empty() ||
+                              (until_ != nullptr && until_->done_) ||
                               (closing_ && live_count_ == 0) ||
                               shared_->head.load(std::memory_order_relaxed) != nullptr ||
                               shared_->stop_requested.load(std::memory_order_relaxed);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/loop_fixture.hpp"
@@ -264,3 +265,30 @@ TEST_P(loop_test, block_hooks_run_around_the_kernel_wait_and_nowhere_else) {
 }
 
 EDDY_BACKEND_TEST_SUITE(loop_test);
+
+// `while (!done) run_once(true)`: the iteration that runs the callback setting
+// `done` must not then sleep with nothing left to wait for. A watchdog thread
+// wakes the loop if it does, and the test fails on that, not on time.
+TEST_P(loop_test, blocking_run_once_returns_after_the_callback_it_ran) {
+  std::atomic<bool> rounds_done{false};
+  std::atomic<bool> watchdog_woke{false};
+  eddy::loop_handle h = lp().handle();
+  std::thread watchdog([&] {
+    for (int i = 0; i < 200 && !rounds_done.load(); ++i) std::this_thread::sleep_for(50ms);
+    if (rounds_done.load()) return;
+    watchdog_woke = true;
+    for (int i = 0; i < 100 && !rounds_done.load(); ++i) {
+      (void)h.call_soon_threadsafe([] {});
+      std::this_thread::sleep_for(50ms);
+    }
+  });
+  for (int round = 0; round < 20; ++round) {
+    bool fired = false;
+    auto t = lp().call_later(1ms, [&] { fired = true; });
+    for (int n = 0; !fired && n < 100'000; ++n) lp().run_once(true);
+    EXPECT_TRUE(fired);
+  }
+  rounds_done = true;
+  watchdog.join();
+  EXPECT_FALSE(watchdog_woke) << "run_once(true) slept after running the timer's callback";
+}

@@ -52,8 +52,13 @@ class timeout_error : public std::runtime_error {
     const auto fmt = [](long long v, long long unit, const char* name) {
       std::string out = std::to_string(v / unit);
       const long long frac = (v % unit) * 10 / unit;  // one decimal, truncated
-      if (frac != 0) out += "." + std::to_string(frac);
-      return out + " " + name;
+      if (frac != 0) {  // appended piece by piece: GCC 12 -O3 warns on "." + string
+        out += '.';
+        out += std::to_string(frac);
+      }
+      out += ' ';
+      out += name;
+      return out;
     };
     if (ns >= 60'000'000'000LL && ns % 60'000'000'000LL == 0) return std::to_string(ns / 60'000'000'000LL) + " min";
     if (ns >= 1'000'000'000LL) return fmt(ns, 1'000'000'000LL, "s");

@@ -96,7 +96,10 @@ class loop {
   /// Runs until `stop()`.
   void run_forever();
 
-  /// Runs one iteration; blocks for I/O only if `block` and nothing is ready.
+  /// Runs one iteration: the ready batch, due timers, then I/O. It blocks (until
+  /// the next timer, a completion or a wakeup) only if `block`, it ran nothing, and
+  /// nothing is ready; so `while (!done) l.run_once(true);` never sleeps after the
+  /// callback that set `done` (asyncio's `_run_once` order).
   /// Throws std::logic_error if the loop is already running (no re-entry).
   void run_once(bool block = false);
 
@@ -246,9 +249,11 @@ class loop {
   void poke_host() noexcept;  // hosted: work was queued outside a turn
   // A turn of the loop driven by a host's event loop (loop_options::uv_loop).
   static void host_turn(void* self, std::int64_t& next_ns, bool& live) noexcept;
-  void iterate(bool block);
+  // block_after_work: may block after running callbacks (run/run_forever loop
+  // again anyway; run_once must not, see above).
+  void iterate(bool block, bool block_after_work = true);
   bool spin_for_remote_work(std::int64_t until_ns);
-  void run_ready_batch();
+  std::size_t run_ready_batch();
   void drain_remote();
   void enter_thread();
   void leave_thread() noexcept;
