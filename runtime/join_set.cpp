@@ -29,10 +29,7 @@ join_set_base::~join_set_base() {
 void join_set_base::adopt(task_core* c) noexcept {
   c->on_done_ = &child_done;
   c->on_done_arg_ = this;
-  c->group_prev_ = nullptr;
-  c->group_next_ = head_;
-  if (head_ != nullptr) head_->group_prev_ = c;
-  head_ = c;
+  c->link_sibling(head_);
   ++running_;
   if (join_cancelled_) c->request_cancel();
 }
@@ -50,10 +47,7 @@ task_core* join_set_base::pop_done() noexcept {
 
 void join_set_base::child_done(task_core* c, void* self) noexcept {
   auto* s = static_cast<join_set_base*>(self);
-  if (c->group_prev_ != nullptr) c->group_prev_->group_next_ = c->group_next_;
-  else s->head_ = c->group_next_;
-  if (c->group_next_ != nullptr) c->group_next_->group_prev_ = c->group_prev_;
-  c->group_prev_ = c->group_next_ = nullptr;
+  c->unlink_sibling(s->head_);
   c->on_done_ = nullptr;
   --s->running_;
   if (s->deliver_ != nullptr) {

@@ -46,16 +46,6 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
-bool is_cancellation(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const cancelled_error&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 }  // namespace
 
 struct loop_group::slot {
@@ -167,7 +157,7 @@ task<void> loop_group::supervise(std::size_t i, const std::function<task<void>(s
     s.main_core = nullptr;
   } catch (...) {
     s.error = std::current_exception();
-    if (!is_cancellation(s.error)) {
+    if (!detail::is_cancellation(s.error)) {
       std::size_t none = no_index;
       first_failure_.compare_exchange_strong(none, i, std::memory_order_acq_rel);
       cancel();  // the first failure stops the group
@@ -234,7 +224,7 @@ void loop_group::run_impl(std::function<task<void>(std::size_t)> make_main) {
     for (auto& t : threads) t.join();
     if (guard && guard->fired()) {
       for (auto& s : slots_)
-        if (s->error && is_cancellation(s->error)) interrupted_by = s->error;
+        if (s->error && detail::is_cancellation(s->error)) interrupted_by = s->error;
     }
   }
   if (interrupted_by) detail::sigint_cancels_main::reraise();
@@ -242,7 +232,7 @@ void loop_group::run_impl(std::function<task<void>(std::size_t)> make_main) {
   const std::size_t f = first_failure_.load(std::memory_order_acquire);
   if (f == no_index) return;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
-    if (i != f && slots_[i]->error && !is_cancellation(slots_[i]->error))
+    if (i != f && slots_[i]->error && !detail::is_cancellation(slots_[i]->error))
       std::fprintf(stderr, "eddy: loop_group: loop %zu also failed: %s\n", i,
                    describe(slots_[i]->error).c_str());
   }

@@ -22,16 +22,6 @@ void throw_empty_task() {
 
 namespace {
 
-bool is_cancellation(const std::exception_ptr& e) noexcept {
-  try {
-    std::rethrow_exception(e);
-  } catch (const cancelled_error&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
 void finalize(task_core* c) noexcept {
   if (c->promise_->error_ && !c->result_taken_ && !is_cancellation(c->promise_->error_)) {
     c->loop_->report_exception(c->promise_->error_);

@@ -44,10 +44,7 @@ void task_group::check_spawn() const {
 void task_group::adopt(detail::task_core* c) noexcept {
   c->on_done_ = &child_done;
   c->on_done_arg_ = this;
-  c->group_prev_ = nullptr;
-  c->group_next_ = head_;
-  if (head_ != nullptr) head_->group_prev_ = c;
-  head_ = c;
+  c->link_sibling(head_);
   ++count_;
   if (join_cancelled_ || first_error_) c->request_cancel();
 }
@@ -58,10 +55,7 @@ void task_group::cancel() noexcept {
 
 void task_group::child_done(detail::task_core* c, void* self) noexcept {
   auto* g = static_cast<task_group*>(self);
-  if (c->group_prev_ != nullptr) c->group_prev_->group_next_ = c->group_next_;
-  else g->head_ = c->group_next_;
-  if (c->group_next_ != nullptr) c->group_next_->group_prev_ = c->group_prev_;
-  c->group_prev_ = c->group_next_ = nullptr;
+  c->unlink_sibling(g->head_);
   --g->count_;
   if (failed(c)) {
     c->result_taken_ = true;  // the group owns this failure now

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -86,5 +87,21 @@ class channel_closed_error : public std::runtime_error {
  public:
   channel_closed_error() : std::runtime_error("eddy: channel is closed") {}
 };
+
+namespace detail {
+
+/// True if `e` holds an eddy::cancelled_error (false for an empty pointer).
+inline bool is_cancellation(const std::exception_ptr& e) noexcept {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled_error&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace detail
 
 }  // namespace eddy

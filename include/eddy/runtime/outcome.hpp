@@ -16,22 +16,6 @@
 
 namespace eddy {
 
-namespace detail {
-
-/// True if `e` holds an eddy::cancelled_error.
-inline bool is_cancellation(const std::exception_ptr& e) noexcept {
-  if (!e) return false;
-  try {
-    std::rethrow_exception(e);
-  } catch (const cancelled_error&) {
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-}  // namespace detail
-
 /// The end of one task: a value (std::monostate stands for void) or an exception.
 /// Inspect it with `ok()`, `cancelled()`, `failed()`; `value()` returns the value
 /// or rethrows the exception, `error()` gives the exception itself.

@@ -52,6 +52,21 @@ class task_core {
   bool result_taken_ = false;
   bool close_cancelled_ = false;
 
+  /// Links this task first in a group's sibling list (task_group, join_set).
+  void link_sibling(task_core*& head) noexcept {
+    group_prev_ = nullptr;
+    group_next_ = head;
+    if (head != nullptr) head->group_prev_ = this;
+    head = this;
+  }
+  /// Takes this task out of the sibling list headed by `head`.
+  void unlink_sibling(task_core*& head) noexcept {
+    if (group_prev_ != nullptr) group_prev_->group_next_ = group_next_;
+    else head = group_next_;
+    if (group_next_ != nullptr) group_next_->group_prev_ = group_prev_;
+    group_prev_ = group_next_ = nullptr;
+  }
+
   void request_cancel() noexcept {
     if (done_) return;
     if (cancel_hook* h = hook_; h != nullptr && h->request(h)) return;
