@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "io/backend.hpp"
-#include "io/readiness/readiness_engine.hpp"
+#include "io/readiness/readiness_backend.hpp"
 #include "runtime/log.hpp"
 
 namespace eddy::detail {
@@ -42,9 +42,9 @@ namespace {
   throw std::system_error(-r, std::system_category(), std::string("eddy: ") + what);
 }
 
-class uv_backend final : public backend, readiness_mechanism {
+class uv_backend final : public readiness_backend {
  public:
-  explicit uv_backend(const backend_config& cfg) {
+  explicit uv_backend(const backend_config& cfg) : readiness_backend(/*level_triggered=*/true) {
     if (cfg.uv_host_loop != nullptr) {
       loop_ = static_cast<uv_loop_t*>(cfg.uv_host_loop);
       hosted_ = true;
@@ -94,11 +94,6 @@ class uv_backend final : public backend, readiness_mechanism {
 
   backend_kind kind() const noexcept override { return backend_kind::libuv; }
   const backend_caps& caps() const noexcept override { return caps_; }
-  std::size_t in_flight() const noexcept override { return engine_.in_flight(); }
-  bool submit(io_op& op) override { return engine_.submit(op); }
-  void cancel(io_op& op) noexcept override { engine_.cancel(op); }
-  void close_now(int fd) noexcept override { (void)engine_.close_fd(fd); }
-  buffer_ring* recv_buffers() override { return engine_.recv_buffers(); }
   bool hosted() const noexcept override { return hosted_; }
 
   bool completions_pending() noexcept override {
@@ -301,7 +296,6 @@ class uv_backend final : public backend, readiness_mechanism {
   unsigned delivered_ = 0;
   host_driver driver_;
   std::vector<poll_slot*> polls_;  // by fd
-  readiness_engine engine_{*this, /*level_triggered=*/true};
   wakeup_token token_;
   backend_caps caps_;
 };

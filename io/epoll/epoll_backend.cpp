@@ -23,14 +23,14 @@
 
 #include "compat/kernel_probe.hpp"
 #include "io/backend.hpp"
-#include "io/readiness/readiness_engine.hpp"
+#include "io/readiness/readiness_backend.hpp"
 
 namespace eddy::detail {
 namespace {
 
 constexpr std::uint64_t wake_key = ~std::uint64_t{0};
 
-class epoll_backend final : public backend, readiness_mechanism {
+class epoll_backend final : public readiness_backend {
  public:
   epoll_backend() {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -61,11 +61,6 @@ class epoll_backend final : public backend, readiness_mechanism {
 
   backend_kind kind() const noexcept override { return backend_kind::epoll; }
   const backend_caps& caps() const noexcept override { return caps_; }
-  std::size_t in_flight() const noexcept override { return engine_.in_flight(); }
-  bool submit(io_op& op) override { return engine_.submit(op); }
-  void cancel(io_op& op) noexcept override { engine_.cancel(op); }
-  void close_now(int fd) noexcept override { (void)engine_.close_fd(fd); }
-  buffer_ring* recv_buffers() override { return engine_.recv_buffers(); }
 
   bool completions_pending() noexcept override {
     if (engine_.has_deferred()) return true;
@@ -141,7 +136,6 @@ class epoll_backend final : public backend, readiness_mechanism {
 
   int epfd_ = -1;
   int evfd_ = -1;
-  readiness_engine engine_{*this};
   std::vector<epoll_event> events_;
   wakeup_token token_;
   backend_caps caps_;
