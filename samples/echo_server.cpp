@@ -155,6 +155,20 @@ eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& con
   }
 }
 
+// The end of serving, on either path: stop accepting, close the listener, then
+// cancel the open connections and wait until every one has finished.
+eddy::task<void> stop_serving(eddy::join_handle<void>& acceptor, eddy::tcp_listener& listener,
+                              eddy::task_group& conns) {
+  acceptor.cancel();
+  try {
+    co_await acceptor;
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_await listener.close();
+  conns.cancel();
+  co_await conns.join();
+}
+
 eddy::task<int> serve(options o) {
   // Before anything could start a thread: signals must stay blocked in all of them.
   eddy::signal_set stop{SIGINT, SIGTERM};
@@ -171,14 +185,7 @@ eddy::task<int> serve(options o) {
   std::fprintf(stderr, "%s: %s, closing %zu connection(s)\n", prog, sigabbrev_np(sig),
                conns.size());
 
-  acceptor.cancel();
-  try {
-    co_await acceptor;
-  } catch (const eddy::cancelled_error&) {
-  }
-  co_await listener.close();
-  conns.cancel();
-  co_await conns.join();
+  co_await stop_serving(acceptor, listener, conns);
   co_return 0;
 }
 
@@ -192,14 +199,7 @@ eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, 
     co_await acceptor;  // runs until cancelled
   } catch (const eddy::cancelled_error&) {
   }
-  acceptor.cancel();
-  try {
-    co_await acceptor;
-  } catch (const eddy::cancelled_error&) {
-  }
-  co_await listener.close();
-  conns.cancel();
-  co_await conns.join();
+  co_await stop_serving(acceptor, listener, conns);
   co_return accepted;
 }
 
