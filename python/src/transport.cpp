@@ -243,7 +243,11 @@ eddy::task<void> ring_write_loop(transport_object* t) {
       t->inflight = out.size();
       std::size_t off = 0;
       while (off < out.size()) {
-        const std::size_t n = co_await eddy::write(t->fd, std::as_bytes(std::span(out.data() + off, out.size() - off)));
+        // A send op, not a write: io_uring goes straight to sock_sendmsg instead of
+        // through the file write path (about 2% of the server's CPU on 1 KiB echo).
+        const std::size_t n = co_await eddy::detail::size_awaiter(
+            eddy::loop::current(), "eddy: send", eddy::detail::op_code::send, t->fd, out.data() + off,
+            eddy::detail::clamp_len(out.size() - off));
         off += n;
         t->inflight = out.size() - off;
         if (t->fd < 0 || t->shut_down) break;
