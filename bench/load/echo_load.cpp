@@ -1,7 +1,8 @@
 // echo_load: the load generator every echo server in BENCHMARKS.md is measured with.
-// Deliberately does not use eddy: plain epoll (epoll_engine.cpp), one loop per thread,
-// so it is the same yardstick for eddy, Boost.Asio, uvloop, Node.js and the
-// hand-written epoll server.
+// Deliberately does not use eddy, so it is the same yardstick for eddy, Boost.Asio,
+// uvloop, Node.js and the hand-written servers. Two engines drive the connections:
+// epoll (default; epoll_engine.cpp) and io_uring (--engine uring; uring_engine.cpp,
+// liburing directly), one loop per thread either way.
 //
 // Model (engine_common.hpp): each connection's byte stream is a deterministic pattern,
 // so an echo can be verified by position without keeping a copy of what was sent.
@@ -90,10 +91,10 @@ void report(const Plan& plan, std::uint32_t threads, const Result& r, std::uint6
   const Errors& e = r.errors;
   if (o.json) {
     std::printf(
-        "{\"host\":\"%s\",\"port\":%u,\"conns\":%u,\"size\":%u,\"pipeline\":%u,"
+        "{\"host\":\"%s\",\"port\":%u,\"engine\":\"%s\",\"conns\":%u,\"size\":%u,\"pipeline\":%u,"
         "\"threads\":%u,\"secs\":%g,\"warmup\":%g,\"rate\":%g,\"requests\":%" PRIu64
         ",\"req_per_s\":%.1f,\"mib_per_s_each_way\":%.3f,",
-        json_escape(o.host).c_str(), o.port, o.conns, o.size, o.pipeline, threads, o.secs, o.warmup,
+        json_escape(o.host).c_str(), o.port, engine_name(o.engine), o.conns, o.size, o.pipeline, threads, o.secs, o.warmup,
         o.rate, r.requests, rps, mibs);
     std::printf(
         "\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,"
@@ -115,9 +116,9 @@ void report(const Plan& plan, std::uint32_t threads, const Result& r, std::uint6
   std::printf("errors=%" PRIu64 "(connect=%" PRIu64 " reset=%" PRIu64 " eof=%" PRIu64
               " mismatch=%" PRIu64
               ") conns=%u alive=%u size=%u pipeline=%u threads=%u rate=%g "
-              "secs=%g\n",
+              "secs=%g engine=%s\n",
               e.total(), e.connect, e.reset, e.eof, e.mismatch, o.conns, r.alive, o.size,
-              o.pipeline, threads, o.rate, o.secs);
+              o.pipeline, threads, o.rate, o.secs, engine_name(o.engine));
 }
 
 }  // namespace
@@ -137,13 +138,27 @@ int main(int argc, char** argv) {
   Plan plan;
   plan.opt = pr.opt;
   if (!resolve(plan)) return 2;
+  if (plan.opt.engine == Engine::Uring) {
+#ifdef ECHO_LOAD_HAVE_URING
+    if (std::string why = uring_unavailable(); !why.empty()) {
+      std::fprintf(stderr, "echo_load: --engine uring: io_uring is not usable here: %s\n",
+                   why.c_str());
+      return 2;
+    }
+#else
+    std::fprintf(stderr,
+                 "echo_load: --engine uring: this echo_load was built without liburing; "
+                 "use --engine epoll or rebuild with liburing-dev installed\n");
+    return 2;
+#endif
+  }
   signal(SIGPIPE, SIG_IGN);  // MSG_NOSIGNAL covers send(); this covers anything else
 
   const std::uint32_t threads = std::min(plan.opt.threads, plan.opt.conns);
   if (threads < plan.opt.threads)
     std::fprintf(stderr, "echo_load: note: --threads %u capped at --conns %u\n", plan.opt.threads,
                  plan.opt.conns);
-  // Sockets plus one epoll fd per thread plus stdio and slack.
+  // Sockets plus one epoll fd or ring per thread plus stdio and slack.
   raise_fd_limit(std::uint64_t{plan.opt.conns} + threads + 16);
 
   const Pattern pattern(std::max<std::size_t>(plan.opt.size, kReadChunk));
@@ -155,7 +170,15 @@ int main(int argc, char** argv) {
   std::vector<Result> results(threads);
   std::vector<std::thread> pool;
   for (std::uint32_t t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] { results[t] = run_epoll(plan, t, threads); });
+    pool.emplace_back([&, t] {
+#ifdef ECHO_LOAD_HAVE_URING
+      if (plan.opt.engine == Engine::Uring) {
+        results[t] = run_uring(plan, t, threads);
+        return;
+      }
+#endif
+      results[t] = run_epoll(plan, t, threads);
+    });
   for (auto& th : pool) th.join();
 
   Result total;

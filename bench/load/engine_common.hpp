@@ -1,7 +1,7 @@
 // The load model echo_load's engines share: the byte pattern, the run plan, the result,
 // and ConnCore, which holds everything about a connection that does not depend on how
 // bytes reach the socket (issuing messages, rate-mode slots and timers, verifying and
-// timing echoes, the end-of-run tally). An engine (epoll_engine.cpp)
+// timing echoes, the end-of-run tally). An engine (epoll_engine.cpp, uring_engine.cpp)
 // adds only the I/O: connect, send what ConnCore says is unsent, hand received bytes
 // back to it, and close.
 #pragma once
@@ -104,7 +104,11 @@ struct Conn {
   int fd = -1;
   State state = State::Connecting;
   bool timer_armed = false;  // rate mode: an entry for this connection is in the heap
-  bool want_out = false;     // epoll: EPOLLOUT armed, a send hit EAGAIN
+  // Engine-owned flags (each engine uses its own, the other's stay false).
+  bool want_out = false;       // epoll: EPOLLOUT armed, a send hit EAGAIN
+  bool send_busy = false;      // uring: a SEND is in flight (at most one: order)
+  bool recv_armed = false;     // uring: the multishot RECV is live
+  std::uint32_t send_len = 0;  // uring: length of the SEND in flight
   std::uint32_t id = 0;        // global connection number, 0..conns-1
   std::uint64_t base = 0;      // pattern offset of stream byte 0
   std::uint64_t sent = 0, recvd = 0;        // stream bytes
@@ -271,5 +275,10 @@ class ConnCore {
 // Each engine runs one thread's share of the connections (ids first_id, first_id +
 // stride, ...) until plan.t_end and returns what it measured.
 Result run_epoll(const Plan& plan, std::uint32_t first_id, std::uint32_t stride);
+#ifdef ECHO_LOAD_HAVE_URING
+Result run_uring(const Plan& plan, std::uint32_t first_id, std::uint32_t stride);
+// Empty when a ring can be set up here, else why not (checked once, before any thread).
+std::string uring_unavailable();
+#endif
 
 }  // namespace echo_load
