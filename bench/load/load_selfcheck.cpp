@@ -93,6 +93,21 @@ void args_checks() {
   check(parse({"[::1]", "1"}).opt.host == "::1", "brackets are stripped from IPv6 literals");
   check(parse({"h", "1", "--size", "16M"}).opt.size == 16u << 20, "16 MiB is allowed");
   check(parse({"--help"}).help, "--help");
+  check(ok.opt.engine == echo_load::Engine::Epoll, "--engine defaults to epoll");
+  check(parse({"h", "1", "--engine", "uring"}).opt.engine == echo_load::Engine::Uring &&
+            parse({"h", "1", "--engine=uring"}).opt.engine == echo_load::Engine::Uring,
+        "--engine uring is taken");
+  check(parse({"h", "1", "--engine", "uring", "--engine", "epoll"}).opt.engine ==
+            echo_load::Engine::Epoll,
+        "--engine epoll is taken (the last one wins)");
+  {
+    auto r = parse({"h", "1", "--engine", "io_uring"});
+    check(r.error.find("--engine") != std::string::npos &&
+              r.error.find("epoll") != std::string::npos &&
+              r.error.find("uring") != std::string::npos &&
+              r.error.find("io_uring") != std::string::npos,
+          "an unknown engine is rejected naming the allowed values and what was given");
+  }
 
   struct Bad {
     std::vector<const char*> args;
@@ -116,6 +131,9 @@ void args_checks() {
       {{"h", "1", "--threads", "257"}, "--threads"},
       {{"h", "1", "--pipeline", "1025"}, "--pipeline"},
       {{"h", "1", "--pipeline"}, "--pipeline"},
+      {{"h", "1", "--engine"}, "--engine"},
+      {{"h", "1", "--engine", "EPOLL"}, "--engine"},
+      {{"h", "1", "--engine="}, "--engine"},
       {{"h", "1", "--conns", "12x"}, "--conns"},
       {{"h", "1", "--conns", "100000", "--pipeline", "1024"}, "--pipeline"},
       {{"h", "1", "--nope"}, "--nope"},
