@@ -3,7 +3,8 @@
 Echo servers (bench/python/echo_server.py) in three styles -- (a) protocol,
 (b) streams, (c) sock_* -- and (d) an aiohttp hello-world server under wrk
 (1 thread, 100 connections), each pinned to one CPU, driven by bench/load's
-echo_load (plain epoll, no eddy) on another CPU: 100 connections x 1 KiB
+echo_load (no eddy; --engine uring by default: liburing, so the client is not the
+bottleneck) on another CPU: 100 connections x 1 KiB
 messages, closed loop. Then the call_soon and call_later+cancel micro-benchmarks
 (bench/python/micro.py). Loops alternate within every round (the order rotates
 each round); the table gives the median of the rounds and eddy's ratio to
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 
+TICK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPS = ["asyncio", "uvloop", "eddy"]
 MODES = ["protocol", "streams", "sock", "aiohttp"]
@@ -58,7 +60,17 @@ def run_wrk(args, env, loop, port):
             server.wait()
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def run_echo(args, env, loop, mode, port):
+    """(a)-(c): one echo server under echo_load. Also samples how busy the client
+    was inside the measured window: near 1.0 means the load generator, not the
+    server, set the figure (the run then understates the faster server)."""
     server = subprocess.Popen(
         ["taskset", "-c", str(args.server_cpu), sys.executable, os.path.join(HERE, "echo_server.py"),
          "--loop", loop, "--mode", mode, "--port", str(port)],
@@ -66,13 +78,22 @@ def run_echo(args, env, loop, mode, port):
     try:
         if server.stdout.readline().strip() != "ready":
             raise SystemExit(f"{loop}/{mode}: the server did not start")
-        out = subprocess.run(
+        client = subprocess.Popen(
             ["taskset", "-c", str(args.client_cpu), args.echo_load, "127.0.0.1", str(port),
              "--conns", "100", "--size", "1024", "--secs", str(args.secs), "--warmup", str(args.warmup),
-             "--json"], capture_output=True, text=True, timeout=args.secs + args.warmup + 60)
-        if out.returncode != 0:
-            raise SystemExit(f"{loop}/{mode}: echo_load failed: {out.stdout}{out.stderr}")
-        return json.loads(out.stdout)
+             "--engine", args.engine, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # taskset execs echo_load, so the PID is the client's. Sample inside the window.
+        margin = min(0.2, args.secs / 4)
+        time.sleep(args.warmup + margin)
+        c0, t0 = cpu_seconds(client.pid), time.monotonic()
+        time.sleep(args.secs - 2 * margin)
+        c1, t1 = cpu_seconds(client.pid), time.monotonic()
+        out, err = client.communicate(timeout=args.secs + args.warmup + 60)
+        if client.returncode != 0:
+            raise SystemExit(f"{loop}/{mode}: echo_load failed: {out}{err}")
+        r = json.loads(out)
+        r["client_busy"] = (c1 - c0) / max(1e-9, t1 - t0)
+        return r
     finally:
         server.terminate()
         try:
@@ -100,6 +121,9 @@ def main():
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--client-cpu", type=int, default=1)
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--engine", default="uring", choices=["uring", "epoll"],
+                    help="echo_load's engine (default uring: on this VM the epoll client saturates "
+                         "its CPU near 120k req/s, below what the fastest loop serves)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     if not 1 <= args.rounds <= 50 or not 0 < args.secs <= 60 or not 0 <= args.warmup <= 60:
@@ -115,6 +139,7 @@ def main():
     env.setdefault("EDDY_BACKEND", "io_uring")
 
     results = {}  # (row, loop) -> [values]
+    busy = {}  # (echo mode, loop) -> [client CPU busy fraction]
     port = 25100
     for rnd in range(args.rounds):
         order = LOOPS[rnd % 3:] + LOOPS[:rnd % 3]
@@ -130,8 +155,9 @@ def main():
                 if r["errors"]["total"] != 0:
                     raise SystemExit(f"{loop}/{mode}: echo_load saw errors: {r['errors']}")
                 results.setdefault((mode, loop), []).append(r["req_per_s"])
-                print(f"round {rnd + 1} {mode:8s} {loop:8s} {results[(mode, loop)][-1]:10.0f} req/s",
-                      file=sys.stderr, flush=True)
+                busy.setdefault((mode, loop), []).append(r["client_busy"])
+                print(f"round {rnd + 1} {mode:8s} {loop:8s} {results[(mode, loop)][-1]:10.0f} req/s "
+                      f"(client CPU {r['client_busy']:.0%})", file=sys.stderr, flush=True)
         for loop in order:
             m = run_micro(args, env, loop)
             for k, v in m.items():
@@ -140,15 +166,26 @@ def main():
     rows = modes + ["call_soon", "call_later_cancel"]
     units = {m: "req/s" for m in modes} | {"call_soon": "calls/s", "call_later_cancel": "timers/s"}
     print(f"\nbackend={env['EDDY_BACKEND']} rounds={args.rounds} secs={args.secs} "
-          f"server cpu {args.server_cpu}, echo_load cpu {args.client_cpu}; median of rounds\n")
+          f"server cpu {args.server_cpu}, echo_load --engine {args.engine} cpu {args.client_cpu}; "
+          f"median of rounds\n")
     print("| benchmark | asyncio | uvloop | eddyloop | eddy / uvloop | eddy / asyncio |")
     print("|---|---:|---:|---:|---:|---:|")
     summary = {}
     for row in rows:
         med = {l: statistics.median(results[(row, l)]) for l in LOOPS}
         summary[row] = {"median": med, "all": {l: results[(row, l)] for l in LOOPS}}
+        if row in MODES and row != "aiohttp":
+            summary[row]["client_busy"] = {l: busy[(row, l)] for l in LOOPS}
         print(f"| {row} ({units[row]}) | {med['asyncio']:,.0f} | {med['uvloop']:,.0f} | {med['eddy']:,.0f} | "
               f"{med['eddy'] / med['uvloop']:.2f}x | {med['eddy'] / med['asyncio']:.2f}x |")
+    # A loop whose run had the client's CPU nearly full was held back by the client.
+    bound = [f"{row}/{l} ({statistics.median(busy[(row, l)]):.0%})" for row in modes if row != "aiohttp"
+             for l in LOOPS if statistics.median(busy[(row, l)]) > 0.95]
+    print("\nclient CPU busy (median over the measured window): " +
+          ", ".join(f"{row}: " + " / ".join(f"{statistics.median(busy[(row, l)]):.0%}" for l in LOOPS)
+                    for row in modes if row != "aiohttp") + " (asyncio / uvloop / eddy)")
+    if bound:
+        print("client-bound (the server may be faster than shown): " + ", ".join(bound))
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(summary, f, indent=1)
