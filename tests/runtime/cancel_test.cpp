@@ -233,4 +233,34 @@ TEST_P(cancel_test, with_timeout_returns_the_value_in_time_and_accepts_any_await
   EXPECT_EQ(run(f()), 5);
 }
 
+// sleep_for and fd operations are awaiters that cannot be copied; with_timeout
+// takes them directly (it moves them, unawaited, into its child task).
+TEST_P(cancel_test, with_timeout_takes_a_sleep_or_an_fd_operation_directly) {
+  auto f = []() -> task<std::string> {
+    std::string out;
+    co_await eddy::with_timeout(1s, eddy::sleep_for(1ms));
+    out += "slept;";
+    try {
+      co_await eddy::with_timeout(5ms, eddy::sleep_for(10s));
+    } catch (const eddy::timeout_error&) {
+      out += "sleep timed out;";
+    }
+    auto [r, w] = eddy::make_pipe();
+    std::array<std::byte, 8> buf{};
+    try {
+      (void)co_await eddy::with_timeout(5ms, eddy::read(r.get(), buf));
+    } catch (const eddy::timeout_error&) {
+      out += "read timed out;";
+    }
+    const std::array<std::byte, 3> abc{std::byte{'a'}, std::byte{'b'}, std::byte{'c'}};
+    (void)co_await eddy::write(w.get(), abc);
+    const std::size_t n = co_await eddy::with_timeout(1s, eddy::read(r.get(), buf));
+    out += std::string(reinterpret_cast<const char*>(buf.data()), n);
+    co_return out;
+  };
+  EXPECT_EQ(run(f()), "slept;sleep timed out;read timed out;abc");
+  EXPECT_EQ(lp().stats().armed_timers, 0u);
+  EXPECT_EQ(lp().stats().in_flight_io, 0u);
+}
+
 EDDY_BACKEND_TEST_SUITE(cancel_test);

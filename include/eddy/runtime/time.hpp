@@ -23,6 +23,10 @@ struct [[nodiscard]] sleep_awaiter {
 
   sleep_awaiter(loop* lp, std::int64_t d) noexcept : l(lp), deadline_ns(d) {}
   sleep_awaiter(const sleep_awaiter&) = delete;
+  // Movable only before it is awaited (with_timeout moves it into a child task):
+  // the deadline travels, nothing is armed yet. An awaited awaiter never moves (it
+  // lives in the suspended coroutine's frame).
+  sleep_awaiter(sleep_awaiter&& o) noexcept : l(o.l), deadline_ns(o.deadline_ns) {}
 
   bool await_ready() {
     if (consume_pending_cancel()) {
@@ -179,8 +183,9 @@ task<detail::await_result_t<A>> with_timeout(std::chrono::duration<Rep, Period> 
 
 /// Awaits `aw` for at most `d`. On expiry the operation is cancelled, awaited until
 /// it has really stopped, and timeout_error is thrown. Throws std::invalid_argument
-/// for a negative duration. `aw` runs as a child task (so it starts on the next turn
-/// of the loop).
+/// for a negative duration. `aw` is any awaitable: a task, a sleep, an fd or socket
+/// operation (`eddy::read(fd, buf)`), a channel or event wait; it runs as a child
+/// task (so it starts on the next turn of the loop).
 ///
 /// **Thread safety:** loop thread only.
 /// **Cancel safety:** cancelling the caller cancels `aw` and throws

@@ -39,6 +39,9 @@ struct [[nodiscard]] op_awaiter {
     op.flags = flags;
   }
   op_awaiter(const op_awaiter&) = delete;
+  // Movable only before it is awaited (with_timeout moves it into a child task):
+  // the op's parameters travel; it is not submitted yet, so no backend holds it.
+  op_awaiter(op_awaiter&& o) noexcept : op(o.op), l(o.l), what(o.what) {}
 
   bool await_ready() noexcept {
     precancelled = consume_pending_cancel();
