@@ -6,12 +6,16 @@
 // back to it, and close.
 #pragma once
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <queue>
@@ -131,6 +135,25 @@ class ConnCore {
 
  protected:
   using Timer = std::pair<std::int64_t, std::size_t>;  // (when, connection index)
+
+  // A TCP socket for connection i (with `extra` socket() flags), TCP_NODELAY on.
+  // On failure the connection is dead, counted as a connect error, and the first
+  // cause is printed; returns false.
+  bool open_socket(std::size_t i, int extra) {
+    Conn& c = conns_[i];
+    c.fd = socket(p_.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | extra, 0);
+    if (c.fd < 0) {
+      if (!warned_socket_) std::fprintf(stderr, "echo_load: socket: %s\n", std::strerror(errno));
+      warned_socket_ = true;
+      c.state = State::Dead;
+      ++res_.errors.connect;
+      return false;
+    }
+    int one = 1;
+    // Requests are small and latency-bound: never let Nagle hold one back.
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return true;
+  }
 
   // connect() completed: join the run (rate mode: at the first slot not in the past, so
   // a connection that connects late does not owe, and burst, the sends it never could

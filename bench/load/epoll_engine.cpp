@@ -78,18 +78,8 @@ class EpollWorker : ConnCore {
   }
 
   void start_connect(std::size_t i) {
+    if (!open_socket(i, SOCK_NONBLOCK)) return;
     Conn& c = conns_[i];
-    c.fd = socket(p_.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c.fd < 0) {
-      if (!warned_socket_) std::fprintf(stderr, "echo_load: socket: %s\n", std::strerror(errno));
-      warned_socket_ = true;
-      c.state = State::Dead;
-      ++res_.errors.connect;
-      return;
-    }
-    int one = 1;
-    // Requests are small and latency-bound: never let Nagle hold one back.
-    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int r = connect(c.fd, reinterpret_cast<const sockaddr*>(&p_.addr), p_.addrlen);
     if (r < 0 && errno != EINPROGRESS) {
       if (!warned_connect_) std::fprintf(stderr, "echo_load: connect: %s\n", std::strerror(errno));

@@ -243,20 +243,10 @@ class UringWorker : ConnCore {
   }
 
   void start_connect(std::size_t i) {
-    Conn& c = conns_[i];
     // No O_NONBLOCK: io_uring makes its own nonblocking attempt and waits for readiness
     // itself (connect, send and recv alike), as for uring_echo_server's sockets.
-    c.fd = socket(p_.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c.fd < 0) {
-      if (!warned_socket_) std::fprintf(stderr, "echo_load: socket: %s\n", std::strerror(errno));
-      warned_socket_ = true;
-      c.state = State::Dead;
-      ++res_.errors.connect;
-      return;
-    }
-    int one = 1;
-    // Requests are small and latency-bound: never let Nagle hold one back.
-    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!open_socket(i, 0)) return;
+    Conn& c = conns_[i];
     ++live_;
     io_uring_sqe* s = sqe();
     io_uring_prep_connect(s, c.fd, reinterpret_cast<const sockaddr*>(&p_.addr), p_.addrlen);
