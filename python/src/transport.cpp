@@ -419,6 +419,14 @@ eddy::task<void> read_loop(transport_object* t) {
       }
       eddy::recv_buffer b = co_await t->stream->receive();
       if (t->shut_down || t->core->closed) break;
+      if (b.empty()) {
+        // EOF right behind data arrives in the same turn here, where asyncio and
+        // uvloop see it a loop iteration later. Let what data_received queued run
+        // first: aiohttp starts the request's task there, and a connection_lost
+        // (eof_received -> close) before that task's first step fails its assert.
+        co_await eddy::yield_now();
+        if (t->shut_down || t->core->closed) break;
+      }
       // pause_reading() while we waited: hold these bytes until resume_reading().
       while (t->reading_paused && !t->shut_down) {
         t->resume->clear();

@@ -148,6 +148,33 @@ class TransportTest(LoopTest):
 
         self.run_async(main())
 
+    def test_callbacks_queued_by_data_received_run_before_eof_received(self):
+        # Data and FIN already waiting when the reader starts: as in asyncio, what
+        # data_received queued runs before eof_received (aiohttp depends on it).
+        async def main():
+            order = []
+
+            class P(Recorder):
+                def data_received(self, data):
+                    order.append(bytes(data))
+                    self.loop.call_soon(order.append, "soon")
+
+                def eof_received(self):
+                    order.append("eof")
+
+            a, b = socket.socketpair()
+            b.sendall(b"request")
+            b.shutdown(socket.SHUT_WR)
+            proto = P(self.loop)
+            waiter = self.loop.create_future()
+            self.loop._make_socket_transport(a, proto, waiter)
+            await waiter
+            self.assertIsNone(await proto.done)
+            self.assertEqual(order, [b"request", "soon", "eof"])
+            b.close()
+
+        self.run_async(main())
+
     @unittest.skipIf(os.environ.get("EDDYLOOP_SEND_NOW"), "EDDYLOOP_SEND_NOW sends every write at once")
     def test_writes_of_one_turn_go_out_in_one_send(self):
         # A SOCK_SEQPACKET pair keeps every send() a record of its own, so what
