@@ -176,7 +176,8 @@ PyObject* core_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     return nullptr;
   }
   core->pyloop = Py_NewRef(pyloop);
-  core->ring_writes = core->loop->backend() == eddy::backend_kind::io_uring && std::getenv("EDDYLOOP_SEND_NOW") == nullptr;
+  core->send_now = std::getenv("EDDYLOOP_SEND_NOW") != nullptr;
+  core->ring_writes = core->loop->backend() == eddy::backend_kind::io_uring && !core->send_now;
   core->loop->set_block_hooks(&before_block, &after_block, core);
   core->loop->set_exception_handler([core](std::exception_ptr e) {
     try {

@@ -28,6 +28,7 @@ struct core_object {
   PyThreadState* saved;    // between the block hooks
   bool stop_pending;       // stop() called while not running
   bool ring_writes;        // io_uring: transport writes go through the ring (transport.cpp)
+  bool send_now;           // EDDYLOOP_SEND_NOW: write() sends at once instead of once per turn
   bool closed;
 };
 

@@ -11,10 +11,15 @@
 //     keep arriving wait in eddy's receiver (bounded), as in the kernel.
 //  3. On io_uring, write() queues the bytes and a writer task hands them to the
 //     ring as one write op per connection per turn (batched with every other
-//     submission into the loop's io_uring_enter). On epoll, write() first tries
-//     send() at once, as uvloop and asyncio do; what the kernel does not take is
-//     queued and a writer task waits for POLLOUT through the backend. Above the high-water mark the protocol gets
-//     pause_writing(), at or below the low one resume_writing().
+//     submission into the loop's io_uring_enter). On epoll, write() queues the
+//     bytes and a callback queued behind the running one sends everything the
+//     turn wrote in one send() (aiohttp writes a response as headers, then body:
+//     one system call and one TCP segment instead of two); a write that takes
+//     the queue above the high-water mark is sent at once instead, and with
+//     EDDYLOOP_SEND_NOW every write is. What the kernel does not take waits in the
+//     queue for a writer task that waits for POLLOUT through the backend. Above
+//     the high-water mark the protocol gets pause_writing(), at or below the low
+//     one resume_writing().
 //  4. close() lets the queue drain, abort() drops it; both end in shutdown():
 //     cancel the reader and writer and queue protocol.connection_lost(exc). The
 //     reader's epilogue closes the fd (cancelling whatever is in flight on it),
@@ -70,6 +75,7 @@ struct transport_object {
   bool eof_written;
   bool shut_down;   // connection_lost is queued or done
   bool protocol_paused;
+  bool flush_queued;  // epoll: a flush_turn callback is on the loop's ready queue
 };
 
 inline transport_object* as_tr(PyObject* o) { return reinterpret_cast<transport_object*>(o); }
@@ -279,6 +285,58 @@ void start_writer(transport_object* t) {
       t->core->loop->spawn(t->core->ring_writes ? ring_write_loop(t) : write_loop(t)));
 }
 
+// epoll: one send() of everything queued. False after a fatal error (reported,
+// the transport shut down).
+bool send_queued(transport_object* t) {
+  const ssize_t n = ::send(t->fd, t->wbuf->data() + t->wpos, pending(t), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EINTR) return true;
+    set_errno_error(errno);
+    fatal_error(t, "Fatal write error on socket transport");
+    return false;
+  }
+  t->wpos += static_cast<std::size_t>(n);
+  if (t->wpos == t->wbuf->size()) {
+    t->wbuf->clear();  // keeps the capacity for the next turn's bytes
+    t->wpos = 0;
+  }
+  return true;
+}
+
+// epoll: sends what was queued and hands a rest the kernel did not take to the
+// POLLOUT writer. Called from write() (send now) or from the end-of-turn flush.
+void send_or_wait(transport_object* t) {
+  if (!send_queued(t)) return;
+  if (pending(t) != 0) {
+    // spawn throws only once the loop is closed; the queued bytes go with it then,
+    // and nothing may escape into write()'s caller (C) or the loop's callback.
+    try {
+      start_writer(t);
+    } catch (...) {
+    }
+    return;
+  }
+  maybe_resume_protocol(t);
+  finish_writes(t);  // a close() or write_eof() that waited for these bytes
+}
+
+// epoll: the end of the turn in which write() first queued bytes. Runs after the
+// callbacks that were already queued (asyncio Task steps, data_received), so
+// every write() of a response made in between goes out in this one send().
+void flush_turn(transport_object* t) {
+  t->flush_queued = false;
+  if (t->shut_down || t->fd < 0 || t->writer != nullptr || pending(t) == 0) return;
+  send_or_wait(t);
+}
+
+// epoll: write() queued bytes on a transport with nothing in flight. Throws
+// loop_closed_error after the loop closed.
+void schedule_flush(transport_object* t) {
+  if (t->flush_queued || t->writer != nullptr) return;
+  t->core->loop->call_soon([r = ref(as_obj(t))] { flush_turn(as_tr(r.get())); });
+  t->flush_queued = true;
+}
+
 bool deliver(transport_object* t, const eddy::recv_buffer& b) {
   const char* p = reinterpret_cast<const char*>(b.data().data());
   const Py_ssize_t n = static_cast<Py_ssize_t>(b.size());
@@ -361,6 +419,14 @@ eddy::task<void> read_loop(transport_object* t) {
       }
       eddy::recv_buffer b = co_await t->stream->receive();
       if (t->shut_down || t->core->closed) break;
+      if (b.empty()) {
+        // EOF right behind data arrives in the same turn here, where asyncio and
+        // uvloop see it a loop iteration later. Let what data_received queued run
+        // first: aiohttp starts the request's task there, and a connection_lost
+        // (eof_received -> close) before that task's first step fails its assert.
+        co_await eddy::yield_now();
+        if (t->shut_down || t->core->closed) break;
+      }
       // pause_reading() while we waited: hold these bytes until resume_reading().
       while (t->reading_paused && !t->shut_down) {
         t->resume->clear();
@@ -389,6 +455,29 @@ eddy::task<void> read_loop(transport_object* t) {
 }
 
 // ---- Python methods -------------------------------------------------------
+
+// epoll (step 3): queue the bytes for this turn's flush; past the high-water
+// mark, send at once rather than pause the protocol for bytes the kernel may take.
+PyObject* write_per_turn(transport_object* t, const char* p, Py_ssize_t n, Py_buffer* view) {
+  t->wbuf->append(p, static_cast<std::size_t>(n));
+  if (view != nullptr) PyBuffer_Release(view);
+  if (t->writer != nullptr) {
+    maybe_pause_protocol(t);  // the POLLOUT writer sends it
+    Py_RETURN_NONE;
+  }
+  if (static_cast<Py_ssize_t>(pending(t)) > t->high) {
+    send_or_wait(t);
+    if (!t->shut_down) maybe_pause_protocol(t);
+    Py_RETURN_NONE;
+  }
+  try {
+    schedule_flush(t);
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
 
 PyObject* tr_write(PyObject* self, PyObject* data) {
   transport_object* t = as_tr(self);
@@ -421,6 +510,8 @@ PyObject* tr_write(PyObject* self, PyObject* data) {
   }
   if (t->core->ring_writes) {
     t->wbuf->append(p, static_cast<std::size_t>(n));
+  } else if (!t->core->send_now) {
+    return write_per_turn(t, p, n, have_view ? &view : nullptr);
   } else if (pending(t) == 0) {
     const ssize_t w = ::send(t->fd, p, static_cast<std::size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w == n) {
@@ -794,6 +885,7 @@ PyObject* new_transport(core_object* core, int fd, PyObject* sock, PyObject* pro
   t->low = 16 * 1024;
   t->fd = fd;
   t->reading_paused = t->closing = t->eof_written = t->shut_down = t->protocol_paused = false;
+  t->flush_queued = false;
   PyObject_GC_Track(as_obj(t));
   if (t->extra == nullptr || !set_protocol_refs(t, protocol)) {
     t->fd = -1;

@@ -61,6 +61,35 @@ class AiohttpTest(LoopTest):
 
         self.assertEqual(self.run_async(main(), timeout=50), REQUESTS)
 
+    def test_request_followed_by_fin_is_handled_without_error(self):
+        # A client that sends its request and closes at once (wrk at the end of a
+        # run): aiohttp must not see connection_lost before the request's task ran.
+        async def hello(request):
+            return web.Response(text="hello")
+
+        async def main():
+            app = web.Application()
+            app.router.add_get("/", hello)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            try:
+                with self.assertNoLogs("aiohttp", level="ERROR"):
+                    for _ in range(10):
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                        writer.write_eof()
+                        await reader.read()  # aiohttp closes on EOF
+                        writer.close()
+                        await writer.wait_closed()
+                    await asyncio.sleep(0.01)
+            finally:
+                await runner.cleanup()
+
+        self.run_async(main())
+
 
 if __name__ == "__main__":
     unittest.main()

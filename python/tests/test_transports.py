@@ -148,6 +148,85 @@ class TransportTest(LoopTest):
 
         self.run_async(main())
 
+    def test_callbacks_queued_by_data_received_run_before_eof_received(self):
+        # Data and FIN already waiting when the reader starts: as in asyncio, what
+        # data_received queued runs before eof_received (aiohttp depends on it).
+        async def main():
+            order = []
+
+            class P(Recorder):
+                def data_received(self, data):
+                    order.append(bytes(data))
+                    self.loop.call_soon(order.append, "soon")
+
+                def eof_received(self):
+                    order.append("eof")
+
+            a, b = socket.socketpair()
+            b.sendall(b"request")
+            b.shutdown(socket.SHUT_WR)
+            proto = P(self.loop)
+            waiter = self.loop.create_future()
+            self.loop._make_socket_transport(a, proto, waiter)
+            await waiter
+            self.assertIsNone(await proto.done)
+            self.assertEqual(order, [b"request", "soon", "eof"])
+            b.close()
+
+        self.run_async(main())
+
+    @unittest.skipIf(os.environ.get("EDDYLOOP_SEND_NOW"), "EDDYLOOP_SEND_NOW sends every write at once")
+    def test_writes_of_one_turn_go_out_in_one_send(self):
+        # A SOCK_SEQPACKET pair keeps every send() a record of its own, so what
+        # the peer's recv() returns shows how many system calls the transport made.
+        async def main():
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            b.setblocking(False)
+            proto = Recorder(self.loop)
+            waiter = self.loop.create_future()
+            tr = self.loop._make_socket_transport(a, proto, waiter)
+            await waiter
+            # aiohttp's way: headers, then body, in one callback.
+            tr.write(b"HTTP/1.1 200 OK\r\n\r\n")
+            tr.write(memoryview(b"Hello"))
+            tr.writelines([b", ", bytearray(b"World!")])
+            self.assertEqual(await self.loop.sock_recv(b, 4096), b"HTTP/1.1 200 OK\r\n\r\nHello, World!")
+            # The next turn's writes are a send of their own.
+            tr.write(b"next")
+            self.assertEqual(await self.loop.sock_recv(b, 4096), b"next")
+            # Above the high-water mark a write does not wait for the turn's end on
+            # epoll (nor pause the protocol for bytes the kernel takes at once).
+            tr.set_write_buffer_limits(high=8)
+            tr.write(b"0123456789")
+            if self.loop.backend == "epoll":
+                self.assertEqual(tr.get_write_buffer_size(), 0)
+                self.assertNotIn("pause", proto.events)
+            self.assertEqual(await self.loop.sock_recv(b, 4096), b"0123456789")
+            # close() and write_eof() right after a write wait for it.
+            tr.write(b"bye")
+            tr.write_eof()
+            tr.close()
+            self.assertEqual(await self.loop.sock_recv(b, 4096), b"bye")
+            self.assertEqual(await self.loop.sock_recv(b, 4096), b"")
+            self.assertIsNone(await proto.done)
+            b.close()
+
+        self.run_async(main())
+
+    @unittest.skipIf(os.environ.get("EDDYLOOP_SEND_NOW"), "EDDYLOOP_SEND_NOW sends every write at once")
+    def test_abort_right_after_write_drops_the_bytes(self):
+        async def main():
+            server, sp, cp = await self.pair()
+            cp.transport.write(b"never sent")
+            cp.transport.abort()  # before the turn's flush: the bytes go with the buffer
+            self.assertIsNone(await cp.done)
+            exc = await sp.done
+            self.assertTrue(exc is None or isinstance(exc, ConnectionError))
+            self.assertEqual(bytes(sp.data), b"")
+            server.close()
+
+        self.run_async(main())
+
     def test_abort_drops_buffer_and_reports_connection_lost(self):
         async def main():
             server, sp, cp = await self.pair()
