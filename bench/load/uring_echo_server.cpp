@@ -21,7 +21,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +32,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "buf_ring.hpp"
 
 namespace {
 
@@ -215,17 +216,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  // liburing 2.3 (Debian 12) has no io_uring_setup_buf_ring: map and register by hand.
-  const std::size_t ring_bytes = kBuffers * sizeof(io_uring_buf);
-  void* mem = mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-  br = static_cast<io_uring_buf_ring*>(mem);
-  io_uring_buf_ring_init(br);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-  reg.ring_entries = kBuffers;
-  reg.bgid = kGroup;
-  if (int e = io_uring_register_buf_ring(&ring, &reg, 0); e != 0) {
-    std::fprintf(stderr, "uring_echo_server: provided buffers: %s\n", std::strerror(-e));
+  int err = 0;
+  br = load::map_buf_ring(&ring, kBuffers, kGroup, err);
+  if (br == nullptr) {
+    std::fprintf(stderr, "uring_echo_server: provided buffers: %s\n", std::strerror(err));
     return 1;
   }
   buffers = static_cast<char*>(std::aligned_alloc(4096, std::size_t{kBuffers} * kBufSize));

@@ -22,7 +22,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -33,6 +32,7 @@
 #include <cstring>
 #include <string>
 
+#include "buf_ring.hpp"
 #include "engine_common.hpp"
 
 namespace echo_load {
@@ -85,7 +85,7 @@ class UringWorker : ConnCore {
     io_uring_queue_exit(&ring_);
     for (auto& c : conns_)
       if (c.fd >= 0) close(c.fd);
-    munmap(br_, br_bytes_);
+    load::unmap_buf_ring(br_, buf_count_);
     // A request that outlived drain() could still write into a buffer: keep them then.
     if (drained) std::free(bufs_);
     return std::move(res_);
@@ -110,26 +110,16 @@ class UringWorker : ConnCore {
     buf_size_ = static_cast<unsigned>(
         std::clamp<std::uint64_t>((o_.size + 4095) / 4096 * 4096, 4096, 65536));
     buf_count_ = pow2_at_least(std::clamp<std::uint64_t>(2 * n, 64, 4096));
-    // liburing 2.3 (Debian 12) has no io_uring_setup_buf_ring: map and register by hand.
-    br_bytes_ = buf_count_ * sizeof(io_uring_buf);
-    void* mem = mmap(nullptr, br_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     bufs_ = static_cast<unsigned char*>(std::aligned_alloc(4096, std::size_t{buf_count_} * buf_size_));
-    if (mem == MAP_FAILED || bufs_ == nullptr) {
+    if (bufs_ == nullptr) {
       std::fprintf(stderr, "echo_load: out of memory for receive buffers\n");
-      if (mem != MAP_FAILED) munmap(mem, br_bytes_);
-      br_ = nullptr;
       io_uring_queue_exit(&ring_);
       return false;
     }
-    br_ = static_cast<io_uring_buf_ring*>(mem);
-    io_uring_buf_ring_init(br_);
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<std::uint64_t>(mem);
-    reg.ring_entries = buf_count_;
-    reg.bgid = kGroup;
-    if (int e = io_uring_register_buf_ring(&ring_, &reg, 0); e != 0) {
-      std::fprintf(stderr, "echo_load: io_uring provided buffers: %s\n", std::strerror(-e));
-      munmap(mem, br_bytes_);
+    int err = 0;
+    br_ = load::map_buf_ring(&ring_, buf_count_, kGroup, err);
+    if (br_ == nullptr) {
+      std::fprintf(stderr, "echo_load: io_uring provided buffers: %s\n", std::strerror(err));
       std::free(bufs_);
       io_uring_queue_exit(&ring_);
       return false;
@@ -382,7 +372,6 @@ class UringWorker : ConnCore {
 
   io_uring ring_{};
   io_uring_buf_ring* br_ = nullptr;
-  std::size_t br_bytes_ = 0;
   unsigned char* bufs_ = nullptr;
   unsigned buf_size_ = 0, buf_count_ = 0;
   int mask_ = 0;
