@@ -1,8 +1,13 @@
 // uring_echo_server: the hand-written io_uring echo loop, the "no runtime" limit on
-// io_uring next to epoll_echo_server's on epoll (bench/compare). One thread, liburing,
-// no eddy.
+// io_uring next to epoll_echo_server's on epoll (bench/compare). liburing, no eddy.
 //
-//   uring_echo_server [--port PORT]   (listens on 127.0.0.1; SIGINT/SIGTERM end it)
+//   uring_echo_server [--port PORT] [--threads N]
+//
+// It listens on 127.0.0.1 (PORT 0: the kernel picks; the line "listening on
+// 127.0.0.1 PORT" says which) until SIGINT or SIGTERM ends it. --threads N (1..64,
+// default 1) runs N copies of the loop below, each on its own thread with its own
+// ring, buffers and SO_REUSEPORT listener, sharing nothing: the "no runtime"
+// reference for echo_server --threads N in bench/net/scaling.py.
 //
 // Protocol per connection:
 //  1. one multishot accept on the listener; every accepted socket gets one multishot
@@ -31,6 +36,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "buf_ring.hpp"
@@ -77,10 +83,11 @@ struct conn {
   }
 };
 
-io_uring ring;
-io_uring_buf_ring* br = nullptr;
-char* buffers = nullptr;
-std::vector<conn> conns;
+// One set per thread (--threads): nothing below is shared between loops.
+thread_local io_uring ring;
+thread_local io_uring_buf_ring* br = nullptr;
+thread_local char* buffers = nullptr;
+thread_local std::vector<conn> conns;
 
 io_uring_sqe* sqe() {
   io_uring_sqe* s = io_uring_get_sqe(&ring);
@@ -182,6 +189,7 @@ int listen_on(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -193,45 +201,30 @@ int listen_on(int port) {
   return fd;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  int port = 7000;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--port" && i + 1 < argc) {
-      port = std::atoi(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: uring_echo_server [--port PORT]\n");
-      return 2;
-    }
-  }
-  signal(SIGPIPE, SIG_IGN);
+// One loop: its own ring, buffers and connections, on the listener `lfd`.
+void serve(int lfd) {
   io_uring_params p{};
   p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
   if (io_uring_queue_init_params(4096, &ring, &p) != 0) {
     p.flags = 0;  // kernels before 6.1 lack DEFER_TASKRUN
     if (int e = io_uring_queue_init_params(4096, &ring, &p); e != 0) {
       std::fprintf(stderr, "uring_echo_server: io_uring: %s\n", std::strerror(-e));
-      return 1;
+      std::exit(1);
     }
   }
   int err = 0;
   br = load::map_buf_ring(&ring, kBuffers, kGroup, err);
   if (br == nullptr) {
     std::fprintf(stderr, "uring_echo_server: provided buffers: %s\n", std::strerror(err));
-    return 1;
+    std::exit(1);
   }
   buffers = static_cast<char*>(std::aligned_alloc(4096, std::size_t{kBuffers} * kBufSize));
   for (unsigned b = 0; b < kBuffers; ++b) give_back(static_cast<std::uint16_t>(b));
 
   conns.resize(65536);
-  const int lfd = listen_on(port);
   io_uring_sqe* accept = sqe();
   io_uring_prep_multishot_accept(accept, lfd, nullptr, nullptr, 0);
   io_uring_sqe_set_data64(accept, pack(op_accept, lfd));
-  std::printf("listening on 127.0.0.1 %d\n", port);
-  std::fflush(stdout);
   for (;;) {
     io_uring_submit_and_wait(&ring, 1);
     io_uring_cqe* cqe;
@@ -261,4 +254,47 @@ int main(int argc, char** argv) {
     }
     io_uring_cq_advance(&ring, seen);
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int port = 7000;
+  int threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    char* end = nullptr;
+    if (a == "--port" && i + 1 < argc) {
+      const long v = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || v < 0 || v > 65535) {
+        std::fprintf(stderr, "uring_echo_server: --port must be 0..65535, got '%s'\n", argv[i]);
+        return 2;
+      }
+      port = static_cast<int>(v);
+    } else if (a == "--threads" && i + 1 < argc) {
+      const long v = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || v < 1 || v > 64) {
+        std::fprintf(stderr, "uring_echo_server: --threads must be 1..64, got '%s'\n", argv[i]);
+        return 2;
+      }
+      threads = static_cast<int>(v);
+    } else {
+      std::fprintf(stderr, "usage: uring_echo_server [--port PORT] [--threads N]\n");
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  // Every listener before any loop starts: the kernel spreads connections only over
+  // the sockets bound so far, and the port is known once the first is bound.
+  std::vector<int> listeners{listen_on(port)};
+  sockaddr_in bound{};
+  socklen_t len = sizeof bound;
+  getsockname(listeners[0], reinterpret_cast<sockaddr*>(&bound), &len);
+  port = ntohs(bound.sin_port);
+  while (static_cast<int>(listeners.size()) < threads) listeners.push_back(listen_on(port));
+  std::vector<std::thread> loops;
+  for (int i = 1; i < threads; ++i) loops.emplace_back(serve, listeners[i]);
+  std::printf("listening on 127.0.0.1 %d\n", port);
+  std::fflush(stdout);
+  serve(listeners[0]);
 }

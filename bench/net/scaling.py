@@ -2,16 +2,23 @@
 """echo_server on one loop against two loops (issue 10, "Scaling").
 
 Alternated rounds: in each round, for each --work-us value, echo_server --threads 1
-and --threads 2 (the order flips every round), each driven by bench/echo_load (plain
-epoll, no eddy; one client thread, closed loop, one message in flight per
-connection, so each message is one chunk of --work-us CPU on the server). Reports,
-per configuration, the median req/s, the ratio 2 loops / 1 loop, and the median
-server CPU per request (utime + stime of the server process, from /proc/PID/stat,
-over the measured window).
+and --threads 2 (the order flips every round), each driven by bench/echo_load (no
+eddy; one client thread, closed loop, one message in flight per connection, so each
+message is one chunk of --work-us CPU on the server). Reports, per configuration,
+the median req/s, the ratio 2 loops / 1 loop, and the median server CPU per request
+(utime + stime of the server process, from /proc/PID/stat, over the measured window).
+
+In the same rounds, two references:
+  - two CPU-bound processes against one: what a second core gives anyone right now;
+  - bench/uring_echo_server --threads 1 against --threads 2 (when it was built): the
+    hand-written liburing echo loop, no runtime, one ring and SO_REUSEPORT listener
+    per thread, at --work-us 0. What it loses with a second thread is what the
+    machine costs, not eddy: on 2 cores the client needs a core of its own at
+    --work-us 0, so a second server thread only takes CPU from it.
 
     bench/net/scaling.py [--build DIR] [--rounds 5] [--secs 4] [--warmup 1]
                          [--conns 32] [--size 64] [--work 50,0] [--backend auto]
-                         [--engine uring|epoll] [--markdown FILE]
+                         [--engine uring|epoll] [--no-reference] [--markdown FILE]
 
 Needs a release build with samples/echo_server and bench/echo_load. Servers listen
 on 127.0.0.1, on a port the kernel picks; every process started is killed on exit.
@@ -34,20 +41,24 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
-def start_server(build, threads, work, backend):
-    p = subprocess.Popen(
-        [f"{build}/samples/echo_server", "--port", "0", "--threads", str(threads),
-         "--work-us", str(work), "--backend", backend],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def server_command(args, server, threads, work):
+    if server == "reference":
+        return [f"{args.build}/bench/uring_echo_server", "--port", "0", "--threads", str(threads)]
+    return [f"{args.build}/samples/echo_server", "--port", "0", "--threads", str(threads),
+            "--work-us", str(work), "--backend", args.backend]
+
+
+def start_server(cmd):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline()
     if not line.startswith("listening on"):
         p.kill()
-        raise RuntimeError(f"echo_server did not start: {line!r}")
+        raise RuntimeError(f"{cmd[0]} did not start: {line!r}")
     return p, int(line.split()[3])
 
 
-def measure(args, threads, work):
-    server, port = start_server(args.build, threads, work, args.backend)
+def measure(args, server_name, threads, work):
+    server, port = start_server(server_command(args, server_name, threads, work))
     try:
         client = subprocess.Popen(
             [f"{args.build}/bench/echo_load", "127.0.0.1", str(port), "--conns", str(args.conns),
@@ -104,36 +115,46 @@ def main():
     ap.add_argument("--engine", default="uring", choices=["uring", "epoll"],
                     help="echo_load's engine; uring (default) needs about 0.6x the client CPU per "
                          "request of epoll here, leaving the server more of the shared cores")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip bench/uring_echo_server, the no-runtime reference at --work-us 0")
     ap.add_argument("--markdown")
     args = ap.parse_args()
     if args.rounds < 1 or args.secs <= 0 or args.conns < 1:
         ap.error("--rounds, --secs and --conns must be positive")
     works = [int(w) for w in args.work.split(",")]
-    res = {(t, w): [] for t in (1, 2) for w in works}
+    if any(w < 0 for w in works):
+        ap.error("--work values must be 0 or more")
+    # (server, work): the rows measured each round; the reference echoes without work.
+    rows = [("eddy", w) for w in works]
+    if not args.no_reference and os.path.exists(f"{args.build}/bench/uring_echo_server"):
+        rows.append(("reference", 0))
+    res = {(s, t, w): [] for s, w in rows for t in (1, 2)}
     machine = []
     for rnd in range(args.rounds):
         machine.append(machine_scaling(args.secs))
         print(f"round {rnd + 1}: two busy processes do {machine[-1]:.2f}x the work of one",
               file=sys.stderr, flush=True)
         order = (1, 2) if rnd % 2 == 0 else (2, 1)
-        for w in works:
+        for s, w in rows:
             for t in order:
-                rps, cpu = measure(args, t, w)
-                res[(t, w)].append((rps, cpu))
-                print(f"round {rnd + 1}: --threads {t} --work-us {w}: {rps:.0f} req/s, "
+                rps, cpu = measure(args, s, t, w)
+                res[(s, t, w)].append((rps, cpu))
+                name = "echo_server" if s == "eddy" else "uring_echo_server (reference)"
+                print(f"round {rnd + 1}: {name} --threads {t} --work-us {w}: {rps:.0f} req/s, "
                       f"{cpu:.1f} server CPU-us/req", file=sys.stderr, flush=True)
-    lines = ["| --work-us | 1 loop req/s | 2 loops req/s | ratio (median of per-round ratios) | "
+    lines = ["| server | --work-us | 1 loop req/s | 2 loops req/s | ratio (median of per-round ratios) | "
              "server CPU-us/req, 1 loop | 2 loops |",
-             "|---|---|---|---|---|---|"]
-    for w in works:
-        one = [r for r, _ in res[(1, w)]]
-        two = [r for r, _ in res[(2, w)]]
+             "|---|---|---|---|---|---|---|"]
+    for s, w in rows:
+        one = [r for r, _ in res[(s, 1, w)]]
+        two = [r for r, _ in res[(s, 2, w)]]
         ratios = [b / a for a, b in zip(one, two)]
         lines.append(
-            f"| {w} | {statistics.median(one):.0f} | {statistics.median(two):.0f} | "
+            f"| {'eddy echo_server' if s == 'eddy' else 'uring_echo_server (no runtime)'} | {w} | "
+            f"{statistics.median(one):.0f} | {statistics.median(two):.0f} | "
             f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in ratios)}) | "
-            f"{statistics.median(c for _, c in res[(1, w)]):.1f} | "
-            f"{statistics.median(c for _, c in res[(2, w)]):.1f} |")
+            f"{statistics.median(c for _, c in res[(s, 1, w)]):.1f} | "
+            f"{statistics.median(c for _, c in res[(s, 2, w)]):.1f} |")
     lines.append("")
     lines.append(f"Reference, same rounds: two CPU-bound processes (sha256 in a loop) did "
                  f"{statistics.median(machine):.2f}x the work of one (median; rounds: "
@@ -142,7 +163,7 @@ def main():
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(f"echo_server --threads 2 vs --threads 1 ({args.rounds} alternated rounds, "
+            f.write(f"echo_server --threads 2 vs --threads 1, uring_echo_server the same ({args.rounds} alternated rounds, "
                     f"{args.secs:g} s each after {args.warmup:g} s warm-up; echo_load --conns {args.conns} "
                     f"--size {args.size} --engine {args.engine}, one client thread; backend {args.backend}; nproc {os.cpu_count()})\n\n")
             f.write(text + "\n")
