@@ -1,6 +1,7 @@
-"""aiohttp hello-world server for bench/python/run.py (benchmark (d), driven by wrk).
+"""aiohttp hello-world server for bench/python/run.py (benchmarks (d) and, with
+--tls, (e); driven by wrk).
 
-    aiohttp_server.py --loop asyncio|uvloop|eddy --port P
+    aiohttp_server.py --loop asyncio|uvloop|eddy --port P [--tls CERT KEY]
 
 Prints "ready" once listening; runs until SIGTERM/SIGINT.
 """
@@ -8,6 +9,7 @@ Prints "ready" once listening; runs until SIGTERM/SIGINT.
 import argparse
 import asyncio
 import signal
+import ssl
 
 from aiohttp import web
 
@@ -22,9 +24,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loop", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS with this certificate")
     a = ap.parse_args()
     if not 1 <= a.port <= 65535:
         raise SystemExit("--port must be 1..65535")
+    ctx = None
+    if a.tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*a.tls)
     loop = make_loop(a.loop)
     asyncio.set_event_loop(loop)
 
@@ -36,7 +43,7 @@ def main():
         app.router.add_get("/", hello)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", a.port, backlog=1024).start()
+        await web.TCPSite(runner, "127.0.0.1", a.port, backlog=1024, ssl_context=ctx).start()
         print("ready", flush=True)
         await stop
         await runner.cleanup()

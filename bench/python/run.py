@@ -1,8 +1,11 @@
 """Side-by-side benchmark of asyncio's default loop, uvloop and eddyloop.
 
 Echo servers (bench/python/echo_server.py) in three styles -- (a) protocol,
-(b) streams, (c) sock_* -- and (d) an aiohttp hello-world server under wrk
-(1 thread, 100 connections), each pinned to one CPU, driven by bench/load's
+(b) streams, (c) sock_* -- (d) an aiohttp hello-world server under wrk
+(1 thread, 100 connections) and (e) the same over HTTPS (TLS in asyncio's sslproto
+on every loop but uvloop, which has its own; a throw-away certificate made with
+openssl; wrk keeps its 100 connections, so this is TLS records, not handshakes),
+each pinned to one CPU, driven by bench/load's
 echo_load (no eddy; --engine uring by default: liburing, so the client is not the
 bottleneck) on another CPU: 100 connections x 1 KiB
 messages, closed loop. Then the call_soon and call_later+cancel micro-benchmarks
@@ -19,23 +22,38 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPS = ["asyncio", "uvloop", "eddy"]
-MODES = ["protocol", "streams", "sock", "aiohttp"]
+MODES = ["protocol", "streams", "sock", "aiohttp", "https"]
+WRK_MODES = ("aiohttp", "https")
 
 
-def run_wrk(args, env, loop, port):
-    """(d): aiohttp hello world under wrk (1 thread, 100 connections)."""
+def make_certificate(directory):
+    """A self-signed certificate for 127.0.0.1, for (e); returns (cert, key)."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def run_wrk(args, env, loop, port, tls=None):
+    """(d), and (e) with tls=(cert, key): aiohttp hello world under wrk (1 thread,
+    100 connections)."""
+    mode = "https" if tls else "aiohttp"
     server = subprocess.Popen(
         ["taskset", "-c", str(args.server_cpu), sys.executable, os.path.join(HERE, "aiohttp_server.py"),
-         "--loop", loop, "--port", str(port)], stdout=subprocess.PIPE, text=True, env=env)
+         "--loop", loop, "--port", str(port)] + (["--tls", tls[0], tls[1]] if tls else []),
+        stdout=subprocess.PIPE, text=True, env=env)
     try:
         if server.stdout.readline().strip() != "ready":
-            raise SystemExit(f"{loop}/aiohttp: the server did not start")
-        url = f"http://127.0.0.1:{port}/"
+            raise SystemExit(f"{loop}/{mode}: the server did not start")
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
         if args.warmup:
             subprocess.run(["taskset", "-c", str(args.client_cpu), "wrk", "-t1", "-c100",
                             f"-d{max(1, round(args.warmup))}s", url], capture_output=True, timeout=120)
@@ -49,7 +67,7 @@ def run_wrk(args, env, loop, port):
             if "Non-2xx" in line or "Socket errors" in line:
                 errors = line.strip()
         if rps is None or errors:
-            raise SystemExit(f"{loop}/aiohttp: wrk failed: {out.stdout}{out.stderr}")
+            raise SystemExit(f"{loop}/{mode}: wrk failed: {out.stdout}{out.stderr}")
         return rps
     finally:
         server.terminate()
@@ -137,6 +155,10 @@ def main():
         raise SystemExit(f"{args.echo_load} not found: build it (ninja -C {args.build} bench/echo_load)")
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(args.build), "python"))
     env.setdefault("EDDY_BACKEND", "io_uring")
+    tls = None
+    if "https" in modes:
+        certdir = tempfile.TemporaryDirectory()
+        tls = make_certificate(certdir.name)
 
     results = {}  # (row, loop) -> [values]
     busy = {}  # (echo mode, loop) -> [client CPU busy fraction]
@@ -146,8 +168,9 @@ def main():
         for mode in modes:
             for loop in order:
                 port += 1
-                if mode == "aiohttp":
-                    results.setdefault((mode, loop), []).append(run_wrk(args, env, loop, port))
+                if mode in WRK_MODES:
+                    results.setdefault((mode, loop), []).append(
+                        run_wrk(args, env, loop, port, tls if mode == "https" else None))
                     print(f"round {rnd + 1} {mode:8s} {loop:8s} {results[(mode, loop)][-1]:10.0f} req/s",
                           file=sys.stderr, flush=True)
                     continue
@@ -174,16 +197,18 @@ def main():
     for row in rows:
         med = {l: statistics.median(results[(row, l)]) for l in LOOPS}
         summary[row] = {"median": med, "all": {l: results[(row, l)] for l in LOOPS}}
-        if row in MODES and row != "aiohttp":
+        if row in MODES and row not in WRK_MODES:
             summary[row]["client_busy"] = {l: busy[(row, l)] for l in LOOPS}
         print(f"| {row} ({units[row]}) | {med['asyncio']:,.0f} | {med['uvloop']:,.0f} | {med['eddy']:,.0f} | "
               f"{med['eddy'] / med['uvloop']:.2f}x | {med['eddy'] / med['asyncio']:.2f}x |")
     # A loop whose run had the client's CPU nearly full was held back by the client.
-    bound = [f"{row}/{l} ({statistics.median(busy[(row, l)]):.0%})" for row in modes if row != "aiohttp"
+    bound = [f"{row}/{l} ({statistics.median(busy[(row, l)]):.0%})" for row in modes if row not in WRK_MODES
              for l in LOOPS if statistics.median(busy[(row, l)]) > 0.95]
-    print("\nclient CPU busy (median over the measured window): " +
-          ", ".join(f"{row}: " + " / ".join(f"{statistics.median(busy[(row, l)]):.0%}" for l in LOOPS)
-                    for row in modes if row != "aiohttp") + " (asyncio / uvloop / eddy)")
+    echo_modes = [row for row in modes if row not in WRK_MODES]
+    if echo_modes:
+        print("\nclient CPU busy (median over the measured window): " +
+              ", ".join(f"{row}: " + " / ".join(f"{statistics.median(busy[(row, l)]):.0%}" for l in LOOPS)
+                        for row in echo_modes) + " (asyncio / uvloop / eddy)")
     if bound:
         print("client-bound (the server may be faster than shown): " + ", ".join(bound))
     if args.json_out:

@@ -17,12 +17,10 @@ import socket
 import sys
 import threading
 import weakref
-from asyncio import base_events, events, futures, selector_events, unix_events
+from asyncio import base_events, constants, events, futures, selector_events, sslproto, unix_events
 
 from . import _core
 from . import sendfile as _sendfile
-
-_TLS_MESSAGE = "eddyloop does not support TLS yet: eddy has no TLS layer"
 
 
 def _fileobj_to_fd(fileobj):
@@ -277,20 +275,45 @@ class Loop(base_events.BaseEventLoop):
     def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
         return _core.make_stream_transport(self._core, sock, protocol, waiter, extra, server)
 
-    def _make_ssl_transport(self, *args, **kwargs):
-        raise NotImplementedError(_TLS_MESSAGE)
+    # TLS: asyncio's own TLS state machine (asyncio.sslproto.SSLProtocol, the
+    # ssl module's MemoryBIO underneath) runs as the protocol of one of eddy's
+    # stream transports, which carries the encrypted bytes; the application
+    # protocol gets SSLProtocol's transport. The same layering serves
+    # create_connection(ssl=...), create_server(ssl=...), the Unix variants,
+    # connect_accepted_socket and start_tls (BaseEventLoop's, unchanged).
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *, server_side=False,
+                            server_hostname=None, extra=None, server=None,
+                            ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                            ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
+        ssl_protocol = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport
 
     def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
         return selector_events._SelectorDatagramTransport(self, sock, protocol, address, waiter, extra)
 
     def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
-                       ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
-        if sslcontext is not None:
-            raise NotImplementedError(_TLS_MESSAGE)
+                       ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
+                       ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
         self._check_closed()
         fd = sock.fileno()
         if fd in self._serving:
             return
+        if sslcontext is not None:
+            # eddy's accept loop makes each connection's transport for the
+            # protocol this returns: the TLS layer, over the application's. A
+            # handshake that fails or times out is reported to the exception
+            # handler and closes that connection only.
+            app_factory = protocol_factory
+            handshake = ssl_handshake_timeout
+            shutdown = ssl_shutdown_timeout
+
+            def protocol_factory():
+                return sslproto.SSLProtocol(self, app_factory(), sslcontext, None, True, None,
+                                            ssl_handshake_timeout=handshake,
+                                            ssl_shutdown_timeout=shutdown)
         self._serving[fd] = _core.serve(self._core, os.dup(fd), protocol_factory, server, backlog)
 
     def _stop_serving(self, sock):
@@ -299,23 +322,10 @@ class Loop(base_events.BaseEventLoop):
             w.cancel()
         sock.close()
 
-    async def create_connection(self, protocol_factory, host=None, port=None, *, ssl=None, **kwargs):
-        if ssl:
-            raise NotImplementedError(_TLS_MESSAGE)
-        return await super().create_connection(protocol_factory, host, port, **kwargs)
-
-    async def create_server(self, protocol_factory, host=None, port=None, *, ssl=None, **kwargs):
-        if ssl:
-            raise NotImplementedError(_TLS_MESSAGE)
-        return await super().create_server(protocol_factory, host, port, **kwargs)
-
     async def sendfile(self, transport, file, offset=0, count=None, *, fallback=True):
         if isinstance(transport, _core.TCPTransport):
             return await _sendfile.sendfile(self, transport, file, offset, count, fallback=fallback)
         return await super().sendfile(transport, file, offset, count, fallback=fallback)
-
-    async def start_tls(self, transport, protocol, sslcontext, **kwargs):
-        raise NotImplementedError(_TLS_MESSAGE)
 
     # Unix sockets, pipes and subprocesses: asyncio's Unix loop builds these from
     # sock_connect, _start_serving and _add_reader/_add_writer, which eddy provides.

@@ -599,6 +599,19 @@ PyObject* tr_abort(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// _force_close(exc): abort(), with `exc` (None or an exception) handed to
+// connection_lost. asyncio's SSLProtocol ends its transport this way on a fatal
+// TLS error or a handshake or shutdown timeout, as selector transports allow.
+PyObject* tr_force_close(PyObject* self, PyObject* exc) {
+  if (exc != Py_None && !PyExceptionInstance_Check(exc)) {
+    PyErr_Format(PyExc_TypeError, "_force_close() takes None or an exception, not %.100s",
+                 Py_TYPE(exc)->tp_name);
+    return nullptr;
+  }
+  shutdown(as_tr(self), exc == Py_None ? nullptr : exc);
+  Py_RETURN_NONE;
+}
+
 PyObject* tr_is_closing(PyObject* self, PyObject*) { return PyBool_FromLong(as_tr(self)->closing); }
 
 PyObject* tr_is_reading(PyObject* self, PyObject*) {
@@ -793,6 +806,7 @@ PyMethodDef tr_methods[] = {
     {"can_write_eof", tr_can_write_eof, METH_NOARGS, nullptr},
     {"close", tr_close, METH_NOARGS, "Close after the queued bytes are sent."},
     {"abort", tr_abort, METH_NOARGS, "Close now, dropping queued bytes."},
+    {"_force_close", tr_force_close, METH_O, "abort(), passing exc (or None) to connection_lost."},
     {"is_closing", tr_is_closing, METH_NOARGS, nullptr},
     {"is_reading", tr_is_reading, METH_NOARGS, nullptr},
     {"pause_reading", tr_pause_reading, METH_NOARGS, nullptr},
@@ -837,8 +851,14 @@ void queue_connection_made(transport_object* t, PyObject* waiter) {
 
 PyObject* tr_protocol_paused(PyObject* self, void*) { return PyBool_FromLong(as_tr(self)->protocol_paused); }
 
+// loop.start_tls() checks for it: set_protocol() swaps protocols (BufferedProtocol
+// included) and bytes that arrive while reading is paused wait for resume_reading().
+PyObject* tr_start_tls_compatible(PyObject*, void*) { Py_RETURN_TRUE; }
+
 PyGetSetDef tr_getset[] = {
     {"_protocol_paused", tr_protocol_paused, nullptr, "pause_writing() was called (asyncio's sendfile reads it)",
+     nullptr},
+    {"_start_tls_compatible", tr_start_tls_compatible, nullptr, "loop.start_tls() may upgrade this transport",
      nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
