@@ -15,10 +15,15 @@ In the same rounds, two references:
     per thread, at --work-us 0. What it loses with a second thread is what the
     machine costs, not eddy: on 2 cores the client needs a core of its own at
     --work-us 0, so a second server thread only takes CPU from it.
+  - tokio_echo_server --threads 1 (current-thread runtime) against --threads 2 (the
+    multi-thread runtime, two workers stealing work), at --work-us 0, when --tokio
+    names the binary or bench/compare built it under --build: how a work-stealing
+    runtime fares with a second thread on the same two cores.
 
     bench/net/scaling.py [--build DIR] [--rounds 5] [--secs 4] [--warmup 1]
                          [--conns 32] [--size 64] [--work 50,0] [--backend auto]
-                         [--engine uring|epoll] [--no-reference] [--markdown FILE]
+                         [--engine uring|epoll] [--no-reference] [--tokio PATH]
+                         [--markdown FILE]
 
 Needs a release build with samples/echo_server and bench/echo_load. Servers listen
 on 127.0.0.1, on a port the kernel picks; every process started is killed on exit.
@@ -33,6 +38,8 @@ import sys
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
+NAMES = {"eddy": "eddy echo_server", "reference": "uring_echo_server (no runtime)",
+         "tokio": "tokio_echo_server (1: current_thread, 2: multi_thread)"}
 
 
 def cpu_seconds(pid):
@@ -44,6 +51,8 @@ def cpu_seconds(pid):
 def server_command(args, server, threads, work):
     if server == "reference":
         return [f"{args.build}/bench/uring_echo_server", "--port", "0", "--threads", str(threads)]
+    if server == "tokio":
+        return [args.tokio, "--port", "0", "--threads", str(threads)]
     return [f"{args.build}/samples/echo_server", "--port", "0", "--threads", str(threads),
             "--work-us", str(work), "--backend", args.backend]
 
@@ -117,6 +126,8 @@ def main():
                          "request of epoll here, leaving the server more of the shared cores")
     ap.add_argument("--no-reference", action="store_true",
                     help="skip bench/uring_echo_server, the no-runtime reference at --work-us 0")
+    ap.add_argument("--tokio", help="tokio_echo_server to run as a reference at --work-us 0 "
+                    "(default: the one bench/compare built under --build, if any)")
     ap.add_argument("--markdown")
     args = ap.parse_args()
     if args.rounds < 1 or args.secs <= 0 or args.conns < 1:
@@ -128,6 +139,13 @@ def main():
     rows = [("eddy", w) for w in works]
     if not args.no_reference and os.path.exists(f"{args.build}/bench/uring_echo_server"):
         rows.append(("reference", 0))
+    if args.tokio is None and not args.no_reference:
+        built = f"{args.build}/peers/tokio/target/release/tokio_echo_server"
+        args.tokio = built if os.path.exists(built) else None
+    if args.tokio:
+        if not os.access(args.tokio, os.X_OK):
+            ap.error(f"--tokio {args.tokio}: not an executable file")
+        rows.append(("tokio", 0))
     res = {(s, t, w): [] for s, w in rows for t in (1, 2)}
     machine = []
     for rnd in range(args.rounds):
@@ -139,7 +157,7 @@ def main():
             for t in order:
                 rps, cpu = measure(args, s, t, w)
                 res[(s, t, w)].append((rps, cpu))
-                name = "echo_server" if s == "eddy" else "uring_echo_server (reference)"
+                name = NAMES[s]
                 print(f"round {rnd + 1}: {name} --threads {t} --work-us {w}: {rps:.0f} req/s, "
                       f"{cpu:.1f} server CPU-us/req", file=sys.stderr, flush=True)
     lines = ["| server | --work-us | 1 loop req/s | 2 loops req/s | ratio (median of per-round ratios) | "
@@ -150,7 +168,7 @@ def main():
         two = [r for r, _ in res[(s, 2, w)]]
         ratios = [b / a for a, b in zip(one, two)]
         lines.append(
-            f"| {'eddy echo_server' if s == 'eddy' else 'uring_echo_server (no runtime)'} | {w} | "
+            f"| {NAMES[s]} | {w} | "
             f"{statistics.median(one):.0f} | {statistics.median(two):.0f} | "
             f"{statistics.median(ratios):.2f}x (rounds: {', '.join(f'{x:.2f}' for x in ratios)}) | "
             f"{statistics.median(c for _, c in res[(s, 1, w)]):.1f} | "
@@ -163,7 +181,7 @@ def main():
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(f"echo_server --threads 2 vs --threads 1, uring_echo_server the same ({args.rounds} alternated rounds, "
+            f.write(f"echo_server --threads 2 vs --threads 1, the references the same ({args.rounds} alternated rounds, "
                     f"{args.secs:g} s each after {args.warmup:g} s warm-up; echo_load --conns {args.conns} "
                     f"--size {args.size} --engine {args.engine}, one client thread; backend {args.backend}; nproc {os.cpu_count()})\n\n")
             f.write(text + "\n")

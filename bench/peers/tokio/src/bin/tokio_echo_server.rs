@@ -24,7 +24,9 @@ async fn echo(mut s: TcpStream) {
 async fn serve(port: u16) {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let listener = TcpListener::bind(addr).await.expect("bind");
-    println!("listening on 127.0.0.1 {}", port);
+    // The bound port, so that --port 0 (the kernel picks) can be used by scripts.
+    let bound = listener.local_addr().expect("local_addr").port();
+    println!("listening on 127.0.0.1 {}", bound);
     loop {
         if let Ok((s, _)) = listener.accept().await {
             let _ = s.set_nodelay(true);
@@ -41,7 +43,13 @@ fn main() {
     while i < args.len() {
         match (args[i].as_str(), args.get(i + 1)) {
             ("--port", Some(v)) => port = v.parse().expect("port"),
-            ("--threads", Some(v)) => threads = v.parse().expect("threads"),
+            ("--threads", Some(v)) => match v.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => threads = n,
+                _ => {
+                    eprintln!("tokio_echo_server: --threads must be 1..64, got {:?}", v);
+                    std::process::exit(2);
+                }
+            },
             _ => {
                 eprintln!("usage: tokio_echo_server [--port PORT] [--threads N]");
                 std::process::exit(2);
