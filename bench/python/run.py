@@ -5,6 +5,10 @@ Echo servers (bench/python/echo_server.py) in three styles -- (a) protocol,
 (1 thread, 100 connections) and (e) the same over HTTPS (TLS in asyncio's sslproto
 on every loop but uvloop, which has its own; a throw-away certificate made with
 openssl; wrk keeps its 100 connections, so this is TLS records, not handshakes),
+(f) aiohttp serving a file with web.FileResponse under the same wrk (aiohttp sends
+it with loop.sendfile: os.sendfile on asyncio's loop and on eddyloop, a copy
+through the transport where the loop has no native sendfile; --static-kib sets
+the size),
 each pinned to one CPU, driven by bench/load's
 echo_load (no eddy; --engine uring by default: liburing, so the client is not the
 bottleneck) on another CPU: 100 connections x 1 KiB
@@ -28,8 +32,8 @@ import time
 TICK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPS = ["asyncio", "uvloop", "eddy"]
-MODES = ["protocol", "streams", "sock", "aiohttp", "https"]
-WRK_MODES = ("aiohttp", "https")
+MODES = ["protocol", "streams", "sock", "aiohttp", "https", "static"]
+WRK_MODES = ("aiohttp", "https", "static")
 
 
 def make_certificate(directory):
@@ -42,18 +46,23 @@ def make_certificate(directory):
     return cert, key
 
 
-def run_wrk(args, env, loop, port, tls=None):
-    """(d), and (e) with tls=(cert, key): aiohttp hello world under wrk (1 thread,
-    100 connections)."""
-    mode = "https" if tls else "aiohttp"
+def run_wrk(args, env, loop, port, tls=None, static=None):
+    """(d); (e) with tls=(cert, key); (f) with static=PATH, the file served: aiohttp
+    under wrk (1 thread, 100 connections)."""
+    mode = "https" if tls else "static" if static else "aiohttp"
+    # aiohttp logs every request still open at SIGTERM ("Task was destroyed but it is
+    # pending!") on every loop: kept out of the table's way, shown if the server fails.
+    errors_file = tempfile.TemporaryFile("w+")
     server = subprocess.Popen(
         ["taskset", "-c", str(args.server_cpu), sys.executable, os.path.join(HERE, "aiohttp_server.py"),
-         "--loop", loop, "--port", str(port)] + (["--tls", tls[0], tls[1]] if tls else []),
-        stdout=subprocess.PIPE, text=True, env=env)
+         "--loop", loop, "--port", str(port)] + (["--tls", tls[0], tls[1]] if tls else []) +
+        (["--file", static] if static else []),
+        stdout=subprocess.PIPE, stderr=errors_file, text=True, env=env)
     try:
         if server.stdout.readline().strip() != "ready":
-            raise SystemExit(f"{loop}/{mode}: the server did not start")
-        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
+            errors_file.seek(0)
+            raise SystemExit(f"{loop}/{mode}: the server did not start: {errors_file.read()[-2000:]}")
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/{'file' if static else ''}"
         if args.warmup:
             subprocess.run(["taskset", "-c", str(args.client_cpu), "wrk", "-t1", "-c100",
                             f"-d{max(1, round(args.warmup))}s", url], capture_output=True, timeout=120)
@@ -76,6 +85,7 @@ def run_wrk(args, env, loop, port, tls=None):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        errors_file.close()
 
 
 def cpu_seconds(pid):
@@ -142,10 +152,13 @@ def main():
     ap.add_argument("--engine", default="uring", choices=["uring", "epoll"],
                     help="echo_load's engine (default uring: on this VM the epoll client saturates "
                          "its CPU near 120k req/s, below what the fastest loop serves)")
+    ap.add_argument("--static-kib", type=int, default=256, help="(f)'s file size, KiB (1..65536)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
     if not 1 <= args.rounds <= 50 or not 0 < args.secs <= 60 or not 0 <= args.warmup <= 60:
         raise SystemExit("--rounds 1..50, --secs (0, 60], --warmup [0, 60]")
+    if not 1 <= args.static_kib <= 65536:
+        raise SystemExit("--static-kib must be 1..65536")
     modes = args.modes.split(",")
     for m in modes:
         if m not in MODES:
@@ -159,6 +172,12 @@ def main():
     if "https" in modes:
         certdir = tempfile.TemporaryDirectory()
         tls = make_certificate(certdir.name)
+    static = None
+    if "static" in modes:
+        staticdir = tempfile.TemporaryDirectory()
+        static = os.path.join(staticdir.name, "file.bin")
+        with open(static, "wb") as f:
+            f.write(os.urandom(args.static_kib * 1024))
 
     results = {}  # (row, loop) -> [values]
     busy = {}  # (echo mode, loop) -> [client CPU busy fraction]
@@ -170,7 +189,8 @@ def main():
                 port += 1
                 if mode in WRK_MODES:
                     results.setdefault((mode, loop), []).append(
-                        run_wrk(args, env, loop, port, tls if mode == "https" else None))
+                        run_wrk(args, env, loop, port, tls if mode == "https" else None,
+                                static if mode == "static" else None))
                     print(f"round {rnd + 1} {mode:8s} {loop:8s} {results[(mode, loop)][-1]:10.0f} req/s",
                           file=sys.stderr, flush=True)
                     continue

@@ -331,6 +331,11 @@ class Loop(base_events.BaseEventLoop):
     # sock_connect, _start_serving and _add_reader/_add_writer, which eddy provides.
     create_unix_connection = unix_events._UnixSelectorEventLoop.create_unix_connection
     create_unix_server = unix_events._UnixSelectorEventLoop.create_unix_server
+    # sock_sendfile: asyncio's Unix loop runs os.sendfile on add_writer readiness.
+    _sock_sendfile_native = unix_events._UnixSelectorEventLoop._sock_sendfile_native
+    _sock_sendfile_native_impl = unix_events._UnixSelectorEventLoop._sock_sendfile_native_impl
+    _sock_sendfile_update_filepos = unix_events._UnixSelectorEventLoop._sock_sendfile_update_filepos
+    _sock_add_cancellation_callback = unix_events._UnixSelectorEventLoop._sock_add_cancellation_callback
     _make_read_pipe_transport = unix_events._UnixSelectorEventLoop._make_read_pipe_transport
     _make_write_pipe_transport = unix_events._UnixSelectorEventLoop._make_write_pipe_transport
     _make_subprocess_transport = unix_events._UnixSelectorEventLoop._make_subprocess_transport

@@ -599,6 +599,14 @@ PyObject* tr_abort(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// _sendfile_fd(): the socket's descriptor for loop.sendfile()'s os.sendfile, or
+// -1 once the transport is closing (the descriptor may be closed or reused then).
+// Valid until control returns to the loop: check again after every await.
+PyObject* tr_sendfile_fd(PyObject* self, PyObject*) {
+  transport_object* t = as_tr(self);
+  return PyLong_FromLong(t->closing || t->shut_down ? -1 : t->fd);
+}
+
 // _force_close(exc): abort(), with `exc` (None or an exception) handed to
 // connection_lost. asyncio's SSLProtocol ends its transport this way on a fatal
 // TLS error or a handshake or shutdown timeout, as selector transports allow.
@@ -807,6 +815,7 @@ PyMethodDef tr_methods[] = {
     {"close", tr_close, METH_NOARGS, "Close after the queued bytes are sent."},
     {"abort", tr_abort, METH_NOARGS, "Close now, dropping queued bytes."},
     {"_force_close", tr_force_close, METH_O, "abort(), passing exc (or None) to connection_lost."},
+    {"_sendfile_fd", tr_sendfile_fd, METH_NOARGS, "The socket fd for loop.sendfile(), -1 once closing."},
     {"is_closing", tr_is_closing, METH_NOARGS, nullptr},
     {"is_reading", tr_is_reading, METH_NOARGS, nullptr},
     {"pause_reading", tr_pause_reading, METH_NOARGS, nullptr},
