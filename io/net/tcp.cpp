@@ -27,6 +27,34 @@ unique_fd adopt_nonblocking(unique_fd fd, const char* what) {
   return fd;
 }
 
+void check_stream_socket(int fd, bool unix_family, const char* what) {
+  const char* want = unix_family ? "a connected Unix stream socket (AF_UNIX, SOCK_STREAM)"
+                                 : "a connected TCP socket (AF_INET or AF_INET6, SOCK_STREAM)";
+  int type = 0, family = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+    if (errno != ENOTSOCK) throw std::system_error(errno, std::system_category(), what);
+    throw std::invalid_argument(std::string(what) + ": fd " + std::to_string(fd) +
+                                " is not a socket; wants " + want);
+  }
+  len = sizeof family;
+  if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0)
+    throw std::system_error(errno, std::system_category(), what);
+  const bool family_ok = unix_family ? family == AF_UNIX : family == AF_INET || family == AF_INET6;
+  if (type == SOCK_STREAM && family_ok) return;
+  const char* type_name = type == SOCK_STREAM      ? "stream"
+                          : type == SOCK_DGRAM     ? "datagram"
+                          : type == SOCK_SEQPACKET ? "seqpacket"
+                          : type == SOCK_RAW       ? "raw"
+                                                   : "other";
+  const char* family_name = family == AF_UNIX    ? "AF_UNIX"
+                            : family == AF_INET  ? "AF_INET"
+                            : family == AF_INET6 ? "AF_INET6"
+                                                 : "another family";
+  throw std::invalid_argument(std::string(what) + ": fd " + std::to_string(fd) + " is a " +
+                              type_name + " socket of " + family_name + "; wants " + want);
+}
+
 void check_backlog(int backlog, const char* what) {
   if (backlog < 1 || backlog > 65535)
     throw std::invalid_argument(std::string(what) + ": backlog must be 1..65535, got " +
@@ -52,7 +80,7 @@ void check_ip(const socket_address& a, const char* what) {
 task<tcp_stream> connect_once(socket_address addr, bool nodelay) {
   unique_fd fd = detail::open_socket(addr.family(), SOCK_STREAM, IPPROTO_TCP);
   co_await detail::connect_socket(fd.get(), addr);
-  tcp_stream s(std::move(fd));
+  tcp_stream s = detail::wrap_own_stream<tcp_stream>(std::move(fd));
   if (nodelay) s.set_nodelay(true);
   co_return s;
 }
@@ -65,7 +93,8 @@ void check_timeout(std::chrono::milliseconds t) {
 }  // namespace
 
 tcp_stream::tcp_stream(unique_fd fd)
-    : stream_socket(detail::adopt_nonblocking(std::move(fd), "eddy: tcp_stream")) {}
+    : stream_socket((detail::check_stream_socket(fd.get(), false, "eddy: tcp_stream"),
+                     detail::adopt_nonblocking(std::move(fd), "eddy: tcp_stream"))) {}
 
 task<tcp_stream> tcp_stream::connect(socket_address addr, tcp_connect_options opts) {
   check_ip(addr, "eddy: tcp_stream::connect");
@@ -121,10 +150,7 @@ tcp_listener tcp_listener::bind(const socket_address& addr, tcp_listen_options o
 }
 
 task<tcp_stream> tcp_listener::accept() {
-  unique_fd fd = co_await core_.accept_fd();
-  tcp_stream s;
-  static_cast<detail::stream_socket&>(s) = detail::stream_socket(std::move(fd));
-  co_return s;
+  co_return detail::wrap_own_stream<tcp_stream>(co_await core_.accept_fd());
 }
 
 task<accepted<tcp_stream>> tcp_listener::accept_with_peer() {

@@ -37,18 +37,20 @@ Pair make_pair(int type) {
 }  // namespace
 
 unix_stream::unix_stream(unique_fd fd)
-    : stream_socket(detail::adopt_nonblocking(std::move(fd), "eddy: unix_stream")) {}
+    : stream_socket((detail::check_stream_socket(fd.get(), true, "eddy: unix_stream"),
+                     detail::adopt_nonblocking(std::move(fd), "eddy: unix_stream"))) {}
 
 task<unix_stream> unix_stream::connect(socket_address addr) {
   check_unix(addr, "eddy: unix_stream::connect");
   unique_fd fd = detail::open_socket(AF_UNIX, SOCK_STREAM);
   co_await detail::connect_socket(fd.get(), addr);
-  co_return unix_stream(std::move(fd));
+  co_return detail::wrap_own_stream<unix_stream>(std::move(fd));
 }
 
 std::pair<unix_stream, unix_stream> unix_stream::pair() {
   auto [a, b] = make_pair<std::pair<unique_fd, unique_fd>>(SOCK_STREAM);
-  return {unix_stream(std::move(a)), unix_stream(std::move(b))};
+  return {detail::wrap_own_stream<unix_stream>(std::move(a)),
+          detail::wrap_own_stream<unix_stream>(std::move(b))};
 }
 
 unix_listener unix_listener::bind(const socket_address& addr, unix_listen_options opts) {

@@ -39,7 +39,7 @@
 #include <string>
 #include <system_error>
 
-#include <eddy/io/tcp.hpp>
+#include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/runtime/event.hpp>
 #include <eddy/runtime/join_handle.hpp>
 #include <eddy/runtime/time.hpp>
@@ -60,7 +60,10 @@ struct transport_object {
   PyObject* extra;           // dict
   PyObject* sock;            // the socket.socket the fd came from (or made lazily)
   PyObject* weakrefs;
-  eddy::tcp_stream* stream;
+  // The socket, TCP or Unix: the transport needs only what both share. Its fd is
+  // non-blocking and close-on-exec already (accept4 here, or asyncio's socket
+  // after setblocking(False)), so it is wrapped without adoption's system calls.
+  eddy::detail::stream_socket* stream;
   eddy::event* resume;       // reading resumed or shut down
   std::string* wbuf;
   std::size_t wpos;
@@ -924,7 +927,7 @@ PyObject* new_transport(core_object* core, int fd, PyObject* sock, PyObject* pro
     return nullptr;
   }
   try {
-    t->stream = new eddy::tcp_stream(eddy::unique_fd(fd));
+    t->stream = new eddy::detail::stream_socket(eddy::unique_fd(fd));
     if (server != nullptr && server != Py_None) {
       PyObject* r = PyObject_CallMethod(server, "_attach", nullptr);
       if (r == nullptr) throw std::runtime_error("Server._attach failed");
@@ -957,6 +960,11 @@ PyObject* make_stream_transport(PyObject*, PyObject* const* args, Py_ssize_t nar
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "the socket is closed");
     return nullptr;
   }
+  // The backends need a non-blocking fd; asyncio's own paths set it, a caller of
+  // _make_socket_transport may not. Through the socket object, so it agrees.
+  PyObject* r = PyObject_CallMethod(args[1], "setblocking", "O", Py_False);
+  if (r == nullptr) return nullptr;
+  Py_DECREF(r);
   return new_transport(core, static_cast<int>(fd), args[1], args[2], args[3], args[4], args[5]);
 }
 

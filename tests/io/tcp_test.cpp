@@ -1,10 +1,14 @@
 // TCP on every backend: echo round trips from 0 B to 16 MiB with checksums, a
 // thousand concurrent connections, half-close both ways (RELIABILITY row 3), a
-// peer reset mid-stream, connect errors and timeouts, options and addresses.
+// peer reset mid-stream, connect errors and timeouts, options and addresses,
+// adopting fds of the wrong kind.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
+#include <string>
 #include <vector>
 
 #include "io/net_support.hpp"
@@ -299,6 +303,34 @@ TEST_P(tcp_test, bad_arguments_are_clear_errors) {
     co_return n;
   };
   EXPECT_EQ(run(f()), 4);
+}
+
+// Adopting an fd checks what it is: only a TCP socket becomes a tcp_stream, and
+// the message names the fd and its kind. The refused fd is closed, not leaked
+// (the fixture counts fds).
+TEST_P(tcp_test, adopting_anything_but_a_tcp_socket_is_refused_by_name) {
+  auto refused = [](int fd, const char* kind) {
+    try {
+      eddy::tcp_stream s{eddy::unique_fd(fd)};
+      ADD_FAILURE() << "adopted " << kind;
+    } catch (const std::invalid_argument& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("fd " + std::to_string(fd)), std::string::npos) << m;
+      EXPECT_NE(m.find(kind), std::string::npos) << m;
+    }
+  };
+  refused(::socket(AF_INET, SOCK_DGRAM, 0), "datagram socket of AF_INET");
+  refused(::socket(AF_UNIX, SOCK_STREAM, 0), "stream socket of AF_UNIX");
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ::close(p[1]);
+  refused(p[0], "not a socket");
+  // A TCP socket is taken, and made non-blocking.
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  eddy::tcp_stream s{eddy::unique_fd(fd)};
+  EXPECT_NE(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
 }
 
 EDDY_BACKEND_TEST_SUITE(tcp_test);

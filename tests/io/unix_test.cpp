@@ -1,5 +1,6 @@
 // Unix-domain sockets on every backend: stream listeners on paths and abstract
 // names, socket pairs, datagrams, and EPIPE from a closed peer.
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +166,42 @@ TEST_P(unix_test, non_unix_addresses_are_refused) {
     co_return n;
   };
   EXPECT_EQ(run(f()), 3);
+}
+
+// Only an AF_UNIX SOCK_STREAM socket becomes a unix_stream: a seqpacket or
+// datagram pair would lose its message boundaries in a byte stream. The refused
+// fds are closed (the fixture counts fds).
+TEST_P(unix_test, adopting_anything_but_a_unix_stream_socket_is_refused_by_name) {
+  auto refused = [](int fd, const char* kind) {
+    try {
+      eddy::unix_stream s{eddy::unique_fd(fd)};
+      ADD_FAILURE() << "adopted " << kind;
+    } catch (const std::invalid_argument& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("fd " + std::to_string(fd)), std::string::npos) << m;
+      EXPECT_NE(m.find(kind), std::string::npos) << m;
+    }
+  };
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+  refused(sv[0], "seqpacket socket of AF_UNIX");
+  refused(sv[1], "seqpacket socket of AF_UNIX");
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+  refused(sv[0], "datagram socket of AF_UNIX");
+  ::close(sv[1]);
+  refused(::socket(AF_INET, SOCK_STREAM, 0), "stream socket of AF_INET");
+  // A Unix stream pair is taken, and carries bytes.
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  auto f = [](int a, int b) -> task<bool> {
+    eddy::unix_stream x{eddy::unique_fd(a)}, y{eddy::unique_fd(b)};
+    co_await x.write_all("hi");
+    std::array<std::byte, 2> got{};
+    const std::size_t n = co_await y.read_some(got);
+    co_await x.close();
+    co_await y.close();
+    co_return n == 2 && got[0] == std::byte{'h'};
+  };
+  EXPECT_TRUE(run(f(sv[0], sv[1])));
 }
 
 EDDY_BACKEND_TEST_SUITE(unix_test);

@@ -79,6 +79,9 @@ class tcp_stream : public detail::stream_socket {
  public:
   tcp_stream() noexcept = default;
   /// Adopts a connected TCP socket (it is made non-blocking and close-on-exec).
+  /// Throws std::invalid_argument, naming the fd and what it is, for anything
+  /// but an AF_INET or AF_INET6 SOCK_STREAM socket (a UDP or Unix socket, a pipe);
+  /// the fd is closed then.
   explicit tcp_stream(unique_fd fd);
 
   /// Connects to `addr` (IPv4 or IPv6). Throws timeout_error, std::system_error

@@ -27,6 +27,9 @@ class unix_stream : public detail::stream_socket {
  public:
   unix_stream() noexcept = default;
   /// Adopts a connected Unix stream socket (made non-blocking, close-on-exec).
+  /// Throws std::invalid_argument, naming the fd and what it is, for anything
+  /// but an AF_UNIX SOCK_STREAM socket (SOCK_SEQPACKET and SOCK_DGRAM included:
+  /// their message boundaries would be lost); the fd is closed then.
   explicit unix_stream(unique_fd fd);
 
   /// Connects to a listening Unix socket. Throws std::system_error (ENOENT,
