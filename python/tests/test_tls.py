@@ -245,6 +245,41 @@ class TlsTest(LoopTest):
 
         self.run_async(main())
 
+    def test_sendfile_over_tls_goes_through_the_tls_transport(self):
+        # os.sendfile would bypass the encryption: over TLS, loop.sendfile must
+        # copy through the TLS transport (asyncio's fallback), and the peer must
+        # decrypt exactly the file.
+        import tempfile
+
+        data = os.urandom(3 * 1024 * 1024 + 5)
+
+        async def main():
+            got = bytearray()
+            done = self.loop.create_future()
+
+            class Sink(asyncio.Protocol):
+                def data_received(self, b):
+                    got.extend(b)
+
+                def connection_lost(self, exc):
+                    done.set_result(exc)
+
+            server = await self.loop.create_server(Sink, "127.0.0.1", 0, ssl=server_context())
+            self.addCleanup(server.close)
+            port = server.sockets[0].getsockname()[1]
+            tr, _ = await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=client_context())
+            with tempfile.TemporaryFile() as f:
+                f.write(data)
+                f.seek(0)
+                with self.assertRaises(RuntimeError):  # asyncio's answer for a TLS transport
+                    await self.loop.sendfile(tr, f, fallback=False)
+                self.assertEqual(await self.loop.sendfile(tr, f, offset=5), len(data) - 5)
+            tr.close()
+            self.assertIsNone(await asyncio.wait_for(done, 10))
+            self.assertEqual(bytes(got), data[5:])
+
+        self.run_async(main())
+
 
 @unittest.skipIf(aiohttp is None, "python3-aiohttp is not installed")
 class HttpsTest(LoopTest):
