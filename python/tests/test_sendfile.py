@@ -107,6 +107,17 @@ class SendfileTest(LoopTest):
         self.addCleanup(patcher.stop)
         return calls
 
+    async def stalled_sendfile(self):
+        """A sendfile of 32 MiB to a peer that has paused reading: once the socket
+        buffers are full it waits for room. Returns the pair, the task and the data."""
+        data = payload(32 * 1024 * 1024)
+        tr, proto, sink, server = await self.pair()
+        sink.transport.pause_reading()
+        send = self.loop.create_task(self.loop.sendfile(tr, self.file_with(data)))
+        await asyncio.sleep(0.05)
+        self.assertFalse(send.done())
+        return tr, proto, sink, server, send, data
+
     async def close_and_collect(self, tr, sink, server):
         tr.close()
         await sink.lost
@@ -237,15 +248,8 @@ class SendfileTest(LoopTest):
         self.run_async(main())
 
     def test_peer_gone_mid_file_raises(self):
-        data = payload(32 * 1024 * 1024)
-
         async def main():
-            tr, proto, sink, server = await self.pair()
-            sink.transport.pause_reading()
-            f = self.file_with(data)
-            send = self.loop.create_task(self.loop.sendfile(tr, f))
-            await asyncio.sleep(0.05)
-            self.assertFalse(send.done())
+            tr, proto, sink, server, send, data = await self.stalled_sendfile()
             sink.transport.abort()
             with self.assertRaises(ConnectionError):
                 await send
@@ -263,15 +267,8 @@ class SendfileTest(LoopTest):
     def test_transport_aborted_while_sendfile_waits(self):
         # The socket is full and the peer not reading: sendfile waits for room.
         # abort() must end that wait (and the connection), not leave it hanging.
-        data = payload(32 * 1024 * 1024)
-
         async def main():
-            tr, proto, sink, server = await self.pair()
-            sink.transport.pause_reading()
-            f = self.file_with(data)
-            send = self.loop.create_task(self.loop.sendfile(tr, f))
-            await asyncio.sleep(0.05)
-            self.assertFalse(send.done())
+            tr, proto, sink, server, send, data = await self.stalled_sendfile()
             tr.abort()
             with self.assertRaises(ConnectionError):
                 await asyncio.wait_for(send, 5)
@@ -284,14 +281,8 @@ class SendfileTest(LoopTest):
         self.run_async(main())
 
     def test_cancelled_mid_file_hands_the_transport_back(self):
-        data = payload(32 * 1024 * 1024)
-
         async def main():
-            tr, proto, sink, server = await self.pair()
-            sink.transport.pause_reading()
-            f = self.file_with(data)
-            send = self.loop.create_task(self.loop.sendfile(tr, f))
-            await asyncio.sleep(0.05)
+            tr, proto, sink, server, send, data = await self.stalled_sendfile()
             send.cancel()
             with self.assertRaises(asyncio.CancelledError):
                 await send

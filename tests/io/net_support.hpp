@@ -1,11 +1,16 @@
 // Helpers for the socket tests: an echo server on a listener, payloads with
-// checksums, and a loopback listener on a free port.
+// checksums, a loopback listener on a free port, and a check that adopting an fd
+// of the wrong kind is refused.
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <cstdint>
 #include <eddy/eddy.hpp>
 #include <random>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace eddy_test {
@@ -54,6 +59,20 @@ eddy::task<void> echo_server(Listener* l, std::size_t count) {
   }
   co_await g.join();
   if (cancelled) throw eddy::cancelled_error{};
+}
+
+// Expects Stream{unique_fd(fd)} to refuse `fd` with std::invalid_argument whose
+// message names the fd and contains `kind` ("datagram socket of AF_INET", ...).
+template <class Stream>
+void expect_adoption_refused(int fd, const std::string& kind) {
+  try {
+    Stream s{eddy::unique_fd(fd)};
+    ADD_FAILURE() << "adopted fd " << fd << ": " << kind;
+  } catch (const std::invalid_argument& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("fd " + std::to_string(fd)), std::string::npos) << m;
+    EXPECT_NE(m.find(kind), std::string::npos) << m;
+  }
 }
 
 inline eddy::tcp_listener loopback_listener(bool ipv6 = false) {

@@ -309,16 +309,7 @@ TEST_P(tcp_test, bad_arguments_are_clear_errors) {
 // the message names the fd and its kind. The refused fd is closed, not leaked
 // (the fixture counts fds).
 TEST_P(tcp_test, adopting_anything_but_a_tcp_socket_is_refused_by_name) {
-  auto refused = [](int fd, const char* kind) {
-    try {
-      eddy::tcp_stream s{eddy::unique_fd(fd)};
-      ADD_FAILURE() << "adopted " << kind;
-    } catch (const std::invalid_argument& e) {
-      const std::string m = e.what();
-      EXPECT_NE(m.find("fd " + std::to_string(fd)), std::string::npos) << m;
-      EXPECT_NE(m.find(kind), std::string::npos) << m;
-    }
-  };
+  const auto refused = eddy_test::expect_adoption_refused<eddy::tcp_stream>;
   refused(::socket(AF_INET, SOCK_DGRAM, 0), "datagram socket of AF_INET");
   refused(::socket(AF_UNIX, SOCK_STREAM, 0), "stream socket of AF_UNIX");
   int p[2];

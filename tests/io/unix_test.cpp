@@ -172,16 +172,7 @@ TEST_P(unix_test, non_unix_addresses_are_refused) {
 // datagram pair would lose its message boundaries in a byte stream. The refused
 // fds are closed (the fixture counts fds).
 TEST_P(unix_test, adopting_anything_but_a_unix_stream_socket_is_refused_by_name) {
-  auto refused = [](int fd, const char* kind) {
-    try {
-      eddy::unix_stream s{eddy::unique_fd(fd)};
-      ADD_FAILURE() << "adopted " << kind;
-    } catch (const std::invalid_argument& e) {
-      const std::string m = e.what();
-      EXPECT_NE(m.find("fd " + std::to_string(fd)), std::string::npos) << m;
-      EXPECT_NE(m.find(kind), std::string::npos) << m;
-    }
-  };
+  const auto refused = eddy_test::expect_adoption_refused<eddy::unix_stream>;
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
   refused(sv[0], "seqpacket socket of AF_UNIX");
