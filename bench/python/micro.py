@@ -1,10 +1,12 @@
 """call_soon and call_later+cancel micro-benchmarks for one loop, as uvloop's
-examples/bench compares loops: prints one JSON line of operations per second.
+examples/bench compares loops, and subprocesses (/bin/true, 8 at a time, through
+asyncio.create_subprocess_exec): prints one JSON line of operations per second.
 
-    micro.py --loop asyncio|uvloop|eddy [--n N]
+    micro.py --loop asyncio|uvloop|eddy [--n N] [--procs P]
 """
 
 import argparse
+import asyncio
 import json
 import time
 
@@ -50,15 +52,38 @@ def bench_call_later_cancel(loop, n):
     return n / (time.perf_counter() - t0)
 
 
+def bench_subprocess(loop, n):
+    """n runs of /bin/true, 8 at a time: spawn, pipes, exit detection, reaping."""
+    async def one(gate):
+        async with gate:
+            p = await asyncio.create_subprocess_exec("/bin/true", stdout=asyncio.subprocess.PIPE)
+            await p.communicate()
+            if p.returncode != 0:
+                raise SystemExit(f"/bin/true returned {p.returncode}")
+
+    async def run():
+        gate = asyncio.Semaphore(8)
+        await asyncio.gather(*(one(gate) for _ in range(n)))
+
+    asyncio.set_event_loop(loop)
+    t0 = time.perf_counter()
+    loop.run_until_complete(run())
+    return n / (time.perf_counter() - t0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loop", required=True)
     ap.add_argument("--n", type=int, default=300_000)
+    ap.add_argument("--procs", type=int, default=400)
     a = ap.parse_args()
     if not 1000 <= a.n <= 100_000_000:
         raise SystemExit("--n must be 1000..1e8")
+    if not 8 <= a.procs <= 100_000:
+        raise SystemExit("--procs must be 8..100000")
     loop = make_loop(a.loop)
-    r = {"call_soon": bench_call_soon(loop, a.n), "call_later_cancel": bench_call_later_cancel(loop, a.n)}
+    r = {"call_soon": bench_call_soon(loop, a.n), "call_later_cancel": bench_call_later_cancel(loop, a.n),
+         "subprocess": bench_subprocess(loop, a.procs)}
     loop.close()
     print(json.dumps(r))
 

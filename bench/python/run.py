@@ -13,7 +13,7 @@ each pinned to one CPU, driven by bench/load's
 echo_load (no eddy; --engine uring by default: liburing, so the client is not the
 bottleneck) on another CPU: 100 connections x 1 KiB
 messages, closed loop. Then the call_soon and call_later+cancel micro-benchmarks
-(bench/python/micro.py). Loops alternate within every round (the order rotates
+and a subprocess one, /bin/true 8 at a time (bench/python/micro.py). Loops alternate within every round (the order rotates
 each round); the table gives the median of the rounds and eddy's ratio to
 uvloop and to asyncio measured in the same run.
 
@@ -206,8 +206,9 @@ def main():
             for k, v in m.items():
                 results.setdefault((k, loop), []).append(v)
 
-    rows = modes + ["call_soon", "call_later_cancel"]
-    units = {m: "req/s" for m in modes} | {"call_soon": "calls/s", "call_later_cancel": "timers/s"}
+    rows = modes + ["call_soon", "call_later_cancel", "subprocess"]
+    units = {m: "req/s" for m in modes} | {"call_soon": "calls/s", "call_later_cancel": "timers/s",
+                                           "subprocess": "procs/s"}
     print(f"\nbackend={env['EDDY_BACKEND']} rounds={args.rounds} secs={args.secs} "
           f"server cpu {args.server_cpu}, echo_load --engine {args.engine} cpu {args.client_cpu}; "
           f"median of rounds\n")

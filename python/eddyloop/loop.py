@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 import weakref
 from asyncio import base_events, constants, events, futures, selector_events, sslproto, unix_events
 
@@ -44,6 +45,7 @@ class Loop(base_events.BaseEventLoop):
         super().__init__()
         self._readers = {}
         self._writers = {}
+        self._child_pidfds = {}  # pidfd -> pid of a child not yet exited
         self._serving = {}
         self._transports = weakref.WeakValueDictionary()  # selector transports (datagram)
         self._signal_handlers = {}
@@ -107,6 +109,12 @@ class Loop(base_events.BaseEventLoop):
         self._readers.clear()
         self._writers.clear()
         self._serving.clear()
+        if self._child_pidfds:
+            warnings.warn(f"eddyloop: closing with {len(self._child_pidfds)} child process(es) still "
+                          "running; they will not be waited for", ResourceWarning, source=self)
+            for pidfd in self._child_pidfds:
+                os.close(pidfd)
+            self._child_pidfds.clear()
         super().close()
         if self._core is not None:
             self._core.close()
@@ -338,8 +346,54 @@ class Loop(base_events.BaseEventLoop):
     _sock_add_cancellation_callback = unix_events._UnixSelectorEventLoop._sock_add_cancellation_callback
     _make_read_pipe_transport = unix_events._UnixSelectorEventLoop._make_read_pipe_transport
     _make_write_pipe_transport = unix_events._UnixSelectorEventLoop._make_write_pipe_transport
-    _make_subprocess_transport = unix_events._UnixSelectorEventLoop._make_subprocess_transport
-    _child_watcher_callback = unix_events._UnixSelectorEventLoop._child_watcher_callback
+
+    # Subprocesses: asyncio's transport (pipes on add_reader/add_writer), with the
+    # child's exit seen through a pidfd on this loop, as asyncio's
+    # PidfdChildWatcher does, instead of the process-wide child watcher (in 3.11
+    # a thread per child that blocks in waitpid; deprecated in 3.12). Works from
+    # any thread's loop, needs no SIGCHLD handler and reaps only its own children.
+    async def _make_subprocess_transport(self, protocol, args, shell, stdin, stdout, stderr, bufsize,
+                                         extra=None, **kwargs):
+        waiter = self.create_future()
+        transp = unix_events._UnixSubprocessTransport(self, protocol, args, shell, stdin, stdout, stderr,
+                                                      bufsize, waiter=waiter, extra=extra, **kwargs)
+        self._watch_child(transp)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transp.close()
+            await transp._wait()
+            raise
+        return transp
+
+    def _watch_child(self, transp):
+        pid = transp.get_pid()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            # Already reaped by someone else (SIGCHLD set to SIG_IGN, say).
+            self.call_soon(self._child_exited, transp, pid, None)
+            return
+        self._child_pidfds[pidfd] = pid
+        self._add_reader(pidfd, self._child_exited, transp, pid, pidfd)
+
+    def _child_exited(self, transp, pid, pidfd):
+        if pidfd is not None:
+            self._remove_reader(pidfd)
+            del self._child_pidfds[pidfd]
+            os.close(pidfd)
+        try:
+            _, status = os.waitpid(pid, 0)
+            returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            # Reaped elsewhere (a waitpid(-1) in another library): asyncio's
+            # watchers report 255 in this case too.
+            returncode = 255
+            base_events.logger.warning("child process pid %d exit status already read: "
+                                       "will report returncode 255", pid)
+        transp._process_exited(returncode)
 
     # ---- signals -------------------------------------------------------------
 
