@@ -47,6 +47,7 @@ class _Drain(asyncio.Protocol):
         self._ready = loop.create_future() if self._was_paused else None
         self._waiter = None  # the native path's wait for room in the socket
         self.lost = False
+        self.sent = 0  # bytes of the file handed to the socket so far
         transport.pause_reading()
         transport.set_protocol(self)
 
@@ -88,10 +89,15 @@ class _Drain(asyncio.Protocol):
             self._ready.set_exception(exc or ConnectionError("Connection is closed by peer"))
         self._proto.connection_lost(exc)
 
+    def restore_limits(self):
+        """Gives the transport back the write-buffer limits flushed() set to 0."""
+        if self._limits is not None and not self._transport.is_closing():
+            self._transport.set_write_buffer_limits(high=self._limits[0], low=self._limits[1])
+        self._limits = None
+
     def restore(self):
         t = self._transport
-        if self._limits is not None and not t.is_closing():
-            t.set_write_buffer_limits(high=self._limits[0], low=self._limits[1])
+        self.restore_limits()
         if self._ready is not None and not self._ready.done():
             self._ready.cancel()
         paused = t._protocol_paused
@@ -167,6 +173,7 @@ async def _native(loop, transport, drain, fileno, offset, count):
         if sent == 0:
             break  # end of file
         total += sent
+        drain.sent = total
     return total
 
 
@@ -201,6 +208,7 @@ async def _copy(loop, transport, drain, file, offset, count):
         await drain.drain()
         transport.write(view[:got])
         total += got
+        drain.sent = total
 
 
 async def sendfile(loop, transport, file, offset=0, count=None, *, fallback=True):
@@ -209,21 +217,20 @@ async def sendfile(loop, transport, file, offset=0, count=None, *, fallback=True
     if fileno is None and not fallback:
         raise asyncio.SendfileNotAvailableError(
             f"sendfile needs a regular file with a descriptor, got {file!r}")
-    total = 0
     drain = _Drain(loop, transport)
     try:
         if fileno is not None:
             try:
-                total = await _native(loop, transport, drain, fileno, offset, count)
-                return total
+                return await _native(loop, transport, drain, fileno, offset, count)
             except _NotAvailable as e:
                 if not fallback:
                     raise asyncio.SendfileNotAvailableError(f"os.sendfile refused: {e}") from None
-        total = await _copy(loop, transport, drain, file, offset, count)
-        return total
+                drain.restore_limits()  # the copy goes through the transport's queue
+        return await _copy(loop, transport, drain, file, offset, count)
     finally:
-        if total > 0 and _seekable(file):
-            file.seek(offset + total)
+        # Also after an error or a cancel: the file's position says what was sent.
+        if drain.sent > 0 and _seekable(file):
+            file.seek(offset + drain.sent)
         if not transport.is_closing():
             try:
                 await drain.drain()

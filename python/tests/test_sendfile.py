@@ -109,14 +109,15 @@ class SendfileTest(LoopTest):
 
     async def stalled_sendfile(self):
         """A sendfile of 32 MiB to a peer that has paused reading: once the socket
-        buffers are full it waits for room. Returns the pair, the task and the data."""
+        buffers are full it waits for room. Returns the pair, the task, the data and the file."""
         data = payload(32 * 1024 * 1024)
         tr, proto, sink, server = await self.pair()
         sink.transport.pause_reading()
-        send = self.loop.create_task(self.loop.sendfile(tr, self.file_with(data)))
+        file = self.file_with(data)
+        send = self.loop.create_task(self.loop.sendfile(tr, file))
         await asyncio.sleep(0.05)
         self.assertFalse(send.done())
-        return tr, proto, sink, server, send, data
+        return tr, proto, sink, server, send, data, file
 
     async def close_and_collect(self, tr, sink, server):
         tr.close()
@@ -249,7 +250,7 @@ class SendfileTest(LoopTest):
 
     def test_peer_gone_mid_file_raises(self):
         async def main():
-            tr, proto, sink, server, send, data = await self.stalled_sendfile()
+            tr, proto, sink, server, send, data, file = await self.stalled_sendfile()
             sink.transport.abort()
             with self.assertRaises(ConnectionError):
                 await send
@@ -268,7 +269,7 @@ class SendfileTest(LoopTest):
         # The socket is full and the peer not reading: sendfile waits for room.
         # abort() must end that wait (and the connection), not leave it hanging.
         async def main():
-            tr, proto, sink, server, send, data = await self.stalled_sendfile()
+            tr, proto, sink, server, send, data, file = await self.stalled_sendfile()
             tr.abort()
             with self.assertRaises(ConnectionError):
                 await asyncio.wait_for(send, 5)
@@ -282,7 +283,7 @@ class SendfileTest(LoopTest):
 
     def test_cancelled_mid_file_hands_the_transport_back(self):
         async def main():
-            tr, proto, sink, server, send, data = await self.stalled_sendfile()
+            tr, proto, sink, server, send, data, file = await self.stalled_sendfile()
             send.cancel()
             with self.assertRaises(asyncio.CancelledError):
                 await send
@@ -298,6 +299,8 @@ class SendfileTest(LoopTest):
             self.assertEqual(bytes(proto.received), b"still here")
             sent = await self.close_and_collect(tr, sink, server)
             self.assertTrue(data.startswith(sent), "bytes out of order after cancel")
+            # The file's position tells what was sent.
+            self.assertEqual(file.tell(), len(sent))
 
         self.run_async(main())
 
