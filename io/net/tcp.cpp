@@ -155,10 +155,7 @@ task<tcp_stream> tcp_listener::accept() {
 
 task<accepted<tcp_stream>> tcp_listener::accept_with_peer() {
   detail::accepted_fd a = co_await core_.accept_fd_with_peer();
-  accepted<tcp_stream> r;
-  static_cast<detail::stream_socket&>(r.stream) = detail::stream_socket(std::move(a.fd));
-  r.peer = a.peer;
-  co_return r;
+  co_return accepted<tcp_stream>{detail::wrap_own_stream<tcp_stream>(std::move(a.fd)), a.peer};
 }
 
 task<void> tcp_listener::close() {

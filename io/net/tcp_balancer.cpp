@@ -64,8 +64,8 @@ task<std::optional<tcp_balancer::connection>> tcp_balancer::next(std::size_t i) 
                             std::to_string(receivers_.size()));
   std::optional<unique_fd> fd = co_await receivers_[i].recv();
   if (!fd) co_return std::nullopt;
-  co_return std::optional<connection>(std::in_place, detail::wrap_own_stream<tcp_stream>(std::move(*fd)),
-                                              loads_, i);
+  co_return std::optional<connection>(
+      std::in_place, detail::wrap_own_stream<tcp_stream>(std::move(*fd)), loads_, i);
 }
 
 std::size_t tcp_balancer::open(std::size_t i) const {

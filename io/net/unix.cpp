@@ -70,18 +70,12 @@ unix_listener unix_listener::bind(const socket_address& addr, unix_listen_option
 }
 
 task<unix_stream> unix_listener::accept() {
-  unique_fd fd = co_await core_.accept_fd();
-  unix_stream s;
-  static_cast<detail::stream_socket&>(s) = detail::stream_socket(std::move(fd));
-  co_return s;
+  co_return detail::wrap_own_stream<unix_stream>(co_await core_.accept_fd());
 }
 
 task<accepted<unix_stream>> unix_listener::accept_with_peer() {
   detail::accepted_fd a = co_await core_.accept_fd_with_peer();
-  accepted<unix_stream> r;
-  static_cast<detail::stream_socket&>(r.stream) = detail::stream_socket(std::move(a.fd));
-  r.peer = a.peer;
-  co_return r;
+  co_return accepted<unix_stream>{detail::wrap_own_stream<unix_stream>(std::move(a.fd)), a.peer};
 }
 
 task<void> unix_listener::close() {

@@ -607,7 +607,7 @@ PyObject* tr_abort(PyObject* self, PyObject*) {
 // Valid until control returns to the loop: check again after every await.
 PyObject* tr_sendfile_fd(PyObject* self, PyObject*) {
   transport_object* t = as_tr(self);
-  return PyLong_FromLong(t->closing || t->shut_down ? -1 : t->fd);
+  return PyLong_FromLong(t->closing ? -1 : t->fd);  // shut_down sets closing too
 }
 
 // _force_close(exc): abort(), with `exc` (None or an exception) handed to
