@@ -146,6 +146,12 @@ class backend {
   virtual void poke() noexcept {}
 };
 
+/// For a close made where no open loop runs (a pool thread, a plain thread, after
+/// the loop closed): if a readiness backend's loop watches fd, hands the close to
+/// that loop (which ends the watch, then closes) and returns true; otherwise false
+/// and the caller closes fd. Any thread (docs/fd_ownership.md).
+bool hand_off_close(int fd) noexcept;
+
 /// One row of the backend table (io/backend_table.cpp): adding a backend is one
 /// row plus its folder.
 struct backend_entry {

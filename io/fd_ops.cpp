@@ -11,9 +11,14 @@
 
 namespace eddy::detail {
 
+// The loop that closes need not be the one that watches fd (docs/fd_ownership.md):
+// its backend, or hand_off_close where no loop runs, sends the close to the
+// watching loop.
 void close_fd_now(loop* l, int fd) noexcept {
-  if (l != nullptr && !l->is_closed()) detail::loop_io(*l).close_now(fd);
-  else ::close(fd);
+  if (l != nullptr && !l->is_closed())
+    detail::loop_io(*l).close_now(fd);
+  else if (!hand_off_close(fd))
+    ::close(fd);
 }
 
 void throw_errno(int err, const char* what, int fd) {

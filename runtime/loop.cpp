@@ -3,7 +3,10 @@
 //     budget of entries (ready_batch, default 256; tokio polls its driver every 61
 //     tasks for the same reason), so a task that keeps rescheduling itself cannot
 //     starve timers or I/O. Work queued during the batch may run in it: a spawned
-//     task and its joiner finish in one turn instead of two;
+//     task and its joiner finish in one turn instead of two. Each resumption gets
+//     a budget of inline I/O completions (coop_budget); a task that spends it is
+//     queued again and ends the batch, so its next run comes after steps 2 and 3
+//     (tokio defers a task out of budget past its driver's poll the same way);
 //  2. advance the timer wheel: due timers move to the ready queue;
 //  3. I/O: if anything is ready, reap completions without blocking (and only when
 //     the backend owns operations); otherwise announce sleep (Dekker handshake with
@@ -73,6 +76,9 @@ void check_options(const loop_options& o) {
   if (o.offload_spin < std::chrono::microseconds(0) || o.offload_spin > std::chrono::microseconds(1000))
     throw std::invalid_argument("eddy::loop_options::offload_spin must be 0..1000 us, got " +
                                 std::to_string(o.offload_spin.count()) + " us");
+  if (o.coop_budget > 1'000'000)
+    throw std::invalid_argument("eddy::loop_options::coop_budget must be at most 1000000 (0: the default, 128), got " +
+                                std::to_string(o.coop_budget));
   if (o.ready_batch > 1'000'000)
     throw std::invalid_argument("eddy::loop_options::ready_batch must be at most 1000000, got " +
                                 std::to_string(o.ready_batch));
@@ -100,6 +106,7 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   check_options(opts);
   ignore_sigpipe_once();
   ready_batch_ = opts.ready_batch;
+  coop_budget_ = opts.coop_budget != 0 ? opts.coop_budget : default_coop_budget;
   idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
   offload_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.offload_spin).count();
   backend_kind requested = opts.backend;
@@ -266,10 +273,16 @@ std::size_t loop::run_ready_batch() {
   while (n != 0 && !ready_.empty()) {
     --n;
     const detail::ready_entry e = ready_.pop();
+    detail::tls_coop_left = coop_budget_;
     try {
       e.fn(e.a, e.b, true);
     } catch (...) {
       report_exception(std::current_exception());
+    }
+    if (coop_exhausted_) {
+      // A task ran out of budget (it is queued again): timers and I/O first.
+      coop_exhausted_ = false;
+      break;
     }
   }
   detail::tls_current_core = nullptr;
@@ -455,7 +468,10 @@ void loop::close() {
   });
   // 3. No poster may touch the backend after this point.
   shared_->closed.store(true, std::memory_order_seq_cst);
-  while (shared_->posters.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  // seq_cst, not acquire: with the store of `closed` above this is the loop's half
+  // of a Dekker handshake (posters: increment `posters`, then load `closed`), and
+  // only seq_cst on both sides forbids each missing the other's write.
+  while (shared_->posters.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
   drain_remote();
   leaked_io_ = backend_->in_flight();
   if (leaked_io_ != 0) {

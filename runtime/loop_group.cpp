@@ -55,6 +55,7 @@ struct loop_group::slot {
   event release;                           // loop thread only
   std::exception_ptr error;                // written by the loop thread, read after join
   int cpu = -1;
+  bool counted = false;                    // main_finished ran for this loop (loop thread)
 };
 
 std::size_t loop_group::default_size() noexcept {
@@ -163,6 +164,7 @@ task<void> loop_group::supervise(std::size_t i, const std::function<task<void>(s
       cancel();  // the first failure stops the group
     }
   }
+  s.counted = true;
   main_finished();
   co_await s.release.wait();
 }
@@ -186,7 +188,13 @@ void loop_group::thread_main(std::size_t i, const std::function<task<void>(std::
     std::size_t none = no_index;
     first_failure_.compare_exchange_strong(none, i, std::memory_order_acq_rel);
     cancel();
-    main_finished();
+    // The supervisor may have counted this loop's main already and failed only
+    // in its wait for the release (a stop() of this loop): count each main once,
+    // or the release reaches the others while a main still runs.
+    if (!s.counted) {
+      s.counted = true;
+      main_finished();
+    }
   }
   try {
     s.l->close();

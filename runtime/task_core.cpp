@@ -15,6 +15,7 @@
 namespace eddy::detail {
 
 constinit thread_local task_core* tls_current_core = nullptr;
+constinit thread_local unsigned tls_coop_left = 0;
 
 void throw_empty_task() {
   throw std::logic_error("eddy::task: empty task (default-constructed or moved-from)");

@@ -73,6 +73,7 @@ class uv_backend final : public readiness_backend {
   }
 
   ~uv_backend() override {
+    engine_.retire();  // while the async still wakes us
     for (std::size_t fd = 0; fd < polls_.size(); ++fd)
       if (polls_[fd] != nullptr) forget(static_cast<int>(fd));
     close_handle(&async_);
@@ -129,7 +130,8 @@ class uv_backend final : public readiness_backend {
     uv_poll_t h;
     uv_backend* self;
     int fd;
-    int events;  // the uv_poll_start interest now (0: stopped)
+    std::uint32_t gen;  // the engine's generation of this watch
+    int events;         // the uv_poll_start interest now (0: stopped)
   };
 
   template <class H>
@@ -140,7 +142,9 @@ class uv_backend final : public readiness_backend {
   }
 
   // --- readiness_mechanism -------------------------------------------------------
-  int watch(int fd) noexcept override {
+  // libuv itself takes EEXIST over with EPOLL_CTL_MOD, and uv_poll_t is level-
+  // triggered, so a reused registration reports the fd's state anyway: no probe.
+  int watch(int fd, std::uint32_t gen) noexcept override {
     auto* s = new (std::nothrow) poll_slot{};
     if (s == nullptr) return -ENOMEM;
     if (const int r = uv_poll_init(loop_, &s->h, fd); r != 0) {
@@ -150,6 +154,7 @@ class uv_backend final : public readiness_backend {
     s->h.data = s;
     s->self = this;
     s->fd = fd;
+    s->gen = gen;
     const auto i = static_cast<std::size_t>(fd);
     if (i >= polls_.size()) polls_.resize(i + 1 > polls_.size() * 2 ? i + 1 : polls_.size() * 2);
     polls_[i] = s;
@@ -162,14 +167,17 @@ class uv_backend final : public readiness_backend {
     poll_slot* s = polls_[i];
     polls_[i] = nullptr;
     ++closing_polls_;
-    // uv_close stops the poll (taking the fd out of libuv's epoll set) now; the
-    // slot is freed in its close callback, after the fd is closed.
+    // uv_close stops the poll now: libuv's EPOLL_CTL_DEL, and the fd's events
+    // still in this wait's batch are invalidated. The slot is freed in its close
+    // callback, after the fd is closed.
     uv_close(reinterpret_cast<uv_handle_t*>(&s->h), [](uv_handle_t* h) {
       auto* slot = static_cast<poll_slot*>(h->data);
       --slot->self->closing_polls_;
       delete slot;
     });
   }
+
+  void wake_owner() noexcept override { (void)wake(); }
 
   void want(int fd, unsigned dirs) noexcept override {
     const auto i = static_cast<std::size_t>(fd);
@@ -181,6 +189,7 @@ class uv_backend final : public readiness_backend {
     if (dirs & ready_read) ev |= UV_READABLE | UV_DISCONNECT;
     if (dirs & ready_write) ev |= UV_WRITABLE;
     if (dirs & ready_rdhup) ev |= UV_DISCONNECT;
+    if (dirs & ready_pri) ev |= UV_PRIORITIZED;
     return ev;
   }
 
@@ -205,8 +214,9 @@ class uv_backend final : public readiness_backend {
       if (events & UV_READABLE) bits |= ready_read;
       if (events & UV_WRITABLE) bits |= ready_write;
       if (events & UV_DISCONNECT) bits |= ready_rdhup;
+      if (events & UV_PRIORITIZED) bits |= ready_pri;
     }
-    self.engine_.ready(fd, bits);
+    self.engine_.ready(fd, s->gen, bits);
     ++self.delivered_;
     // Narrow the interest to what still waits. The completions may have closed fd
     // (its slot is gone) or closed and reopened it (a new slot, already right).
@@ -217,11 +227,13 @@ class uv_backend final : public readiness_backend {
   static void on_async(uv_async_t* h) {
     auto& self = *static_cast<uv_backend*>(h->data);
     self.token_.consumed();
+    self.engine_.run_remote_closes();
   }
 
   // --- the own loop's wait ---------------------------------------------------------
   unsigned turn(std::int64_t timeout_ns) {
     delivered_ = 0;
+    engine_.run_remote_closes();
     if (engine_.has_deferred()) {
       delivered_ += engine_.run_deferred();
       if (delivered_ != 0) timeout_ns = 0;

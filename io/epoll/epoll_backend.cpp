@@ -1,16 +1,18 @@
 // The epoll backend: the readiness engine (io/readiness/) over epoll. What this
-// file adds is only the mechanism: one EPOLL_CTL_ADD per fd, edge-triggered, for
-// IN|OUT|RDHUP (never modified or re-armed per operation, and no EPOLL_CTL_DEL:
-// closing the fd takes it out of the set), one epoll_pwait2 per loop iteration
-// whose events all reach the engine before it returns, and the loop's wakeup
-// eventfd, whose token is consumed (and the wakeup_token cleared) wherever an
-// epoll_wait returns it, blocking or not.
+// file adds is only the mechanism: one EPOLL_CTL_ADD per watch, edge-triggered,
+// for IN|OUT|RDHUP|PRI (never modified or re-armed per operation), one
+// EPOLL_CTL_DEL when the watch ends, one epoll_pwait2 per loop iteration whose
+// events all reach the engine before it returns, and the loop's wakeup eventfd,
+// whose token is consumed (and the wakeup_token cleared) wherever an epoll_wait
+// returns it, blocking or not.
 //
-// Why no EPOLL_CTL_DEL: a registration lives as long as the open file. If another
-// process still holds the file (a fork between socket() and exec), its events keep
-// arriving under the old number; the engine then sees at most a spurious
-// readiness on whatever the number names now, which costs one EAGAIN, not a lost
-// event: a new file under that number gets its own registration.
+// A registration belongs to the open file, not to the number: close() alone
+// removes it only when the file's last reference goes, so while a dup or another
+// process holds the file it lives on under the old number (libuv and tokio learnt
+// this the same way). Hence EPOLL_CTL_DEL before every close the engine makes,
+// EEXIST on add taken over with EPOLL_CTL_MOD (which re-arms the edge) plus a
+// probe, and the watch's generation in the event's data beside the fd, so an event
+// of an ended watch is dropped (docs/fd_ownership.md).
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -55,6 +57,7 @@ class epoll_backend final : public readiness_backend {
     events_.resize(256);
   }
   ~epoll_backend() override {
+    engine_.retire();  // while evfd_ still wakes us
     ::close(evfd_);
     ::close(epfd_);
   }
@@ -82,14 +85,20 @@ class epoll_backend final : public readiness_backend {
   }
 
  private:
-  int watch(int fd) noexcept override {
+  int watch(int fd, std::uint32_t gen) noexcept override {
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = static_cast<std::uint64_t>(fd);
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0 || errno == EEXIST) return 0;
-    return -errno;
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+    ev.data.u64 = static_cast<std::uint32_t>(fd) | (std::uint64_t{gen} << 32);
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+    if (errno != EEXIST) return -errno;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) return -errno;
+    return watch_took_over;
   }
-  void forget(int) noexcept override {}
+  void forget(int fd) noexcept override {
+    // ENOENT/EBADF: nothing registered under fd (it was closed outside eddy).
+    (void)::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+  }
+  void wake_owner() noexcept override { (void)wake(); }
 
   static unsigned to_ready(std::uint32_t e) noexcept {
     unsigned r = 0;
@@ -98,11 +107,13 @@ class epoll_backend final : public readiness_backend {
     if (e & EPOLLERR) r |= ready_error;
     if (e & EPOLLHUP) r |= ready_hangup;
     if (e & EPOLLRDHUP) r |= ready_rdhup;
+    if (e & EPOLLPRI) r |= ready_pri;
     return r;
   }
 
   unsigned poll_events(std::int64_t timeout_ns, unsigned budget) {
     unsigned done = 0;
+    engine_.run_remote_closes();
     if (engine_.has_deferred()) {
       done = engine_.run_deferred();
       if (done != 0) timeout_ns = 0;
@@ -126,9 +137,11 @@ class epoll_backend final : public readiness_backend {
         std::uint64_t v;
         [[maybe_unused]] ssize_t r = ::read(evfd_, &v, sizeof v);
         token_.consumed();
+        engine_.run_remote_closes();
         continue;
       }
-      engine_.ready(static_cast<int>(ev.data.u64), to_ready(ev.events));
+      engine_.ready(static_cast<int>(static_cast<std::uint32_t>(ev.data.u64)),
+                    static_cast<std::uint32_t>(ev.data.u64 >> 32), to_ready(ev.events));
       ++done;
     }
     return done;

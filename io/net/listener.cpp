@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <eddy/detail/intrusive_list.hpp>
 #include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/runtime/event.hpp>
 #include <eddy/runtime/time.hpp>
@@ -62,8 +63,7 @@ struct listener_state : std::enable_shared_from_this<listener_state> {
   io_op mop{};
   std::shared_ptr<listener_state> self;  // held while mop is in flight
   std::deque<int> ready;
-  accept_waiter* head = nullptr;
-  accept_waiter* tail = nullptr;
+  intrusive_list<accept_waiter> waiters;  // tasks in accept(), oldest first
   event final_seen;  // set when mop's final CQE arrives after close
 
   ~listener_state() {
@@ -119,38 +119,24 @@ struct accept_waiter {
 }  // namespace
 
 void listener_state::link(accept_waiter* w) noexcept {
-  w->prev = tail;
-  w->next = nullptr;
-  if (tail != nullptr)
-    tail->next = w;
-  else
-    head = w;
-  tail = w;
+  waiters.push_back(w);
   w->linked = true;
 }
 
 void listener_state::unlink(accept_waiter* w) noexcept {
-  if (w->prev != nullptr)
-    w->prev->next = w->next;
-  else
-    head = w->next;
-  if (w->next != nullptr)
-    w->next->prev = w->prev;
-  else
-    tail = w->prev;
-  w->next = w->prev = nullptr;
+  waiters.remove(w);
   w->linked = false;
 }
 
 void listener_state::wake_one() noexcept {
-  if (accept_waiter* w = head) {
+  if (accept_waiter* w = waiters.head) {
     unlink(w);
     detail::loop_schedule(*l, w->core, w->h);
   }
 }
 
 void listener_state::wake_all() noexcept {
-  while (accept_waiter* w = head) {
+  while (accept_waiter* w = waiters.head) {
     unlink(w);
     w->cancelled = true;
     detail::loop_schedule(*l, w->core, w->h);
@@ -185,7 +171,7 @@ void listener_state::on_multi(io_op* op) noexcept {
   }
   const bool final = !op->more;
   s->wake_one();
-  if (!final && s->head == nullptr && s->ready.size() >= ready_cap) detail::loop_io(*s->l).cancel(*op);
+  if (!final && s->waiters.empty() && s->ready.size() >= ready_cap) detail::loop_io(*s->l).cancel(*op);
   if (final) {
     if (s->closed) s->final_seen.set();
     std::shared_ptr<listener_state> keep = std::move(s->self);  // may free s on return
@@ -304,8 +290,10 @@ listener_core::~listener_core() {
   s.closed = true;
   s.wake_all();
   const int f = std::exchange(s.fd, -1);
-  if (s.l->is_closed()) {
-    ::close(f);
+  if (s.l->is_closed() || loop::current_or_null() != s.l) {
+    // Dropped on another thread or loop, or after its loop closed: never touch
+    // that loop's backend from here (docs/fd_ownership.md).
+    close_fd_now(loop::current_or_null(), f);
     return;
   }
   detail::loop_io(*s.l).close_now(f);

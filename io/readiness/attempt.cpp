@@ -1,7 +1,9 @@
 // attempt_op: the one system call behind each one-shot op, for the readiness
 // engine (see readiness_engine.hpp). Sends always carry MSG_NOSIGNAL; splice is
 // made non-blocking; a connect that was retried after EINPROGRESS reads its
-// outcome from SO_ERROR.
+// outcome from SO_ERROR, and counts as done only once the socket has a peer: a
+// spurious wakeup (an event meant for an earlier file under the number) finds the
+// handshake still running and waits on.
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -40,8 +42,14 @@ ssize_t call(io_op& op) noexcept {
         int so = 0;
         socklen_t sl = sizeof so;
         if (::getsockopt(op.fd, SOL_SOCKET, SO_ERROR, &so, &sl) != 0) return -1;
-        if (so == 0) return 0;
-        errno = so;
+        if (so != 0) {
+          errno = so;
+          return -1;
+        }
+        sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        if (::getpeername(op.fd, reinterpret_cast<sockaddr*>(&peer), &pl) == 0) return 0;
+        if (errno == ENOTCONN) errno = EAGAIN;  // still connecting
         return -1;
       }
       const int r = ::connect(op.fd, static_cast<sockaddr*>(op.buf), static_cast<socklen_t>(len));

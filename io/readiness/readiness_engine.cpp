@@ -7,31 +7,50 @@
 
 #include <cerrno>
 
+#include "io/readiness/fd_registry.hpp"
+
 namespace eddy::detail {
 
-void readiness_engine::op_list::push(io_op* op) noexcept {
-  op->link_next = nullptr;
-  op->link_prev = tail;
-  if (tail != nullptr)
-    tail->link_next = op;
-  else
-    head = op;
-  tail = op;
+readiness_engine::~readiness_engine() { retire(); }
+
+void readiness_engine::retire() noexcept {
+  std::vector<int> closes;
+  {
+    std::lock_guard<std::mutex> g(registry_lock());
+    if (retired_) return;
+    retired_ = true;
+    for (std::size_t fd = 0; fd < fds_.size(); ++fd)
+      if (fds_[fd].watched) registry_release(static_cast<int>(fd), this);
+    std::lock_guard<std::mutex> r(remote_mu_);
+    closes.swap(remote_closes_);
+    remote_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (int fd : closes) (void)close_fd(fd);
 }
 
-void readiness_engine::op_list::remove(io_op* op) noexcept {
-  if (op->link_prev != nullptr)
-    op->link_prev->link_next = op->link_next;
-  else
-    head = op->link_next;
-  if (op->link_next != nullptr)
-    op->link_next->link_prev = op->link_prev;
-  else
-    tail = op->link_prev;
-  op->link_next = op->link_prev = nullptr;
+bool readiness_engine::queue_remote_close(int fd) noexcept {
+  // Under the registry lock (registry_hand_off), so retired_ is stable here.
+  if (retired_) return false;
+  try {
+    std::lock_guard<std::mutex> g(remote_mu_);
+    remote_closes_.push_back(fd);
+  } catch (...) {
+    return false;  // out of memory: the caller closes fd where it is
+  }
+  remote_pending_.store(true, std::memory_order_release);
+  mech_.wake_owner();
+  return true;
 }
 
-readiness_engine::~readiness_engine() = default;
+void readiness_engine::take_remote_closes() noexcept {
+  std::vector<int> closes;
+  {
+    std::lock_guard<std::mutex> g(remote_mu_);
+    closes.swap(remote_closes_);
+    remote_pending_.store(false, std::memory_order_relaxed);
+  }
+  for (int fd : closes) (void)close_fd(fd);
+}
 
 readiness_engine::dir readiness_engine::direction(const io_op& op) noexcept {
   switch (op.code) {
@@ -71,17 +90,27 @@ void readiness_engine::finish(io_op& op, int res) noexcept {
   op.complete(&op);
 }
 
-// Queues op behind the others of its direction, watching the fd first if this is
-// its first wait. Returns false (submit's "owned"), or completes inline on error.
-bool readiness_engine::enqueue(fd_state& st, op_list& l, io_op& op) {
+bool readiness_engine::enqueue(int fd, dir d, io_op& op) {
+  fd_state& st = state(fd);
   if (!st.watched) {
-    if (const int r = mech_.watch(op.fd); r != 0) return complete_inline(op, r);
+    const int r = mech_.watch(fd, st.gen);
+    if (r < 0) return complete_inline(op, r);
     st.watched = true;
+    registry_claim(fd, this);
+    if (r == watch_took_over) {
+      // The registration belonged to an earlier fd of the same file (a dup whose
+      // number came back); its edges are spent, so look now instead of waiting.
+      try {
+        deferred_.push_back({fd, st.gen});
+      } catch (...) {
+        st.readable = st.writable = true;  // the next event or submit retries
+      }
+    }
   }
-  l.push(&op);
+  st.lists[d].push_back(&op);
   op.state = op_state::in_flight;
   ++in_flight_;
-  if (level_) mech_.want(op.fd, waiting(st));
+  if (level_) mech_.want(fd, waiting(st));
   return false;
 }
 
@@ -93,6 +122,7 @@ unsigned readiness_engine::waiting(const fd_state& st) noexcept {
     if (op->flags & POLLIN) dirs |= ready_read;
     if (op->flags & POLLOUT) dirs |= ready_write;
     if (op->flags & POLLRDHUP) dirs |= ready_rdhup;
+    if (op->flags & POLLPRI) dirs |= ready_pri;
   }
   return dirs;
 }
@@ -120,6 +150,9 @@ bool readiness_engine::submit(io_op& op) {
   const dir d = direction(op);
   if (d == dir_none) return complete_inline(op, -EINVAL);  // accept_multi: not offered
   if (op.fd < 0) return complete_inline(op, -EBADF);
+  // A splice may move to its output's list from inside drain(): make that state
+  // now, so no later lookup grows the table under a reference.
+  if (op.code == op_code::splice && op.aux_fd >= 0) (void)state(op.aux_fd);
   fd_state& st = state(op.fd);
   op.state = op_state::idle;
   if (d == dir_poll) return submit_poll(st, op);
@@ -131,17 +164,32 @@ bool readiness_engine::submit(io_op& op) {
     // A FIN already seen counts as readable: its edge will not come again, so a
     // receive paused by the receiver's queue cap (cancelled after a short read
     // cleared `readable`) must find the EOF by reading, not by waiting.
-    const bool owned = !enqueue(st, l, op);
-    if (owned && (st.readable || st.read_closed)) deferred_.push_back(op.fd);
+    const bool owned = !enqueue(op.fd, d, op);
+    fd_state& now = state(op.fd);
+    if (owned && (now.readable || now.read_closed)) deferred_.push_back({op.fd, now.gen});
     return !owned;
   }
   bool& ready_flag = d == dir_in ? st.readable : st.writable;
   if (l.empty() && (ready_flag || (d == dir_in && st.read_closed))) {
     const int r = attempt_op(op);
     if (r != -EAGAIN) return complete_inline(op, r);
+    if (op.code == op_code::splice && splice_side(op) == dir_out) {
+      // Input ready, output full: wait for room on the output.
+      if (op.aux_fd < 0) return complete_inline(op, -EBADF);
+      state(op.aux_fd).writable = false;
+      return enqueue(op.aux_fd, dir_out, op);
+    }
     ready_flag = false;
   }
-  return enqueue(st, l, op);
+  return enqueue(op.fd, d, op);
+}
+
+readiness_engine::dir readiness_engine::splice_side(const io_op& op) noexcept {
+  pollfd p[2] = {{op.fd, POLLIN, 0}, {op.aux_fd, POLLOUT, 0}};
+  if (::poll(p, 2, 0) < 0) return dir_in;
+  const bool in_ok = (p[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+  const bool out_ok = (p[1].revents & (POLLOUT | POLLERR | POLLHUP)) != 0;
+  return in_ok && !out_ok ? dir_out : dir_in;
 }
 
 bool readiness_engine::submit_poll(fd_state& st, io_op& op) {
@@ -150,7 +198,11 @@ bool readiness_engine::submit_poll(fd_state& st, io_op& op) {
   // they claim readiness, ask the kernel once.
   const bool wants_in = (op.flags & (POLLIN | POLLRDHUP)) != 0;
   const bool wants_out = (op.flags & POLLOUT) != 0;
-  if (st.watched && ((wants_in && (st.readable || st.read_closed)) || (wants_out && st.writable))) {
+  // Urgent data is not tracked (its edge may have come while nobody polled for
+  // it): a watched fd is always asked.
+  const bool wants_pri = (op.flags & POLLPRI) != 0;
+  if (st.watched &&
+      (wants_pri || (wants_in && (st.readable || st.read_closed)) || (wants_out && st.writable))) {
     pollfd p{op.fd, static_cast<short>(op.flags), 0};
     const int r = ::poll(&p, 1, 0);
     if (r > 0) return complete_inline(op, p.revents);
@@ -158,31 +210,49 @@ bool readiness_engine::submit_poll(fd_state& st, io_op& op) {
     if (wants_in) st.readable = false;
     if (wants_out) st.writable = false;
   }
-  return enqueue(st, st.lists[dir_poll], op);
+  return enqueue(op.fd, dir_poll, op);
 }
 
 void readiness_engine::cancel(io_op& op) noexcept {
   if (op.state != op_state::in_flight) return;
   op.cancel_requested = true;
-  fd_state& st = fds_[static_cast<std::size_t>(op.fd)];
-  st.lists[direction(op)].remove(&op);
+  op_list* l = &fds_[static_cast<std::size_t>(op.fd)].lists[direction(op)];
+  if (op.code == op_code::splice && op.aux_fd >= 0 && static_cast<std::size_t>(op.aux_fd) < fds_.size()) {
+    // A splice waits on its input or its output; the lists are short.
+    op_list& out = fds_[static_cast<std::size_t>(op.aux_fd)].lists[dir_out];
+    for (io_op* o = out.head; o != nullptr; o = o->link_next)
+      if (o == &op) l = &out;
+  }
+  l->remove(&op);
   finish(op, -ECANCELED);
+}
+
+void readiness_engine::end_watch(int fd, fd_state& st) noexcept {
+  for (op_list& l : st.lists) {
+    while (io_op* op = l.pop_front()) {
+      op->cancel_requested = true;
+      finish(*op, -ECANCELED);
+    }
+  }
+  if (st.watched) {
+    mech_.forget(fd);
+    registry_release(fd, this);
+  }
+  const std::uint32_t next = st.gen + 1;
+  st = fd_state{};
+  st.gen = next;
 }
 
 int readiness_engine::close_fd(int fd) noexcept {
   if (fd < 0) return -EBADF;
-  if (static_cast<std::size_t>(fd) < fds_.size()) {
-    fd_state& st = fds_[static_cast<std::size_t>(fd)];
-    for (op_list& l : st.lists) {
-      while (io_op* op = l.head) {
-        l.remove(op);
-        op->cancel_requested = true;
-        finish(*op, -ECANCELED);
-      }
-    }
-    if (st.watched) mech_.forget(fd);
-    st = fd_state{};
+  const bool mine = static_cast<std::size_t>(fd) < fds_.size();
+  if (registry_hand_off(fd, this)) {
+    // Another loop watches fd: it ends the watch and closes. Whatever this
+    // engine knew of the number is stale.
+    if (mine) end_watch(fd, fds_[static_cast<std::size_t>(fd)]);
+    return 0;
   }
+  if (mine) end_watch(fd, fds_[static_cast<std::size_t>(fd)]);
   // close() may fail with EINTR after releasing the fd (Linux); never retry it.
   return ::close(fd) == 0 ? 0 : -errno;
 }
@@ -228,7 +298,7 @@ unsigned readiness_engine::receive_multi(fd_state& st, io_op& op) noexcept {
   return delivered;
 }
 
-void readiness_engine::drain(fd_state& st, op_list& l, bool& ready_flag) noexcept {
+void readiness_engine::drain(int fd, fd_state& st, op_list& l, bool& ready_flag) noexcept {
   while (io_op* op = l.head) {
     if (op->code == op_code::recv_multi) {
       receive_multi(st, *op);
@@ -236,6 +306,22 @@ void readiness_engine::drain(fd_state& st, op_list& l, bool& ready_flag) noexcep
     }
     const int r = attempt_op(*op);
     if (r == -EAGAIN) {
+      if (op->code == op_code::splice) {
+        // Waiting on the other side now (input drained, or output full)?
+        const dir want = splice_side(*op);
+        const bool here_is_output = op->fd != fd || &l != &st.lists[dir_in];
+        if ((want == dir_out) != here_is_output) {
+          l.remove(op);
+          --in_flight_;  // enqueue counts it again
+          const int other = want == dir_out ? op->aux_fd : op->fd;
+          (void)enqueue(other, want, *op);
+          if (op->state == op_state::done) {  // the watch failed: complete it
+            ++in_flight_;
+            finish(*op, op->res);
+          }
+          continue;
+        }
+      }
       ready_flag = false;
       return;
     }
@@ -251,6 +337,7 @@ void readiness_engine::complete_polls(fd_state& st, unsigned events) noexcept {
   if (events & ready_error) revents |= POLLERR;
   if (events & ready_hangup) revents |= POLLHUP;
   if (events & ready_rdhup) revents |= POLLIN | POLLRDHUP;
+  if (events & ready_pri) revents |= POLLPRI;
   op_list& polls = st.lists[dir_poll];
   for (io_op* op = polls.head; op != nullptr;) {
     io_op* next = op->link_next;
@@ -263,34 +350,69 @@ void readiness_engine::complete_polls(fd_state& st, unsigned events) noexcept {
   }
 }
 
-void readiness_engine::ready(int fd, unsigned events) noexcept {
+void readiness_engine::ready(int fd, std::uint32_t gen, unsigned events) noexcept {
   if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
   fd_state& st = fds_[static_cast<std::size_t>(fd)];
-  if (!st.watched) return;  // an event for a number closed since
+  // An event of a watch that has ended (the number was closed, maybe reopened
+  // since, in this same batch of events): dropped.
+  if (!st.watched || st.gen != gen) return;
   if (events & (ready_rdhup | ready_hangup | ready_error)) st.read_closed = true;
   if (events & (ready_read | ready_error | ready_hangup | ready_rdhup)) {
     st.readable = true;
-    drain(st, st.lists[dir_in], st.readable);
+    drain(fd, st, st.lists[dir_in], st.readable);
   }
   if (events & (ready_write | ready_error | ready_hangup)) {
     st.writable = true;
-    drain(st, st.lists[dir_out], st.writable);
+    drain(fd, st, st.lists[dir_out], st.writable);
   }
   if (!st.lists[dir_poll].empty()) complete_polls(st, events);
 }
 
 unsigned readiness_engine::run_deferred() noexcept {
   unsigned delivered = 0;
-  std::vector<int> fds;
+  std::vector<deferred_fd> fds;
   fds.swap(deferred_);
-  for (int fd : fds) {
-    fd_state& st = fds_[static_cast<std::size_t>(fd)];
+  for (const deferred_fd& d : fds) {
+    fd_state& st = fds_[static_cast<std::size_t>(d.fd)];
+    if (!st.watched || st.gen != d.gen) continue;  // closed since
+    const std::size_t before = in_flight_;
+    // Whatever waits on the fd tries now; a probe that finds nothing leaves the
+    // fd marked not ready, as an EAGAIN would. (ready() with every direction
+    // claimed; poll ops are answered by poll(2) itself.)
+    probe(d.fd);
+    delivered += static_cast<unsigned>(before - in_flight_);
     if (io_op* op = st.lists[dir_in].head; op != nullptr && op->code == op_code::recv_multi)
       delivered += receive_multi(st, *op);
   }
   fds.clear();
   if (deferred_.empty()) deferred_.swap(fds);  // keep the capacity
   return delivered;
+}
+
+void readiness_engine::probe(int fd) noexcept {
+  fd_state& st = fds_[static_cast<std::size_t>(fd)];
+  if (!st.lists[dir_in].empty() && st.lists[dir_in].head->code != op_code::recv_multi) {
+    st.readable = true;
+    drain(fd, st, st.lists[dir_in], st.readable);
+  } else if (st.lists[dir_in].empty()) {
+    st.readable = true;
+  }
+  if (!st.lists[dir_out].empty()) {
+    st.writable = true;
+    drain(fd, st, st.lists[dir_out], st.writable);
+  } else {
+    st.writable = true;
+  }
+  op_list& polls = st.lists[dir_poll];
+  for (io_op* op = polls.head; op != nullptr;) {
+    io_op* next = op->link_next;
+    pollfd p{fd, static_cast<short>(op->flags), 0};
+    if (::poll(&p, 1, 0) > 0) {
+      polls.remove(op);
+      finish(*op, p.revents);
+    }
+    op = next;
+  }
 }
 
 }  // namespace eddy::detail

@@ -25,13 +25,27 @@
 //  - poll ops complete from events; a probe (poll(fd, 0)) happens only when the
 //    engine's state says the fd may be ready and cannot tell which way.
 //
-// Ops must be on non-blocking fds. An fd must be closed through eddy (close op or
-// close_now) so its waiters and state go with it.
+//  - A watch follows the file, not the number (docs/fd_ownership.md): each fd's
+//    state carries a generation, bumped whenever the engine lets go of the fd, and
+//    the mechanism tags its registration with it, so an event of an old watch is
+//    dropped, never delivered to whatever file has the number now; the watch ends
+//    (forget: EPOLL_CTL_DEL, uv_close) before the fd is closed; an add that finds
+//    a registration already there (EEXIST: a dup of the same file) modifies it and
+//    probes the fd at once, since no new edge may ever come; and a close made on
+//    another thread or loop is handed to the engine that watches the fd
+//    (fd_registry.hpp).
+//
+// Ops must be on non-blocking fds. An fd must be closed through eddy (close op,
+// close_now, unique_fd) so its waiters and state go with it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
+
+#include <eddy/detail/intrusive_list.hpp>
 
 #include "io/backend.hpp"
 #include "io/readiness/block_pool.hpp"
@@ -45,7 +59,12 @@ enum : unsigned {
   ready_error = 4,   // an error is pending on the fd (both directions wake)
   ready_hangup = 8,  // the peer closed both directions
   ready_rdhup = 16,  // the peer closed its writing side (stream EOF follows the data)
+  ready_pri = 32,    // exceptional condition (POLLPRI: TCP urgent data, sysfs, ...)
 };
+
+/// watch() found a registration of the same file under this number already
+/// (epoll's EEXIST) and took it over: the engine probes the fd at once.
+inline constexpr int watch_took_over = 1;
 
 /// What a backend plugs into the engine: "tell me when fd X is readable or
 /// writable". Edge semantics: after watch(fd), the mechanism reports each change
@@ -60,14 +79,18 @@ enum : unsigned {
 class readiness_mechanism {
  public:
   virtual ~readiness_mechanism() = default;
-  /// Starts watching fd for both directions. 0 or -errno. Called once per fd
-  /// lifetime (until the engine's close).
-  virtual int watch(int fd) noexcept = 0;
-  /// fd is about to be closed by the engine: drop what the mechanism keeps for
-  /// it. (epoll keeps nothing: closing the fd removes it from the set.)
+  /// Starts watching fd for both directions (and POLLPRI), tagging its events
+  /// with `gen`, which the mechanism hands back to ready(). 0, watch_took_over, or
+  /// -errno. Called once per watch (until forget).
+  virtual int watch(int fd, std::uint32_t gen) noexcept = 0;
+  /// fd is about to be closed: end its watch now (epoll: EPOLL_CTL_DEL, which
+  /// close() alone does not do while another fd or process holds the file).
   virtual void forget(int fd) noexcept = 0;
+  /// Thread-safe: make the loop's wait return soon (a close was handed to this
+  /// engine from another thread; the backend then calls run_remote_closes).
+  virtual void wake_owner() noexcept = 0;
   /// Level-triggered mechanisms only: fd now has waiters in `dirs` (ready_read,
-  /// ready_write; ready_rdhup when a poll op asks for POLLRDHUP).
+  /// ready_write; ready_rdhup when a poll op asks for POLLRDHUP; ready_pri).
   virtual void want(int fd, unsigned dirs) noexcept {
     (void)fd;
     (void)dirs;
@@ -85,9 +108,22 @@ class readiness_engine {
   bool submit(io_op& op);
   void cancel(io_op& op) noexcept;
   /// Cancels every op on fd, forgets it, closes it. 0 or -errno from close().
+  /// If another engine watches fd, the close is handed to it (returns 0).
   int close_fd(int fd) noexcept;
-  /// The mechanism saw `events` (ready_* bits) on fd.
-  void ready(int fd, unsigned events) noexcept;
+  /// The mechanism saw `events` (ready_* bits) on fd's watch of generation `gen`;
+  /// dropped if that watch has ended since.
+  void ready(int fd, std::uint32_t gen, unsigned events) noexcept;
+  /// Any thread (through the registry): close fd on this engine's thread soon.
+  /// False if the engine has retired (the caller then closes fd itself).
+  bool queue_remote_close(int fd) noexcept;
+  /// Loop thread: closes what other threads handed over. Cheap when nothing was.
+  void run_remote_closes() noexcept {
+    if (remote_pending_.load(std::memory_order_acquire)) take_remote_closes();
+  }
+  /// Ends every watch in the registry and closes what was handed over; after
+  /// this no close is handed here. Call first in the backend's destructor, while
+  /// its wakeup still works. Idempotent.
+  void retire() noexcept;
   /// Runs the first attempt of multishot ops armed since the last call (their
   /// completions are never delivered from inside submit). Returns how many
   /// completions it delivered.
@@ -100,16 +136,15 @@ class readiness_engine {
   buffer_ring* recv_buffers() noexcept { return &blocks_; }
 
  private:
-  struct op_list {
-    io_op* head = nullptr;
-    io_op* tail = nullptr;
-    bool empty() const noexcept { return head == nullptr; }
-    void push(io_op* op) noexcept;
-    void remove(io_op* op) noexcept;
+  struct op_links {
+    static io_op*& next(io_op* o) noexcept { return o->link_next; }
+    static io_op*& prev(io_op* o) noexcept { return o->link_prev; }
   };
+  using op_list = intrusive_list<io_op, op_links>;
   enum dir : std::uint8_t { dir_in, dir_out, dir_poll, dir_none };
   struct fd_state {
     op_list lists[3];  // dir_in, dir_out, dir_poll
+    std::uint32_t gen = 0;  // bumped each time a watch ends; tags the mechanism's events
     bool watched = false;
     bool readable = true;  // may be ready: try before waiting
     bool writable = true;
@@ -119,8 +154,16 @@ class readiness_engine {
   static dir direction(const io_op& op) noexcept;
   fd_state& state(int fd);
   void finish(io_op& op, int res) noexcept;
-  bool enqueue(fd_state& st, op_list& l, io_op& op);
-  void drain(fd_state& st, op_list& l, bool& ready_flag) noexcept;
+  // Queues op on fd's list d (fd is op.fd, or a splice's output), watching fd
+  // first if this is its first wait. Returns false, or completes inline on error.
+  bool enqueue(int fd, dir d, io_op& op);
+  void drain(int fd, fd_state& st, op_list& l, bool& ready_flag) noexcept;
+  // A splice that saw EAGAIN: which side to wait on (its input's read list or its
+  // output's write list), found with one poll(2) of both fds.
+  dir splice_side(const io_op& op) noexcept;
+  void end_watch(int fd, fd_state& st) noexcept;
+  void take_remote_closes() noexcept;
+  void probe(int fd) noexcept;
   // recv_multi's reads while the fd may be readable; returns completions delivered.
   unsigned receive_multi(fd_state& st, io_op& op) noexcept;
   bool submit_poll(fd_state& st, io_op& op);
@@ -131,9 +174,19 @@ class readiness_engine {
   readiness_mechanism& mech_;
   bool level_ = false;
   std::vector<fd_state> fds_;
-  std::vector<int> deferred_;  // fds with a newly armed recv_multi to try
+  // fds to try before the loop blocks: a newly armed recv_multi, or a watch that
+  // took over an existing registration (EEXIST), with the generation it was for.
+  struct deferred_fd {
+    int fd;
+    std::uint32_t gen;
+  };
+  std::vector<deferred_fd> deferred_;
   block_pool blocks_;
   std::size_t in_flight_ = 0;
+  std::atomic<bool> remote_pending_{false};
+  std::mutex remote_mu_;
+  std::vector<int> remote_closes_;  // under remote_mu_
+  bool retired_ = false;            // under the registry lock
 };
 
 /// The system call behind a one-shot op, made once: bytes, fd or 0; -EAGAIN when

@@ -52,7 +52,7 @@ INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 def layer_of(path):
     """The layer of a repository-relative path (with '/'), or None if it has none."""
-    if path in ("runtime/log.hpp", "runtime/log.cpp"):
+    if path in ("runtime/log.hpp", "runtime/log.cpp", "include/eddy/detail/intrusive_list.hpp"):
         return BASE
     if path == "include/eddy/eddy.hpp":
         return CLIENT

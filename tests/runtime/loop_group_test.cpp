@@ -395,6 +395,54 @@ TEST_P(loop_group_test, the_first_sigint_cancels_every_loops_main_and_the_proces
   EXPECT_EQ(WTERMSIG(st), SIGINT);
 }
 
+namespace {
+
+eddy::task<int> forty_two() { co_return 42; }
+
+eddy::task<void> ignore_cancel_for(std::chrono::milliseconds d) {
+  try {
+    co_await eddy::sleep_for(d);
+  } catch (const eddy::cancelled_error&) {
+  }
+}
+
+}  // namespace
+
+// A loop stopped after its main finished fails its run(); that failure must not
+// count its main a second time, or the release reaches the other loops while a
+// main still runs and one of them closes under it (loop_group.cpp counted twice).
+TEST_P(loop_group_test, a_loop_stopped_after_its_main_finished_is_counted_once) {
+  eddy::loop_group g(opts(3));
+  std::atomic<bool> zero_done{false};
+  std::atomic<int> later_call{-1};
+  EXPECT_THROW(
+      g.run([&](std::size_t i) -> eddy::task<void> {
+        return [](std::size_t i, eddy::loop_group* g, std::atomic<bool>* zero_done,
+                  std::atomic<int>* later_call) -> eddy::task<void> {
+          if (i == 0) {
+            zero_done->store(true);
+            co_return;
+          }
+          if (i == 1) {
+            co_await ignore_cancel_for(10s);  // ends at the group's cancel
+            co_return;
+          }
+          while (!zero_done->load()) co_await eddy::sleep_for(1ms);
+          co_await eddy::sleep_for(20ms);  // loop 0's supervisor has counted its main
+          (void)g->handle(0).stop();
+          co_await ignore_cancel_for(10s);  // the group's cancel ends it
+          co_await eddy::sleep_for(50ms);   // time for loop 1 to close, were it released
+          try {
+            *later_call = co_await eddy::spawn_on(g->handle(1), forty_two());
+          } catch (...) {
+            *later_call = 0;
+          }
+        }(i, &g, &zero_done, &later_call);
+      }),
+      eddy::loop_group_error);
+  EXPECT_EQ(later_call.load(), 42) << "loop 1 was released while loop 2's main still ran";
+}
+
 EDDY_BACKEND_TEST_SUITE(loop_group_test);
 
 }  // namespace

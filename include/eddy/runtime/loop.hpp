@@ -183,9 +183,15 @@ class loop {
   friend bool detail::submit_op(loop&, detail::io_op&);
   friend void detail::cancel_op(loop&, detail::io_op&) noexcept;
   static constexpr unsigned default_ready_budget = 256;
+  static constexpr unsigned default_coop_budget = 128;
   // For eddy's own awaitables, through detail::loop_access.
   void schedule(detail::task_core* core, std::coroutine_handle<> h) {
     ready_.push(&resume_entry, h.address(), core);
+  }
+  // The running task spent its coop budget: queue it again and end the batch.
+  void coop_yield(detail::task_core* core, std::coroutine_handle<> h) {
+    ready_.push(&resume_entry, h.address(), core);
+    coop_exhausted_ = true;
   }
   std::int64_t clock_ns() const noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - epoch_).count();
@@ -278,6 +284,8 @@ class loop {
   loop* prev_current_ = nullptr;
   std::uint64_t owner_thread_ = 0;
   unsigned ready_batch_ = 0;
+  unsigned coop_budget_ = default_coop_budget;
+  bool coop_exhausted_ = false;
   std::int64_t idle_spin_ns_ = 0;
   std::int64_t offload_spin_ns_ = 0;
   std::int64_t remote_watch_until_ns_ = 0;  // expect_remote: spin until then when idle
@@ -295,6 +303,7 @@ namespace detail {
 /// function is for the loop thread only.
 struct loop_access {
   static void schedule(loop& l, task_core* c, std::coroutine_handle<> h) { l.schedule(c, h); }
+  static void coop_yield(loop& l, task_core* c, std::coroutine_handle<> h) { l.coop_yield(c, h); }
   static timer_wheel& timers(loop& l) noexcept { return l.wheel_; }
   static backend& io(loop& l) noexcept { return *l.backend_; }
   static std::int64_t clock_ns(const loop& l) noexcept { return l.clock_ns(); }

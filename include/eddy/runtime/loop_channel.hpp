@@ -35,6 +35,7 @@
 
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/loop.hpp>
+#include <eddy/detail/intrusive_list.hpp>
 #include <eddy/runtime/loop_handle.hpp>
 
 namespace eddy {
@@ -94,8 +95,7 @@ struct loop_channel_state {
   std::mutex mu;
   std::deque<T> buf;
   const std::size_t cap;
-  parked_sender* head = nullptr;
-  parked_sender* tail = nullptr;
+  intrusive_list<parked_sender> parked;  // senders waiting for room, oldest first
   parked_receiver* receiver = nullptr;
   std::size_t senders = 1;
   std::size_t blocking_waiters = 0;
@@ -104,19 +104,11 @@ struct loop_channel_state {
   bool closed = false;
 
   void link(parked_sender* s) noexcept {
-    s->next = nullptr;
-    s->prev = tail;
-    if (tail) tail->next = s;
-    else head = s;
-    tail = s;
+    parked.push_back(s);
     s->linked = true;
   }
   void unlink(parked_sender* s) noexcept {
-    if (s->prev) s->prev->next = s->next;
-    else head = s->next;
-    if (s->next) s->next->prev = s->prev;
-    else tail = s->prev;
-    s->next = s->prev = nullptr;
+    parked.remove(s);
     s->linked = false;
   }
   static pending_wake wake_of(const loop_wake_target& w) { return {w.handle, w.l, w.core, w.h}; }
@@ -140,7 +132,7 @@ struct loop_channel_state {
   T take(std::optional<pending_wake>& wake) {
     T v(std::move(buf.front()));
     buf.pop_front();
-    if (parked_sender* s = head) {
+    if (parked_sender* s = parked.head) {
       buf.push_back(std::move(**s->value));
       s->value->reset();
       unlink(s);
@@ -161,7 +153,7 @@ struct loop_channel_state {
         wakes.push_back(wake_of(receiver->where));
         receiver = nullptr;
       }
-      while (parked_sender* s = head) {
+      while (parked_sender* s = parked.head) {
         s->closed_out = true;
         unlink(s);
         wakes.push_back(wake_of(s->where));

@@ -30,6 +30,14 @@ struct loop_options {
   /// Most ready callbacks and resumptions run per iteration before timers and I/O
   /// are polled (1..1,000,000); 0 = the default, 256.
   unsigned ready_batch = 0;
+  /// The per-task budget of inline completions (tokio's coop budget, also 128):
+  /// an I/O operation that completes at once (its fd was ready) lets the task go
+  /// on without a turn of the loop, so a task whose socket always has data would
+  /// never give timers, other connections or cross-thread posts their turn. Each
+  /// time the loop resumes a task it gets this many; when they run out the task
+  /// goes to the back of the ready queue and the loop polls timers and I/O before
+  /// it runs again. The same on every backend. 1..1,000,000; 0 = the default, 128.
+  unsigned coop_budget = 0;
   /// Before blocking, poll the cross-thread queue for up to this long (0..1 ms;
   /// default 0 = never spin). On a VM a blocked thread is woken by an
   /// inter-processor interrupt that costs tens of µs; a short spin trades a

@@ -51,7 +51,13 @@ struct [[nodiscard]] op_awaiter {
     h = hh;
     core = current_core();
     op.complete = &on_complete;
-    if (submit_op(*l, op)) return false;
+    if (submit_op(*l, op)) {
+      // Done inline: go on, unless the task has spent its budget (it starts at
+      // 0 outside a loop resumption, and then wraps: no limit).
+      if (--tls_coop_left != 0) return false;
+      loop_access::coop_yield(*l, core, h);
+      return true;
+    }
     if (core != nullptr) core->hook_ = &hook;
     return true;
   }

@@ -75,6 +75,9 @@ class task_core {
 };
 
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local task_core* tls_current_core;
+/// Inline completions the running task may still make before it yields
+/// (loop_options::coop_budget); the loop refills it at each resumption.
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local unsigned tls_coop_left;
 
 inline task_core* current_core() noexcept { return tls_current_core; }
 

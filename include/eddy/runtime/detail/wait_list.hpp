@@ -9,7 +9,9 @@
 #pragma once
 
 #include <coroutine>
+#include <cstddef>
 
+#include <eddy/detail/intrusive_list.hpp>
 #include <eddy/runtime/detail/await_traits.hpp>
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/loop.hpp>
@@ -43,27 +45,16 @@ struct waiter {
   static inline bool on_cancel(cancel_hook* hk) noexcept;
 };
 
-struct wait_list {
-  waiter* head = nullptr;
-  waiter* tail = nullptr;
+struct wait_list : intrusive_list<waiter> {
   std::size_t size = 0;
 
-  bool empty() const noexcept { return head == nullptr; }
   void push(waiter* w) noexcept {
-    w->next = nullptr;
-    w->prev = tail;
-    if (tail != nullptr) tail->next = w;
-    else head = w;
-    tail = w;
+    push_back(w);
     w->list = this;
     ++size;
   }
   void remove(waiter* w) noexcept {
-    if (w->prev != nullptr) w->prev->next = w->next;
-    else head = w->next;
-    if (w->next != nullptr) w->next->prev = w->prev;
-    else tail = w->prev;
-    w->next = w->prev = nullptr;
+    intrusive_list<waiter>::remove(w);
     w->list = nullptr;
     --size;
   }
