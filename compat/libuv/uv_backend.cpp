@@ -50,24 +50,28 @@ class uv_backend final : public readiness_backend {
       hosted_ = true;
     } else {
       own_ = std::make_unique<uv_loop_t>();
-      if (const int r = uv_loop_init(own_.get()); r != 0) uv_fail(r, "uv_loop_init");
+      if (const int r = uv_loop_init(own_.get()); r != 0) {
+        delete hs_;
+        uv_fail(r, "uv_loop_init");
+      }
       loop_ = own_.get();
     }
-    if (const int r = uv_async_init(loop_, &async_, &on_async); r != 0) {
+    if (const int r = uv_async_init(loop_, &hs_->async, &on_async); r != 0) {
       if (own_) uv_loop_close(own_.get());
+      delete hs_;
       uv_fail(r, "uv_async_init");
     }
-    async_.data = this;
-    uv_timer_init(loop_, &timer_);
-    timer_.data = this;
-    handles_ = 2;
+    hs_->async.data = this;
+    uv_timer_init(loop_, &hs_->timer);
+    hs_->timer.data = this;
+    hs_->open = 2;
     if (hosted_) {
-      uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
-      uv_prepare_init(loop_, &prepare_);
-      uv_check_init(loop_, &check_);
-      uv_idle_init(loop_, &idle_);
-      prepare_.data = check_.data = idle_.data = this;
-      handles_ += 3;
+      uv_unref(reinterpret_cast<uv_handle_t*>(&hs_->async));
+      uv_prepare_init(loop_, &hs_->prepare);
+      uv_check_init(loop_, &hs_->check);
+      uv_idle_init(loop_, &hs_->idle);
+      hs_->prepare.data = hs_->check.data = hs_->idle.data = this;
+      hs_->open += 3;
     }
     caps_.multishot_recv = true;
   }
@@ -76,17 +80,21 @@ class uv_backend final : public readiness_backend {
     engine_.retire();  // while the async still wakes us
     for (std::size_t fd = 0; fd < polls_.size(); ++fd)
       if (polls_[fd] != nullptr) forget(static_cast<int>(fd));
-    close_handle(&async_);
-    close_handle(&timer_);
+    close_handle(&hs_->async);
+    close_handle(&hs_->timer);
     if (hosted_) {
-      close_handle(&prepare_);
-      close_handle(&check_);
-      close_handle(&idle_);
+      close_handle(&hs_->prepare);
+      close_handle(&hs_->check);
+      close_handle(&hs_->idle);
     }
-    // Run the loop until every close callback has run: they touch this object.
-    // On the host's loop this is a turn of the host's uv_run, which is why an
-    // attached eddy loop is closed outside uv_run (loop_options::uv_loop).
-    while (handles_ != 0 || closing_polls_ != 0) uv_run(loop_, UV_RUN_NOWAIT);
+    // Run the loop until every close callback has run, so the host can
+    // uv_loop_close right after. Not from inside the host's own uv_run (libuv's
+    // uv_run is not reentrant): the callbacks then run in that uv_run's closing
+    // phase, and the last one frees the handle set.
+    if (!inside_host_run())
+      while (hs_->open != 0 || hs_->closing_polls != 0) uv_run(loop_, UV_RUN_NOWAIT);
+    hs_->orphaned = true;
+    hs_->release_if_done();
     if (own_) {
       const int r = uv_loop_close(own_.get());
       if (r != 0) log_debug("eddy: uv_loop_close: %s", uv_strerror(r));
@@ -108,27 +116,29 @@ class uv_backend final : public readiness_backend {
 
   bool wake() noexcept override {
     if (!token_.claim()) return false;
-    uv_async_send(&async_);
+    uv_async_send(&hs_->async);
     return true;
   }
 
   void poke() noexcept override {
-    if (hosted_) uv_idle_start(&idle_, [](uv_idle_t*) {});
+    if (hosted_) uv_idle_start(&hs_->idle, [](uv_idle_t*) {});
   }
 
   void drive(host_driver d) override {
     if (!hosted_) return;
     driver_ = d;
-    uv_prepare_start(&prepare_, &on_prepare);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
-    uv_check_start(&check_, &on_check);
-    uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+    uv_prepare_start(&hs_->prepare, &on_prepare);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&hs_->prepare));
+    uv_check_start(&hs_->check, &on_check);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&hs_->check));
   }
 
  private:
+  struct handle_set;
   struct poll_slot {
     uv_poll_t h;
     uv_backend* self;
+    handle_set* set;
     int fd;
     std::uint32_t gen;  // the engine's generation of this watch
     int events;         // the uv_poll_start interest now (0: stopped)
@@ -136,8 +146,11 @@ class uv_backend final : public readiness_backend {
 
   template <class H>
   void close_handle(H* h) noexcept {
+    h->data = hs_;  // no callback but the close one from here on
     uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* hh) {
-      --static_cast<uv_backend*>(hh->data)->handles_;
+      auto* set = static_cast<handle_set*>(hh->data);
+      --set->open;
+      set->release_if_done();
     });
   }
 
@@ -153,6 +166,7 @@ class uv_backend final : public readiness_backend {
     }
     s->h.data = s;
     s->self = this;
+    s->set = hs_;
     s->fd = fd;
     s->gen = gen;
     const auto i = static_cast<std::size_t>(fd);
@@ -166,14 +180,16 @@ class uv_backend final : public readiness_backend {
     if (i >= polls_.size() || polls_[i] == nullptr) return;
     poll_slot* s = polls_[i];
     polls_[i] = nullptr;
-    ++closing_polls_;
+    ++hs_->closing_polls;
     // uv_close stops the poll now: libuv's EPOLL_CTL_DEL, and the fd's events
     // still in this wait's batch are invalidated. The slot is freed in its close
     // callback, after the fd is closed.
     uv_close(reinterpret_cast<uv_handle_t*>(&s->h), [](uv_handle_t* h) {
       auto* slot = static_cast<poll_slot*>(h->data);
-      --slot->self->closing_polls_;
+      handle_set* set = slot->set;
       delete slot;
+      --set->closing_polls;
+      set->release_if_done();
     });
   }
 
@@ -238,9 +254,10 @@ class uv_backend final : public readiness_backend {
       delivered_ += engine_.run_deferred();
       if (delivered_ != 0) timeout_ns = 0;
     }
-    // Attached, this is only reached from the eddy loop's close(), which is made
-    // outside the host's uv_run; never from inside one of our own callbacks.
-    if (hosted_ && in_callback_ != 0) return delivered_;
+    // Attached, this is only reached from the eddy loop's close(). Never run the
+    // host's loop from inside it: close() then only cancels and runs eddy's own
+    // work (the readiness engine cancels synchronously).
+    if (inside_host_run()) return delivered_;
     if (timeout_ns == 0) {
       uv_run(loop_, UV_RUN_NOWAIT);
     } else {
@@ -250,10 +267,10 @@ class uv_backend final : public readiness_backend {
         // here and there), the poll would find no timer and block for good:
         // uv_stop makes that poll non-blocking instead.
         uv_update_time(loop_);
-        uv_timer_start(&timer_, [](uv_timer_t* t) { uv_stop(t->loop); }, ms_ceil(timeout_ns), 0);
+        uv_timer_start(&hs_->timer, [](uv_timer_t* t) { uv_stop(t->loop); }, ms_ceil(timeout_ns), 0);
       }
       uv_run(loop_, UV_RUN_ONCE);
-      if (timeout_ns > 0) uv_timer_stop(&timer_);
+      if (timeout_ns > 0) uv_timer_stop(&hs_->timer);
     }
     return delivered_;
   }
@@ -273,37 +290,63 @@ class uv_backend final : public readiness_backend {
     if (st.live != async_ref_) {
       async_ref_ = st.live;
       if (st.live)
-        uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+        uv_ref(reinterpret_cast<uv_handle_t*>(&hs_->async));
       else
-        uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+        uv_unref(reinterpret_cast<uv_handle_t*>(&hs_->async));
     }
     if (next == 0) {
-      uv_idle_start(&idle_, [](uv_idle_t*) {});
+      uv_idle_start(&hs_->idle, [](uv_idle_t*) {});
     } else {
-      uv_idle_stop(&idle_);
+      uv_idle_stop(&hs_->idle);
     }
     if (next > 0) {
       uv_update_time(loop_);
-      uv_timer_start(&timer_, [](uv_timer_t*) {}, ms_ceil(next), 0);
+      uv_timer_start(&hs_->timer, [](uv_timer_t*) {}, ms_ceil(next), 0);
     } else {
-      uv_timer_stop(&timer_);
+      uv_timer_stop(&hs_->timer);
     }
   }
 
-  static void on_prepare(uv_prepare_t* h) { static_cast<uv_backend*>(h->data)->host_turn(); }
-  static void on_check(uv_check_t* h) { static_cast<uv_backend*>(h->data)->host_turn(); }
+  // Hosted: true while the host's uv_run is certainly running on this thread: in
+  // one of our callbacks, or in its I/O phase (between our prepare and our
+  // check), where a host callback that closes the eddy loop runs. libuv says
+  // nothing public about the other phases (timers, idle, closing), so a close
+  // from a host timer callback is not detected (loop_options::uv_loop says to
+  // close outside uv_run or from an I/O callback).
+  bool inside_host_run() const noexcept { return hosted_ && (in_callback_ != 0 || in_host_poll_); }
+
+  static void on_prepare(uv_prepare_t* h) {
+    auto* self = static_cast<uv_backend*>(h->data);
+    self->host_turn();
+    self->in_host_poll_ = true;
+  }
+  static void on_check(uv_check_t* h) {
+    auto* self = static_cast<uv_backend*>(h->data);
+    self->in_host_poll_ = false;
+    self->host_turn();
+  }
 
   std::unique_ptr<uv_loop_t> own_;
   uv_loop_t* loop_ = nullptr;
   bool hosted_ = false;
-  uv_async_t async_{};
-  uv_timer_t timer_{};
-  uv_prepare_t prepare_{};
-  uv_check_t check_{};
-  uv_idle_t idle_{};
-  int handles_ = 0;         // of the five above, not yet closed
-  int closing_polls_ = 0;   // poll slots whose close callback has not run
+  // The handles live apart from the backend: closed from inside the host's
+  // uv_run, their close callbacks run after the backend is gone, and free this.
+  struct handle_set {
+    uv_async_t async{};
+    uv_timer_t timer{};
+    uv_prepare_t prepare{};
+    uv_check_t check{};
+    uv_idle_t idle{};
+    int open = 0;           // of the five above, not yet closed
+    int closing_polls = 0;  // poll slots whose close callback has not run
+    bool orphaned = false;  // the backend is gone: the last close callback frees this
+    void release_if_done() noexcept {
+      if (orphaned && open == 0 && closing_polls == 0) delete this;
+    }
+  };
+  handle_set* hs_ = new handle_set;
   int in_callback_ = 0;
+  bool in_host_poll_ = false;  // hosted: the host's uv_run is in its I/O phase
   bool async_ref_ = false;  // hosted: the async is ref'd (eddy has live tasks)
   unsigned delivered_ = 0;
   host_driver driver_;

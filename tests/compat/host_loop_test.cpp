@@ -4,6 +4,8 @@
 // serve another listener, offload work to the thread pool, and talk to the host's
 // echo server; a plain libuv client talks to eddy's. Both sides keep working, and
 // once the eddy loop is closed uv_loop_close succeeds: no handle was left behind.
+#include <fcntl.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <atomic>
@@ -297,4 +299,71 @@ TEST(host_loop_test, the_host_option_needs_the_libuv_backend) {
   o.backend = eddy::backend_kind::epoll;
   EXPECT_THROW(eddy::loop l(o), std::invalid_argument);
   EXPECT_EQ(uv_loop_close(&host), 0);
+}
+
+namespace {
+
+struct close_from_io_callback {
+  eddy::loop* el = nullptr;
+  bool in_callback = false;
+  bool reentered = false;  // a host prepare handle ran inside the callback
+  int fd = -1;
+  uv_poll_t poll{};
+  uv_prepare_t prepare{};
+};
+
+}  // namespace
+
+// libuv's uv_run is not reentrant: closing the attached eddy loop from a host I/O
+// callback must not run the host's loop from inside that callback. The eddy loop's
+// tasks are cancelled there, its handles close in the host's closing phase, and
+// uv_loop_close succeeds once the host's uv_run returns.
+TEST(host_loop_test, closing_the_eddy_loop_from_a_host_io_callback_does_not_reenter_uv_run) {
+  uv_loop_t host;
+  ASSERT_EQ(uv_loop_init(&host), 0);
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  {
+    eddy::loop_options o;
+    o.uv_loop = &host;
+    eddy::loop el(o);
+    bool cancelled = false;
+    el.spawn([](bool* c) -> eddy::task<void> {
+      try {
+        co_await eddy::sleep_for(std::chrono::seconds(30));
+      } catch (const eddy::cancelled_error&) {
+        *c = true;
+      }
+    }(&cancelled)).detach();
+    close_from_io_callback st;
+    st.el = &el;
+    st.fd = p[0];
+    st.poll.data = st.prepare.data = &st;
+    uv_prepare_init(&host, &st.prepare);
+    uv_prepare_start(&st.prepare, [](uv_prepare_t* h) {
+      auto* s = static_cast<close_from_io_callback*>(h->data);
+      if (s->in_callback) s->reentered = true;
+    });
+    uv_unref(reinterpret_cast<uv_handle_t*>(&st.prepare));
+    uv_poll_init(&host, &st.poll, p[0]);
+    uv_poll_start(&st.poll, UV_READABLE, [](uv_poll_t* h, int, int) {
+      auto* s = static_cast<close_from_io_callback*>(h->data);
+      char b;
+      (void)::read(s->fd, &b, 1);
+      s->in_callback = true;
+      s->el->close();
+      s->in_callback = false;
+      uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&s->prepare), nullptr);
+    });
+    ASSERT_EQ(::write(p[1], "x", 1), 1);
+    uv_run(&host, UV_RUN_DEFAULT);
+    EXPECT_FALSE(st.reentered) << "close() ran the host's loop from inside its callback";
+    EXPECT_TRUE(el.is_closed());
+    EXPECT_TRUE(cancelled);
+    EXPECT_EQ(el.stats().leaked_io, 0u);
+  }
+  EXPECT_EQ(uv_loop_close(&host), 0) << "a handle was left on the host's loop";
+  ::close(p[0]);
+  ::close(p[1]);
 }

@@ -111,7 +111,10 @@ inline detail::void_awaiter close(int fd) {
 /// operation still in flight on it (those resume with cancelled_error); prefer
 /// `co_await f.close()` to learn of close errors.
 ///
-/// **Thread safety:** a plain move-only value; ops on it run on one loop.
+/// **Thread safety:** a plain move-only value; ops on it run on one loop. It may be
+/// reset or destroyed on any loop or thread: a loop that watches the fd gets the
+/// close and ends its watch first (docs/fd_ownership.md). Never close a watched fd
+/// with a bare ::close().
 /// **Cancel safety:** see `close`.
 class unique_fd {
  public:

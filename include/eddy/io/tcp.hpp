@@ -59,7 +59,9 @@ struct tcp_connect_options {
 ///
 /// **Thread safety:** a move-only value; use it from the loop thread it was made
 /// on. One task may read while another writes; two concurrent reads (or two
-/// concurrent writes) interleave unpredictably.
+/// concurrent writes) interleave unpredictably. With no operation in flight it may
+/// be moved to another loop or thread and closed or dropped there (returned from
+/// spawn_on, say): the loop that watched it ends the watch (docs/fd_ownership.md).
 /// **Cancel safety:** `read_some`, `receive`, `write_some`, `write_vectored` are cancel-safe
 /// (a cancelled op either did nothing and throws cancelled_error, or returns what
 /// it did). `write_all` and `connect` are not: a cancelled write_all has sent an

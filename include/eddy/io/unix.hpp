@@ -15,7 +15,9 @@ namespace eddy {
 /// the TCP options; sends are MSG_NOSIGNAL, so a closed peer gives EPIPE.
 ///
 /// **Thread safety:** a move-only value; loop thread only; one reader and one
-/// writer task may run at once.
+/// writer task may run at once. Closing or dropping it on another loop or thread,
+/// with no operation in flight, is handed to the loop that watched it
+/// (docs/fd_ownership.md).
 /// **Cancel safety:** as tcp_stream: reads and single writes are cancel-safe,
 /// write_all and connect are not.
 ///

@@ -60,7 +60,12 @@ struct loop_options {
   /// loop::spawn and let the host run its loop. Close the eddy loop outside
   /// uv_run (before it is entered or after it returns), from the host's thread:
   /// close() runs the host's loop until eddy's tasks have finished and its handles
-  /// are closed, so uv_loop_close on the host loop succeeds afterwards. The
+  /// are closed, so uv_loop_close on the host loop succeeds afterwards. Closing
+  /// from a host I/O callback (uv_poll, uv_read, ...) also works: uv_run is not
+  /// reentrant, so close() then runs only eddy's own work, and the handles finish
+  /// closing in that uv_run's closing phase. Other callbacks of the host (timers,
+  /// idle, close callbacks) cannot be told apart from "outside uv_run" through
+  /// libuv's API: do not close the eddy loop from those. The
   /// uv_loop_t must outlive the eddy loop. Thread safety: the host loop is used
   /// only on the thread that runs it.
   uv_loop_s* uv_loop = nullptr;
