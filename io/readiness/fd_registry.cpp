@@ -64,6 +64,11 @@ readiness_engine* registry_owner(int fd) noexcept {
   return s != nullptr ? s->load(std::memory_order_acquire) : nullptr;
 }
 
+bool registry_owned_by(int fd, const readiness_engine* e) noexcept {
+  auto* s = slot(fd, false);
+  return s == nullptr || s->load(std::memory_order_acquire) == e;
+}
+
 bool registry_hand_off(int fd, readiness_engine* self) noexcept {
   auto* s = slot(fd, false);
   if (s == nullptr) return false;

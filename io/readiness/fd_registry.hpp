@@ -27,6 +27,9 @@ void registry_claim(int fd, readiness_engine* e) noexcept;
 void registry_release(int fd, readiness_engine* e) noexcept;
 /// The engine that watches fd now, or nullptr. Exact only on that engine's thread.
 readiness_engine* registry_owner(int fd) noexcept;
+/// True if `e` owns fd's entry, or fd is not tracked (past the table, or its
+/// chunk could not be made): then the engine's own state is all there is.
+bool registry_owned_by(int fd, const readiness_engine* e) noexcept;
 /// If an engine other than `self` (nullptr: none) watches fd, queues the close of
 /// fd on that engine and wakes its loop; returns true. Otherwise false: the caller
 /// closes fd itself. Any thread.

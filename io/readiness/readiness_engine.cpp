@@ -92,6 +92,11 @@ void readiness_engine::finish(io_op& op, int res) noexcept {
 
 bool readiness_engine::enqueue(int fd, dir d, io_op& op) {
   fd_state& st = state(fd);
+  // A watch is ours only while the registry says so: if the fd was since watched
+  // by another loop (the stream moved there) and closed there, this number may
+  // name a new file that our old registration does not cover. End it and watch
+  // afresh (one atomic load; no system call unless the watch is stale).
+  if (st.watched && !registry_owned_by(fd, this)) end_watch(fd, st);
   if (!st.watched) {
     const int r = mech_.watch(fd, st.gen);
     if (r < 0) return complete_inline(op, r);

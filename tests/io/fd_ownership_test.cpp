@@ -61,12 +61,19 @@ task<void> wait_a_little(eddy::unix_stream& s) {
   }
 }
 
+// Waits on the other loop too (that loop now watches it), then drops it there.
+task<int> use_and_drop_there(eddy::unix_stream s) {
+  co_await wait_a_little(s);
+  co_return s.fd();
+}
+
 // One round of the reproduction (a): returns true if the new pair, which
 // usually gets the dropped stream's number back, is served.
-task<bool> close_elsewhere_then_reuse(eddy::loop_handle other, int* reused) {
+task<bool> close_elsewhere_then_reuse(eddy::loop_handle other, int* reused, bool use_there = false) {
   auto [a, b] = eddy::unix_stream::pair();
   co_await wait_a_little(a);
-  const int old = co_await eddy::spawn_on(other, drop_there(std::move(a)));
+  const int old = use_there ? co_await eddy::spawn_on(other, use_and_drop_there(std::move(a)))
+                            : co_await eddy::spawn_on(other, drop_there(std::move(a)));
   auto [c, d] = eddy::unix_stream::pair();
   if (c.fd() == old || d.fd() == old) ++*reused;
   std::array<std::byte, 8> buf{};
@@ -94,6 +101,27 @@ TEST_P(fd_ownership_group_test, a_stream_dropped_on_another_loop_leaves_its_numb
       int r = 0;
       for (int k = 0; k < rounds; ++k)
         if (co_await close_elsewhere_then_reuse(g->handle(1), &r)) ++*ok;
+      *reused = r;
+    }(i, &g, &ok, &reused, rounds);
+  });
+  EXPECT_EQ(ok.load(), rounds);
+  EXPECT_GT(reused.load(), 0) << "the fd number never came back: the test did not test reuse";
+}
+
+// The stream moves to the other loop, waits there (that loop watches it now) and
+// is closed there, where it is watched: this loop's older watch of the number
+// must not survive it.
+TEST_P(fd_ownership_group_test, a_stream_used_and_closed_on_another_loop_leaves_its_number_usable) {
+  eddy::loop_group g(opts(2));
+  std::atomic<int> ok{0}, reused{0};
+  const int rounds = 50;
+  g.run([&](std::size_t i) -> task<void> {
+    return [](std::size_t i, eddy::loop_group* g, std::atomic<int>* ok, std::atomic<int>* reused,
+              int rounds) -> task<void> {
+      if (i != 0) co_return;
+      int r = 0;
+      for (int k = 0; k < rounds; ++k)
+        if (co_await close_elsewhere_then_reuse(g->handle(1), &r, true)) ++*ok;
       *reused = r;
     }(i, &g, &ok, &reused, rounds);
   });
