@@ -270,6 +270,7 @@ void loop::drain_remote() {
 std::size_t loop::run_ready_batch() {
   const std::size_t budget = ready_batch_ != 0 ? ready_batch_ : default_ready_budget;
   std::size_t n = budget;
+  coop_exhausted_ = false;  // a yield outside a batch (a posted callback) ends none
   while (n != 0 && !ready_.empty()) {
     --n;
     const detail::ready_entry e = ready_.pop();
