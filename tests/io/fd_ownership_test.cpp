@@ -93,7 +93,7 @@ task<bool> close_elsewhere_then_reuse(eddy::loop_handle other, int* reused, bool
 TEST_P(fd_ownership_group_test, a_stream_dropped_on_another_loop_leaves_its_number_usable) {
   eddy::loop_group g(opts(2));
   std::atomic<int> ok{0}, reused{0};
-  const int rounds = 50;
+  const int rounds = 30;
   g.run([&](std::size_t i) -> task<void> {
     return [](std::size_t i, eddy::loop_group* g, std::atomic<int>* ok, std::atomic<int>* reused,
               int rounds) -> task<void> {
@@ -114,7 +114,7 @@ TEST_P(fd_ownership_group_test, a_stream_dropped_on_another_loop_leaves_its_numb
 TEST_P(fd_ownership_group_test, a_stream_used_and_closed_on_another_loop_leaves_its_number_usable) {
   eddy::loop_group g(opts(2));
   std::atomic<int> ok{0}, reused{0};
-  const int rounds = 50;
+  const int rounds = 30;
   g.run([&](std::size_t i) -> task<void> {
     return [](std::size_t i, eddy::loop_group* g, std::atomic<int>* ok, std::atomic<int>* reused,
               int rounds) -> task<void> {
@@ -156,7 +156,7 @@ task<void> echo_cycles(std::size_t cycles, std::size_t* done) {
 // the first (10,000 by hand: EDDY_FD_OWNERSHIP_CYCLES=10000).
 TEST_P(fd_ownership_group_test, connect_accept_cycles_after_a_stream_closed_on_another_loop) {
   eddy::loop_group g(opts(2));
-  const std::size_t cycles = env_or("EDDY_FD_OWNERSHIP_CYCLES", 2000);
+  const std::size_t cycles = env_or("EDDY_FD_OWNERSHIP_CYCLES", 1000);
   std::size_t done = 0;
   bool first_ok = false;
   g.run([&](std::size_t i) -> task<void> {
