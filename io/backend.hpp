@@ -46,6 +46,8 @@ struct backend_caps {
 struct backend_config {
   unsigned uring_entries = 256;
   unsigned uring_cq_entries = 0;
+  /// io_uring: use only what Linux 5.11 offers (loop_options::uring_features).
+  bool uring_baseline = false;
   /// A host program's uv_loop_t* (libuv only): the backend attaches to it instead of
   /// owning a loop; see host_driver.
   void* uv_host_loop = nullptr;
