@@ -337,7 +337,7 @@ void loop::iterate(bool block, bool block_after_work) {
     timeout = at > now ? at - now : 0;
   }
   if (trim_after_tasks_ != 0) {
-    if (trim_peak_ - live_count_ >= trim_after_tasks_)
+    if (live_count_ + trim_after_tasks_ <= trim_peak_)
       trim_when_idle(timeout);
     else
       trim_at_ns_ = 0;  // busy again before the trim: the idle wait starts over

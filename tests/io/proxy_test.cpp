@@ -243,10 +243,11 @@ TEST_P(proxy_test, memory_comes_back_after_each_burst_of_abandoned_connections) 
               idle, text.c_str());
 #if !defined(__SANITIZE_ADDRESS__)  // ASan's quarantine keeps freed memory resident
   EXPECT_LE(series.back(), series[2] + 2048) << "RSS kept rising: " << text;
-  // An idle proxy gives the burst back: within 6 MB of where it started. What a
-  // burst may keep: the receive blocks (pooled up to 4 MiB per thread) and a few
-  // hundred cached frames per size.
-  EXPECT_LE(series.back(), idle + 6144) << "idle at " << idle << " KiB; after the bursts: " << text;
+  // An idle proxy gives the burst back: within 8 MB of where it started. What a
+  // burst may keep: io_uring's provided-buffer ring (4 MiB, resident once used),
+  // the pooled receive blocks (up to 4 MiB per thread) and a few hundred cached
+  // frames per size.
+  EXPECT_LE(series.back(), idle + 8192) << "idle at " << idle << " KiB; after the bursts: " << text;
 #endif
 }
 
