@@ -362,6 +362,7 @@ void loop::trim_when_idle(std::int64_t& timeout) noexcept {
   const std::int64_t now = clock_ns();
   if (trim_at_ns_ == 0) trim_at_ns_ = now + detail::trim_idle_ns;
   if (now >= trim_at_ns_) {
+    backend_->release_idle_memory();
     detail::release_idle_memory();
     trim_peak_ = live_count_;
     trim_at_ns_ = 0;
