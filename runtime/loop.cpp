@@ -337,7 +337,10 @@ void loop::iterate(bool block, bool block_after_work) {
     timeout = at > now ? at - now : 0;
   }
   if (trim_after_tasks_ != 0) {
-    if (live_count_ + trim_after_tasks_ <= trim_peak_)
+    // A burst ends in waves: after a trim with tasks still live, trim again each
+    // time those have halved (down to a few dozen), so the last wave is given
+    // back too.
+    if (live_count_ + trim_after_tasks_ <= trim_peak_ || (trim_floor_ >= 64 && live_count_ * 2 <= trim_floor_))
       trim_when_idle(timeout);
     else
       trim_at_ns_ = 0;  // busy again before the trim: the idle wait starts over
@@ -365,6 +368,7 @@ void loop::trim_when_idle(std::int64_t& timeout) noexcept {
     backend_->release_idle_memory();
     detail::release_idle_memory();
     trim_peak_ = live_count_;
+    trim_floor_ = live_count_;
     trim_at_ns_ = 0;
     return;
   }

@@ -284,6 +284,7 @@ class loop {
   std::int64_t remote_watch_until_ns_ = 0;  // expect_remote: spin until then when idle
   std::size_t trim_after_tasks_ = 0;        // loop_options::trim_after_tasks
   std::size_t trim_peak_ = 0;               // most live tasks since the last trim
+  std::size_t trim_floor_ = 0;              // live tasks at the last trim
   std::int64_t trim_at_ns_ = 0;             // a burst is over: trim when idle at this time
   backend_kind kind_ = backend_kind::automatic;
   bool stop_ = false;
