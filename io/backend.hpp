@@ -46,6 +46,8 @@ struct backend_caps {
 struct backend_config {
   unsigned uring_entries = 256;
   unsigned uring_cq_entries = 0;
+  /// io_uring: use only what Linux 5.11 offers (loop_options::uring_features).
+  bool uring_baseline = false;
   /// A host program's uv_loop_t* (libuv only): the backend attaches to it instead of
   /// owning a loop; see host_driver.
   void* uv_host_loop = nullptr;
@@ -135,6 +137,9 @@ class backend {
   /// The receive buffers for recv_multi (made on first use), or nullptr where the
   /// backend has none (io_uring without caps().provided_buffers).
   virtual buffer_ring* recv_buffers() { return nullptr; }
+  /// The loop is idle after a burst (loop_options::trim_after_tasks): give back
+  /// what the backend keeps for reuse beyond what the next burst needs first.
+  virtual void release_idle_memory() noexcept {}
   /// True if a host program runs this backend's event loop (see host_driver): the
   /// eddy loop must then not run itself, and wait() never blocks.
   virtual bool hosted() const noexcept { return false; }

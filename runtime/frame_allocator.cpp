@@ -43,4 +43,16 @@ void* frame_alloc_slow(std::size_t cls) {
 
 void frame_free_slow(void* p, std::size_t) noexcept { ::operator delete(p); }
 
+void frame_cache_trim(std::uint32_t keep) noexcept {
+  frame_cache& fc = tls_frame_cache;
+  for (std::size_t c = 0; c < frame_classes; ++c) {
+    while (fc.counts[c] > keep) {
+      void* p = fc.heads[c];
+      fc.heads[c] = *static_cast<void**>(p);
+      --fc.counts[c];
+      ::operator delete(p);
+    }
+  }
+}
+
 }  // namespace eddy::detail

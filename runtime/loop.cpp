@@ -27,6 +27,7 @@
 
 #include "io/backend.hpp"
 #include "runtime/log.hpp"
+#include "runtime/memory_trim.hpp"
 
 namespace eddy {
 
@@ -79,9 +80,25 @@ void check_options(const loop_options& o) {
   if (o.coop_budget > 1'000'000)
     throw std::invalid_argument("eddy::loop_options::coop_budget must be at most 1000000 (0: the default, 128), got " +
                                 std::to_string(o.coop_budget));
+  if (static_cast<unsigned>(o.uring_features) > static_cast<unsigned>(uring_feature_set::baseline))
+    throw std::invalid_argument("eddy::loop_options::uring_features must be from_env, all or baseline, got " +
+                                std::to_string(static_cast<unsigned>(o.uring_features)));
+  if (o.trim_after_tasks > 100'000'000)
+    throw std::invalid_argument("eddy::loop_options::trim_after_tasks must be at most 100000000, got " +
+                                std::to_string(o.trim_after_tasks));
   if (o.ready_batch > 1'000'000)
     throw std::invalid_argument("eddy::loop_options::ready_batch must be at most 1000000, got " +
                                 std::to_string(o.ready_batch));
+}
+
+// loop_options::uring_features, with from_env resolved through EDDY_URING_FEATURES.
+uring_feature_set uring_features_from(uring_feature_set f) {
+  if (f != uring_feature_set::from_env) return f;
+  const char* env = std::getenv("EDDY_URING_FEATURES");
+  if (env == nullptr || *env == '\0' || std::strcmp(env, "all") == 0) return uring_feature_set::all;
+  if (std::strcmp(env, "baseline") == 0) return uring_feature_set::baseline;
+  throw std::invalid_argument(std::string("EDDY_URING_FEATURES must be all or baseline, got '") +
+                              env + "'");
 }
 
 }  // namespace
@@ -107,6 +124,7 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   ignore_sigpipe_once();
   ready_batch_ = opts.ready_batch;
   coop_budget_ = opts.coop_budget != 0 ? opts.coop_budget : default_coop_budget;
+  trim_after_tasks_ = opts.trim_after_tasks;
   idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
   offload_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.offload_spin).count();
   backend_kind requested = opts.backend;
@@ -121,9 +139,12 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   detail::backend_config cfg;
   cfg.uring_entries = opts.uring_entries;
   cfg.uring_cq_entries = opts.uring_cq_entries;
+  cfg.uring_baseline = uring_features_from(opts.uring_features) == uring_feature_set::baseline;
   cfg.uv_host_loop = opts.uv_loop;
   backend_ = detail::make_backend(requested, cfg, backend_reason_);
   if (opts.uv_loop != nullptr) backend_reason_ = "attached to the host's uv_loop_t";
+  if (cfg.uring_baseline && backend_->kind() == backend_kind::io_uring)
+    backend_reason_ += "; io_uring features limited to the Linux 5.11 baseline";
   kind_ = backend_->kind();
   shared_ = std::make_shared<detail::loop_shared>();
   shared_->be = backend_.get();
@@ -298,6 +319,7 @@ void loop::run_once(bool block) {
 
 void loop::iterate(bool block, bool block_after_work) {
   ++iterations_;
+  if (live_count_ > trim_peak_) trim_peak_ = live_count_;
   drain_remote();
   const std::size_t ran = run_ready_batch();
   if (!wheel_.empty()) wheel_.advance(clock_ns());
@@ -328,6 +350,15 @@ void loop::iterate(bool block, bool block_after_work) {
     const std::int64_t at = static_cast<std::int64_t>(t) * detail::timer_wheel::tick_ns;
     timeout = at > now ? at - now : 0;
   }
+  if (trim_after_tasks_ != 0) {
+    // A burst ends in waves: after a trim with tasks still live, trim again each
+    // time those have halved (down to a few dozen), so the last wave is given
+    // back too.
+    if (live_count_ + trim_after_tasks_ <= trim_peak_ || (trim_floor_ >= 64 && live_count_ * 2 <= trim_floor_))
+      trim_when_idle(timeout);
+    else
+      trim_at_ns_ = 0;  // busy again before the trim: the idle wait starts over
+  }
   shared_->sleeping.store(true, std::memory_order_seq_cst);
   if (shared_->head.load(std::memory_order_seq_cst) != nullptr ||
       shared_->stop_requested.load(std::memory_order_seq_cst)) {
@@ -339,6 +370,23 @@ void loop::iterate(bool block, bool block_after_work) {
   if (after_block_ != nullptr) after_block_(block_hook_arg_);
   shared_->sleeping.store(hosted_, std::memory_order_relaxed);
   if (!wheel_.empty()) wheel_.advance(clock_ns());
+}
+
+// A burst is over (live tasks fell by trim_after_tasks from their peak) and the
+// loop is about to block: trim once it has been idle for trim_idle_ns, waking
+// for it if nothing else would (memory_trim.hpp).
+void loop::trim_when_idle(std::int64_t& timeout) noexcept {
+  const std::int64_t now = clock_ns();
+  if (trim_at_ns_ == 0) trim_at_ns_ = now + detail::trim_idle_ns;
+  if (now >= trim_at_ns_) {
+    backend_->release_idle_memory();
+    detail::release_idle_memory();
+    trim_peak_ = live_count_;
+    trim_floor_ = live_count_;
+    trim_at_ns_ = 0;
+    return;
+  }
+  if (timeout < 0 || timeout > trim_at_ns_ - now) timeout = trim_at_ns_ - now;
 }
 
 loop::running_scope::running_scope(loop& l, const char* what, const detail::task_core* until) : l_(l) {
@@ -453,6 +501,10 @@ void loop::close() {
     }
     iterate(true);
   }
+  // 1b. Ops no task awaits (a receiver's multishot recv whose socket was
+  //     destroyed: close_now cancelled it, its owner state waits for the final
+  //     completion) may still be in flight: reap them, bounded to about 1 s.
+  for (int i = 0; i < 1000 && backend_->in_flight() != 0; ++i) backend_->wait(1'000'000, 1024);
   // 2. Run what finishing those tasks queued, once, then refuse new work.
   run_ready_batch();
   closed_ = true;

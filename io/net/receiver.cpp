@@ -211,12 +211,15 @@ task<recv_buffer> stream_socket::receive() {
   loop& l = loop::current();
   if (!rx_) {
     buffer_ring* ring = detail::loop_io(l).caps().multishot_recv ? detail::loop_io(l).recv_buffers() : nullptr;
-    if (ring == nullptr) return receive_pooled(fd_.get(), l);
+    // Made on the pooled path too (io_uring before 6.1), so that the rule "one
+    // way of reading per socket" (read_some refused after receive) is the same
+    // on every kernel.
     rx_ = std::make_shared<receiver_state>();
     rx_->l = &l;
     rx_->fd = fd_.get();
     rx_->ring = ring;
   }
+  if (rx_->ring == nullptr) return receive_pooled(fd_.get(), l);
   return receive_ring(rx_);
 }
 
@@ -231,13 +234,11 @@ void stream_socket::drop_receiver() noexcept {
   std::shared_ptr<receiver_state> s = std::move(rx_);
   s->closed = true;
   s->wake.set();
-  if (s->armed() && !s->l->is_closed()) {
-    // close_now cancels the multishot op; a destructor cannot await its final
-    // CQE, but loop::close must not find it in flight, so reap here (completions
-    // only schedule resumptions: safe from inside a task). Bounded as a safety net.
-    fd_.reset();
-    for (int i = 0; i < 1000 && s->armed(); ++i) detail::loop_io(*s->l).wait(1'000'000, 64);
-  }
+  // close_now cancels a multishot op still armed. A destructor cannot await its
+  // final CQE and must not wait for it (a blocking wait in a noexcept destructor
+  // can throw, and stalls the loop): the op holds the state (`self`) until that
+  // CQE arrives in a later iteration, or in loop::close, which reaps such ops.
+  fd_.reset();
   s->recycle_queue();
 }
 

@@ -26,6 +26,8 @@ class block_pool final : public buffer_ring {
 
   /// A free block's id, or -1 when max_blocks are out.
   int take() noexcept;
+  /// Gives free blocks beyond `keep` back to the heap (an idle loop after a burst).
+  void trim(std::size_t keep) noexcept;
 
   std::byte* data(unsigned id) noexcept override { return blocks_[id]; }
   std::size_t buffer_size() const noexcept override { return block_size; }

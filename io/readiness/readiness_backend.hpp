@@ -18,6 +18,8 @@ class readiness_backend : public backend, protected readiness_mechanism {
   void cancel(io_op& op) noexcept override { engine_.cancel(op); }
   void close_now(int fd) noexcept override { (void)engine_.close_fd(fd); }
   buffer_ring* recv_buffers() override { return engine_.recv_buffers(); }
+  // 64 blocks (1 MiB) stay for the next burst's first reads.
+  void release_idle_memory() noexcept override { engine_.trim_buffers(64); }
 
  protected:
   // The engine only stores the mechanism here; it calls it once the derived

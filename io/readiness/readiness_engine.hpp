@@ -134,6 +134,7 @@ class readiness_engine {
   unsigned waiting(int fd) const noexcept;
   std::size_t in_flight() const noexcept { return in_flight_; }
   buffer_ring* recv_buffers() noexcept { return &blocks_; }
+  void trim_buffers(std::size_t keep) noexcept { blocks_.trim(keep); }
 
  private:
   struct op_links {

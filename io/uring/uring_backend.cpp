@@ -25,6 +25,16 @@
 //    only queues an ASYNC_CANCEL. close cancels every op on the fd (CANCEL_FD |
 //    CANCEL_ALL, 5.19+) in an SQE hard-linked before the CLOSE, so nothing in
 //    flight outlives the fd; completions are routed by op, never by fd number.
+//  - Without cancel-by-fd (kernels before 6.1 here, or backend_config::
+//    uring_baseline) the backend keeps each fd's in-flight ops on a list (the op's
+//    link fields, indexed by fd number) and close cancels them one by one by
+//    user_data (ASYNC_CANCEL, 5.5+). close_now() submits those cancels, and any op
+//    on the fd still waiting in the SQ, before ::close(fd): an SQE that reached the
+//    kernel only after the close would resolve the number to its next owner.
+//  - cancel() never enters the kernel: a cancel that finds the SQ full waits in a
+//    backlog that the next enter (reap or wait) submits first. An op that ends
+//    while its cancel is in the backlog leaves it, so a cancel never reaches a
+//    later op that reuses the address.
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -34,12 +44,14 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "compat/kernel_probe.hpp"
 #include "io/backend.hpp"
@@ -127,10 +139,12 @@ class uring_backend final : public backend {
         base | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
         base | IORING_SETUP_COOP_TASKRUN,
         base,
-        o.uring_cq_entries ? IORING_SETUP_CQSIZE : 0u,
+        o.uring_cq_entries ? IORING_SETUP_CQSIZE : 0u,  // 5.11-5.17: the baseline ring
     };
+    constexpr std::size_t n_tries = sizeof tries / sizeof tries[0];
     int r = -EINVAL;
-    for (unsigned flags : tries) {
+    for (std::size_t t = o.uring_baseline ? n_tries - 1 : 0; t < n_tries; ++t) {
+      const unsigned flags = tries[t];
       io_uring_params p{};
       p.flags = flags;
       p.cq_entries = o.uring_cq_entries;
@@ -149,7 +163,8 @@ class uring_backend final : public backend {
     caps_.ns_timeouts = true;
     caps_.single_issuer = (flags_ & IORING_SETUP_SINGLE_ISSUER) != 0;
     caps_.defer_taskrun = (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0;
-    if (io_uring_probe* probe = io_uring_get_probe_ring(&ring_)) {
+    io_uring_probe* probe = o.uring_baseline ? nullptr : io_uring_get_probe_ring(&ring_);
+    if (probe != nullptr) {
       caps_.multishot_accept = io_uring_opcode_supported(probe, IORING_OP_ACCEPT) &&
                                caps_.defer_taskrun;  // 5.19 accept multishot; 6.1 for DEFER
       caps_.multishot_recv = caps_.multishot_accept;
@@ -160,13 +175,18 @@ class uring_backend final : public backend {
     // ASYNC_CANCEL by fd came with 5.19, as did DEFER_TASKRUN's predecessor work;
     // a kernel that took DEFER_TASKRUN (6.1) certainly has it.
     caps_.cancel_by_fd = caps_.defer_taskrun;
+    track_ = !caps_.cancel_by_fd;
+    if (o.uring_baseline)
+      log_debug("eddy: io_uring limited to the Linux 5.11 baseline (uring_baseline): plain ring, "
+                "single-shot ops, close cancels op by op");
     // Each missing feature degrades one path, never the whole backend.
     if (!caps_.defer_taskrun)
       log_debug("eddy: io_uring without SINGLE_ISSUER|DEFER_TASKRUN (kernel %s): completions are "
                 "posted by task work, and receive() and accept fall back to one operation at a time",
                 running_kernel().release.c_str());
     if (!caps_.cancel_by_fd)
-      log_debug("eddy: io_uring without ASYNC_CANCEL_FD: close() cancels operations one by one");
+      log_debug("eddy: io_uring without ASYNC_CANCEL_FD: close() cancels the fd's operations one "
+                "by one");
     if (!(flags_ & IORING_SETUP_R_DISABLED)) arm_wake();
   }
 
@@ -239,6 +259,10 @@ class uring_backend final : public backend {
       io_uring_prep_cancel_fd(c, op.fd, IORING_ASYNC_CANCEL_ALL);
       io_uring_sqe_set_data64(c, ignore_tag);
       c->flags |= IOSQE_IO_HARDLINK;  // -ENOENT (nothing to cancel) must not fail the close
+    } else if (op.code == op_code::close && track_) {
+      cancel_fd_ops(op.fd);
+    } else if (track_) {
+      reserve_fd(op.fd);  // before the SQE: nothing may throw once it names the op
     }
     io_uring_sqe* s = sqe();
     const auto off =
@@ -303,20 +327,23 @@ class uring_backend final : public backend {
     io_uring_sqe_set_data(s, &op);
     op.state = op_state::in_flight;
     ++in_flight_;
+    if (track_ && op.code != op_code::close) track(op);
     return false;
   }
 
   void cancel(io_op& op) noexcept override {
     if (op.state != op_state::in_flight || op.cancel_requested) return;
     op.cancel_requested = true;
-    io_uring_sqe* s = sqe_noexcept();
-    if (s == nullptr) return;  // the op will complete on its own; never freed early
-    io_uring_prep_cancel64(s, reinterpret_cast<__u64>(&op), 0);
-    io_uring_sqe_set_data64(s, ignore_tag);
+    queue_cancel(op);
   }
 
   void close_now(int fd) noexcept override {
     if (fd < 0) return;
+    if (track_ && fd_has_ops(fd)) {
+      cancel_fd_ops(fd);
+      // Ops on fd still in the SQ must reach the kernel while fd names this file.
+      submit_now();
+    }
     if (caps_.cancel_by_fd && in_flight_ != 0) {
       if (io_uring_sqe* s = sqe_noexcept()) {
         io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
@@ -368,6 +395,90 @@ class uring_backend final : public backend {
     wake_armed_ = true;
   }
 
+  // Cancels `op` by user_data: an SQE if one is free, else the backlog. Never
+  // enters the kernel. If even the backlog cannot grow (ENOMEM), the op's
+  // cancel_requested is cleared so that a later cancel() tries again.
+  void queue_cancel(io_op& op) noexcept {
+    if (io_uring_sqe* s = io_uring_get_sqe(&ring_)) {
+      io_uring_prep_cancel64(s, reinterpret_cast<__u64>(&op), 0);
+      io_uring_sqe_set_data64(s, ignore_tag);
+      return;
+    }
+    try {
+      cancel_backlog_.push_back(&op);
+    } catch (const std::bad_alloc&) {
+      op.cancel_requested = false;
+    }
+  }
+
+  // Submits backlogged cancels ahead of the enter that follows.
+  void submit_backlog() noexcept {
+    std::size_t i = 0;
+    while (i < cancel_backlog_.size()) {
+      io_uring_sqe* s = io_uring_get_sqe(&ring_);
+      if (s == nullptr) {
+        if (io_uring_submit(&ring_) <= 0) break;  // kernel refused: try at the next enter
+        continue;
+      }
+      io_uring_prep_cancel64(s, reinterpret_cast<__u64>(cancel_backlog_[i++]), 0);
+      io_uring_sqe_set_data64(s, ignore_tag);
+    }
+    cancel_backlog_.erase(cancel_backlog_.begin(),
+                          cancel_backlog_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+
+  void drop_from_backlog(io_op* op) noexcept {
+    for (std::size_t i = 0; i < cancel_backlog_.size(); ++i)
+      if (cancel_backlog_[i] == op) {
+        cancel_backlog_.erase(cancel_backlog_.begin() + static_cast<std::ptrdiff_t>(i));
+        return;
+      }
+  }
+
+  // Flushes the SQ now (close_now); retries after draining if the kernel pushes
+  // back, since the fd is about to be closed.
+  void submit_now() noexcept {
+    for (int i = 0; i < 64 && io_uring_sq_ready(&ring_) != 0; ++i) {
+      if (io_uring_submit(&ring_) > 0) continue;
+      drain(UINT32_MAX);
+      if (io_uring_cq_has_overflow(&ring_)) io_uring_get_events(&ring_);
+    }
+  }
+
+  // Per-fd lists of in-flight ops (track_ only), through the op's link fields.
+  void reserve_fd(int fd) {
+    const auto f = static_cast<std::size_t>(fd);
+    if (f >= fd_ops_.size()) fd_ops_.resize(std::max<std::size_t>(f + 1, fd_ops_.size() * 2));
+  }
+  void track(io_op& op) noexcept {
+    const auto fd = static_cast<std::size_t>(op.fd);
+    op.link_prev = nullptr;
+    op.link_next = fd_ops_[fd];
+    if (op.link_next != nullptr) op.link_next->link_prev = &op;
+    fd_ops_[fd] = &op;
+  }
+  void untrack(io_op& op) noexcept {
+    if (op.code == op_code::close) return;
+    if (op.link_prev != nullptr)
+      op.link_prev->link_next = op.link_next;
+    else
+      fd_ops_[static_cast<std::size_t>(op.fd)] = op.link_next;
+    if (op.link_next != nullptr) op.link_next->link_prev = op.link_prev;
+    op.link_next = op.link_prev = nullptr;
+  }
+  bool fd_has_ops(int fd) const noexcept {
+    return static_cast<std::size_t>(fd) < fd_ops_.size() &&
+           fd_ops_[static_cast<std::size_t>(fd)] != nullptr;
+  }
+  // Cancels every op in flight on fd. cancel_requested is left alone: as with
+  // cancel-by-fd, a close's cancel is not the task's (an op that completed anyway
+  // must not turn into a pending cancellation of its task).
+  void cancel_fd_ops(int fd) noexcept {
+    if (!fd_has_ops(fd)) return;
+    for (io_op* o = fd_ops_[static_cast<std::size_t>(fd)]; o != nullptr; o = o->link_next)
+      queue_cancel(*o);
+  }
+
   io_uring_sqe* sqe_noexcept() noexcept {
     io_uring_sqe* s = io_uring_get_sqe(&ring_);
     if (s == nullptr) {
@@ -389,6 +500,7 @@ class uring_backend final : public backend {
   }
 
   void enter(bool block, std::int64_t timeout_ns) {
+    if (!cancel_backlog_.empty()) submit_backlog();
     int r;
     if (block) {
       __kernel_timespec ts{};
@@ -447,6 +559,8 @@ class uring_backend final : public backend {
     if (!op->more) {
       op->state = op_state::done;
       --in_flight_;
+      if (track_) untrack(*op);
+      if (!cancel_backlog_.empty()) drop_from_backlog(op);
     }
     op->complete(op);
   }
@@ -461,6 +575,9 @@ class uring_backend final : public backend {
   wakeup_token token_;
   std::size_t in_flight_ = 0;
   backend_caps caps_;
+  bool track_ = false;                  // no cancel-by-fd: close cancels op by op
+  std::vector<io_op*> fd_ops_;          // track_: head of each fd's in-flight list
+  std::vector<io_op*> cancel_backlog_;  // cancels that found the SQ full
 };
 
 }  // namespace

@@ -259,6 +259,7 @@ class loop {
   // again anyway; run_once must not, see above).
   void iterate(bool block, bool block_after_work = true);
   bool spin_for_remote_work(std::int64_t until_ns);
+  void trim_when_idle(std::int64_t& timeout) noexcept;
   std::size_t run_ready_batch();
   void drain_remote();
   void enter_thread();
@@ -289,6 +290,10 @@ class loop {
   std::int64_t idle_spin_ns_ = 0;
   std::int64_t offload_spin_ns_ = 0;
   std::int64_t remote_watch_until_ns_ = 0;  // expect_remote: spin until then when idle
+  std::size_t trim_after_tasks_ = 0;        // loop_options::trim_after_tasks
+  std::size_t trim_peak_ = 0;               // most live tasks since the last trim
+  std::size_t trim_floor_ = 0;              // live tasks at the last trim
+  std::int64_t trim_at_ns_ = 0;             // a burst is over: trim when idle at this time
   backend_kind kind_ = backend_kind::automatic;
   bool stop_ = false;
   bool closing_ = false;

@@ -9,6 +9,17 @@ struct uv_loop_s;  // libuv's uv_loop_t
 
 namespace eddy {
 
+/// Which io_uring features a loop may use (loop_options::uring_features).
+enum class uring_feature_set : unsigned char {
+  from_env,  ///< EDDY_URING_FEATURES: "all" or "baseline"; all if unset or empty
+  all,       ///< everything the running kernel offers
+  /// Only what Linux 5.11 offers, whatever the running kernel: a plain ring (no
+  /// SINGLE_ISSUER, DEFER_TASKRUN, COOP_TASKRUN or SUBMIT_ALL), single-shot accept
+  /// and recv, no provided buffers, and no cancel-by-fd (close cancels the fd's
+  /// operations one by one). For testing the path older kernels take.
+  baseline,
+};
+
 /// Options for a new loop. Every field is checked by the loop's constructor, which
 /// throws std::invalid_argument naming the field, its range and the value given.
 ///
@@ -27,6 +38,9 @@ struct loop_options {
   /// io_uring completion queue entries; 0 = twice uring_entries. (power of two,
   /// ≥ uring_entries, ≤ 65536). A small CQ is handled: overflow is never lost.
   unsigned uring_cq_entries = 0;
+  /// io_uring features to use (see uring_feature_set); other backends ignore it.
+  /// EDDY_URING_FEATURES is read only when this is from_env.
+  uring_feature_set uring_features = uring_feature_set::from_env;
   /// Most ready callbacks and resumptions run per iteration before timers and I/O
   /// are polled (1..1,000,000); 0 = the default, 256.
   unsigned ready_batch = 0;
@@ -50,6 +64,14 @@ struct loop_options {
   /// due timer, no completion waiting; anything else ends the watch at once.
   /// 0 turns it off (every result then comes back through a wakeup).
   std::chrono::microseconds offload_spin{20};
+  /// Give a burst's memory back: once the number of live tasks has fallen by at
+  /// least this many from its peak and the loop has then been idle for 100 ms,
+  /// the loop frees the frames its thread caches beyond a few hundred per size
+  /// and returns the heap's free pages to the kernel (glibc's malloc_trim), once
+  /// per burst. Without it a server's resident memory keeps the high-water mark
+  /// of its busiest moment (and, through fragmentation, can creep above it).
+  /// 0 = never; 1..100,000,000; default 1024.
+  std::size_t trim_after_tasks = 1024;
   /// A host program's libuv loop to attach to (libuv backend only; `backend` must
   /// be from_env, automatic or libuv, and from_env/automatic then mean libuv).
   /// The host keeps calling uv_run as before; eddy runs its tasks, timers and I/O

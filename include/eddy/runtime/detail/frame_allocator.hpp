@@ -42,6 +42,8 @@ inline frame_cache& local_frame_cache() noexcept { return tls_frame_cache; }
 
 void* frame_alloc_slow(std::size_t cls);
 void frame_free_slow(void* p, std::size_t cls) noexcept;
+/// Frees this thread's cached blocks beyond `keep` per size class (after a burst).
+void frame_cache_trim(std::uint32_t keep) noexcept;
 
 inline std::size_t frame_class(std::size_t n) noexcept {
   return (n + frame_granule - 1) / frame_granule;
