@@ -14,7 +14,6 @@
 
 #include <memory>
 
-#include <eddy/io/backend_kind.hpp>
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/join_handle.hpp>
 #include <eddy/runtime/time.hpp>
@@ -29,9 +28,12 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
                             std::shared_ptr<bool> removed) {
   // core, handle (an asyncio.Handle): strong references released at the end.
   try {
-    while (!core->closed) {
+    while (!core->closed && !*removed) {
       co_await eddy::poll(fd, events);
-      if (core->closed) break;
+      // remove_reader() asks for a cancel, but the poll may have completed in the
+      // kernel first (io_uring delivers that completion, not the cancel): a
+      // removed watch must never run its callback again (asyncio's promise).
+      if (core->closed || *removed) break;
       PyObject* r = PyObject_CallMethod(handle, "_run", nullptr);  // reports its own errors
       if (r == nullptr) report_error(core, "Exception in fd callback", "handle", handle);
       Py_XDECREF(r);
@@ -59,6 +61,7 @@ struct watcher_object {
   PyObject_HEAD
   eddy::join_handle<void>* task;
   std::shared_ptr<bool>* removed;
+  PyObject* handle;  // add_reader/add_writer's asyncio.Handle (strong), or null
 };
 
 PyObject* watcher_cancel(PyObject* self, PyObject*) {
@@ -68,6 +71,16 @@ PyObject* watcher_cancel(PyObject* self, PyObject*) {
     w->task->cancel();
     delete w->task;
     w->task = nullptr;
+  }
+  // asyncio's remove_reader/remove_writer cancel the handle: handle.cancelled()
+  // says so, and its callback and arguments can be freed.
+  if (w->handle != nullptr) {
+    PyObject* h = w->handle;
+    w->handle = nullptr;
+    PyObject* r = PyObject_CallMethod(h, "cancel", nullptr);
+    Py_DECREF(h);
+    if (r == nullptr) return nullptr;
+    Py_DECREF(r);
   }
   Py_RETURN_NONE;
 }
@@ -79,6 +92,7 @@ void watcher_dealloc(PyObject* self) {
     w->task->cancel();
     delete w->task;
   }
+  Py_CLEAR(w->handle);
   delete w->removed;
   Py_TYPE(self)->tp_free(self);
 }
@@ -160,7 +174,7 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   const int writable = PyObject_IsTrue(args[2]);
   if (writable < 0) return nullptr;
-  const bool dup = core->loop->backend() != eddy::backend_kind::io_uring;
+  const bool dup = !core->loop->io_caps().poll_holds_file;
   const int wfd = dup ? ::fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0) : static_cast<int>(fd);
   if (wfd < 0) return PyErr_SetFromErrno(PyExc_OSError);
   if (PyType_Ready(&watcher_type) < 0) return nullptr;
@@ -170,6 +184,7 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   w->task = nullptr;
+  w->handle = nullptr;
   w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
   Py_INCREF(args[3]);
   Py_INCREF(args[0]);
@@ -208,12 +223,14 @@ PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   w->task = nullptr;
+  w->handle = nullptr;
   w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
   Py_INCREF(args[3]);
   Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(core->loop->spawn(
         watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed)));
+    w->handle = Py_NewRef(args[3]);
   } catch (...) {
     Py_DECREF(args[3]);
     Py_DECREF(args[0]);
