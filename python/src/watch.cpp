@@ -25,11 +25,17 @@ namespace eddypy {
 namespace {
 
 eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle,
-                            std::shared_ptr<bool> removed) {
+                            std::shared_ptr<bool> removed, bool probe_first) {
   // core, handle (an asyncio.Handle): strong references released at the end.
   try {
     while (!core->closed && !*removed) {
-      co_await eddy::poll(fd, events);
+      // A new watch on a dup asks the kernel first: data already waiting raises
+      // no new edge, and a readiness backend that finds the (file, number) pair
+      // still registered from an earlier watch (Python's fd keeps the file open)
+      // reports nothing for it. One poll(2) per add_reader/add_writer.
+      pollfd now{fd, events, 0};
+      if (!probe_first || ::poll(&now, 1, 0) <= 0) co_await eddy::poll(fd, events);
+      probe_first = false;
       // remove_reader() asks for a cancel, but the poll may have completed in the
       // kernel first (io_uring delivers that completion, not the cancel): a
       // removed watch must never run its callback again (asyncio's promise).
@@ -229,7 +235,8 @@ PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(core->loop->spawn(
-        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed)));
+        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed,
+                   !core->loop->io_caps().poll_holds_file)));
     w->handle = Py_NewRef(args[3]);
   } catch (...) {
     Py_DECREF(args[3]);
