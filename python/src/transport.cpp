@@ -404,13 +404,16 @@ bool deliver(transport_object* t, const eddy::recv_buffer& b) {
   return true;
 }
 
-void on_eof(transport_object* t) {
-  if (t->protocol == nullptr) return;
+// Returns true if eof_received raised SystemExit or KeyboardInterrupt.
+bool on_eof(transport_object* t) {
+  if (t->protocol == nullptr) return false;
   const ref protocol(t->protocol);
   PyObject* r = PyObject_CallMethod(protocol.get(), "eof_received", nullptr);
   if (r == nullptr) {
+    const bool fatal =
+        PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
     fatal_error(t, "Fatal error: protocol.eof_received() call failed.");
-    return;
+    return fatal;
   }
   const int keep_open = PyObject_IsTrue(r);
   Py_DECREF(r);
@@ -419,6 +422,7 @@ void on_eof(transport_object* t) {
     t->closing = true;
     if (pending(t) == 0) shutdown(t, nullptr);
   }
+  return false;
 }
 
 eddy::task<void> read_loop(transport_object* t) {
@@ -450,7 +454,12 @@ eddy::task<void> read_loop(transport_object* t) {
       if (t->shut_down) break;
       if (b.empty()) {
         at_eof = true;
-        on_eof(t);
+        // asyncio sees EOF as readiness, level-triggered: an eof_received that
+        // raised SystemExit/KeyboardInterrupt is called again on the next run.
+        while (on_eof(t)) {
+          co_await eddy::yield_now();
+          if (t->shut_down || t->core->closed) break;
+        }
         continue;
       }
       deliver(t, b);
