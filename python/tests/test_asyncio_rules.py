@@ -260,6 +260,46 @@ def exception_contexts(loop, trace):
                       ctx["handle"].cancelled(), ctx["handle"] is h))
 
 
+def set_protocol_inside_callbacks(loop, trace):
+    # A BufferedProtocol hands the transport to a plain Protocol from inside
+    # buffer_updated (as start_tls does), dropping the transport's references to
+    # itself mid-call: the rest of the bytes go to the new protocol, in order.
+    r, w = socket.socketpair()
+    got_b = bytearray()
+    done = loop.create_future()
+
+    class B(asyncio.Protocol):
+        def data_received(self, data):
+            got_b.extend(data)
+            if len(got_b) >= 90 and not done.done():
+                done.set_result(None)
+
+    class A(asyncio.BufferedProtocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            self.buf = bytearray(10)
+
+        def get_buffer(self, sizehint):
+            return self.buf
+
+        def buffer_updated(self, n):
+            trace.append(("A", bytes(self.buf[:n])))
+            self.transport.set_protocol(B())
+            trace.append(("swapped", type(self.transport.get_protocol()).__name__))
+
+    async def main():
+        transport, _ = await loop.connect_accepted_socket(A, r)
+        w.send(bytes(range(100)))
+        await asyncio.wait_for(done, 5)
+        trace.append(("B", bytes(got_b)))
+        transport.close()
+        await asyncio.sleep(0.01)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        w.close()
+
+
 SCENARIOS = {
     "fatal_call_soon": fatal_call_soon,
     "fatal_call_later": fatal_call_later,
@@ -275,6 +315,7 @@ SCENARIOS = {
     "zero_and_negative_delays": zero_and_negative_delays,
     "close_with_callbacks_pending": close_with_callbacks_pending,
     "exception_contexts": exception_contexts,
+    "set_protocol_inside_callbacks": set_protocol_inside_callbacks,
 }
 
 
