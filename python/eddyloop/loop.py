@@ -136,7 +136,10 @@ class Loop(base_events.BaseEventLoop):
             self._ssock, self._csock = socket.socketpair()
             self._ssock.setblocking(False)
             self._csock.setblocking(False)
-            self._add_reader(self._ssock.fileno(), self._read_signals)
+            # Nothing on this watch refers to the loop strongly (a weak reference,
+            # the core borrowed), so a loop dropped unclosed is still collected.
+            fd = self._ssock.fileno()
+            self._readers[fd] = _core.watch(self._core, fd, False, _SignalPipeHandle(self), True)
 
     def close(self):
         if self.is_running():
@@ -511,6 +514,24 @@ class Loop(base_events.BaseEventLoop):
 
 def _noop():
     pass
+
+
+class _SignalPipeHandle:
+    """The wakeup socket's reader: what a watch needs of a Handle (_run, cancel),
+    with the loop held weakly."""
+    __slots__ = ("_loop_ref", "_cancelled")
+
+    def __init__(self, loop):
+        self._loop_ref = weakref.ref(loop)
+        self._cancelled = False
+
+    def _run(self):
+        loop = self._loop_ref()
+        if loop is not None and not self._cancelled:
+            loop._read_signals()
+
+    def cancel(self):
+        self._cancelled = True
 
 
 def _run_signal_handle(handle):

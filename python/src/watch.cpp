@@ -25,8 +25,10 @@ namespace eddypy {
 namespace {
 
 eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle,
-                            std::shared_ptr<bool> removed, bool probe_first) {
-  // core, handle (an asyncio.Handle): strong references released at the end.
+                            std::shared_ptr<bool> removed, bool probe_first, bool core_borrowed) {
+  // handle (an asyncio.Handle): a strong reference released at the end; core
+  // too unless borrowed (the loop's own wakeup socket: its watch must not keep
+  // an unclosed loop alive, and the core's close() ends it before the core goes).
   try {
     while (!core->closed && !*removed) {
       // A new watch on a dup asks the kernel first: data already waiting raises
@@ -60,7 +62,7 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
   }
   eddy::unique_fd(fd).reset();
   Py_DECREF(handle);
-  Py_DECREF(reinterpret_cast<PyObject*>(core));
+  if (!core_borrowed) Py_DECREF(reinterpret_cast<PyObject*>(core));
 }
 
 struct watcher_object {
@@ -208,12 +210,14 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return reinterpret_cast<PyObject*>(w);
 }
 
-// _core.watch(core, fd, writable, handle) -> Watcher
+// _core.watch(core, fd, writable, handle[, borrow_core]) -> Watcher
 PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 4 || !PyObject_TypeCheck(args[0], &core_type)) {
-    PyErr_SetString(PyExc_TypeError, "watch(core, fd, writable, handle)");
+  if ((nargs != 4 && nargs != 5) || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError, "watch(core, fd, writable, handle[, borrow_core])");
     return nullptr;
   }
+  const int borrow = nargs == 5 ? PyObject_IsTrue(args[4]) : 0;
+  if (borrow < 0) return nullptr;
   auto* core = reinterpret_cast<core_object*>(args[0]);
   if (!check_open(core)) return nullptr;
   const long fd = PyLong_AsLong(args[1]);
@@ -232,15 +236,15 @@ PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   w->handle = nullptr;
   w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
   Py_INCREF(args[3]);
-  Py_INCREF(args[0]);
+  if (!borrow) Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(core->loop->spawn(
         watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed,
-                   !core->loop->io_caps().poll_holds_file)));
+                   !core->loop->io_caps().poll_holds_file, borrow != 0)));
     w->handle = Py_NewRef(args[3]);
   } catch (...) {
     Py_DECREF(args[3]);
-    Py_DECREF(args[0]);
+    if (!borrow) Py_DECREF(args[0]);
     ::close(wfd);
     Py_DECREF(w);
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");

@@ -4,19 +4,22 @@ and SystemExit/KeyboardInterrupt from a signal handler leave run_forever, which
 is how aiohttp's web.run_app stops on SIGTERM and SIGINT."""
 
 import asyncio
+import gc
 import os
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import unittest
 import urllib.request
+import weakref
+
+import eddyloop
 
 from support import LoopTest
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The child restores Python's own SIGINT handler: a test runner started in the
 # background (no job control) hands its children SIGINT ignored, and Python then
@@ -172,6 +175,48 @@ class SignalHandlerTest(LoopTest):
             self.assertEqual(signal.set_wakeup_fd(-1), w.fileno())
         finally:
             signal.set_wakeup_fd(old)
+
+    def test_a_loop_on_another_thread_leaves_the_wakeup_fd_alone(self):
+        r, w = socket.socketpair()
+        w.setblocking(False)
+        self.addCleanup(r.close)
+        self.addCleanup(w.close)
+        old = signal.set_wakeup_fd(w.fileno())
+        try:
+            during = []
+
+            def other():
+                loop = eddyloop.new_event_loop()
+                try:
+                    loop.run_until_complete(asyncio.sleep(0.05))
+                finally:
+                    loop.close()
+            th = threading.Thread(target=other)
+            th.start()
+            while th.is_alive():
+                during.append(signal.set_wakeup_fd(w.fileno()))
+                time.sleep(0.005)
+            th.join()
+            self.assertEqual(set(during), {w.fileno()})
+            self.assertEqual(signal.set_wakeup_fd(-1), w.fileno())
+        finally:
+            signal.set_wakeup_fd(old)
+
+
+class WakeupSocketTest(unittest.TestCase):
+    def test_an_unclosed_loop_is_still_collected_with_its_fds(self):
+        # The wakeup socket's watch holds the loop weakly: dropping a loop that
+        # ran and was never closed frees it, as asyncio's loops are freed.
+        first = eddyloop.new_event_loop()  # a backend's process-wide fds, once
+        first.close()
+        fds = len(os.listdir("/proc/self/fd"))
+        loop = eddyloop.new_event_loop()
+        loop.run_until_complete(asyncio.sleep(0.01))
+        ref = weakref.ref(loop)
+        del loop
+        gc.collect()
+        self.assertIsNone(ref())
+        self.assertEqual(len(os.listdir("/proc/self/fd")), fds)
 
 
 @unittest.skipUnless(__import__("importlib").util.find_spec("aiohttp"), "aiohttp is not installed")
