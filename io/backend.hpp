@@ -40,6 +40,8 @@ struct backend_caps {
   bool cancel_by_fd = false;
   bool single_issuer = false;
   bool defer_taskrun = false;
+  bool batched_submission = false;  // io_capabilities::batched_submission
+  bool poll_holds_file = false;     // io_capabilities::poll_holds_file
 };
 
 /// What a backend is built with: the part of loop_options backends read.

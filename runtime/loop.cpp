@@ -261,6 +261,16 @@ void loop::report_exception(std::exception_ptr e) noexcept {
   }
 }
 
+io_capabilities loop::io_caps() const noexcept {
+  io_capabilities c;
+  if (backend_) {
+    const detail::backend_caps& b = backend_->caps();
+    c.batched_submission = b.batched_submission;
+    c.poll_holds_file = b.poll_holds_file;
+  }
+  return c;
+}
+
 loop_stats loop::stats() const noexcept {
   loop_stats s;
   s.live_tasks = live_count_;
@@ -290,9 +300,13 @@ void loop::drain_remote() {
 
 std::size_t loop::run_ready_batch() {
   const std::size_t budget = ready_batch_ != 0 ? ready_batch_ : default_ready_budget;
+  // After stop() the batch ends with what was queued when it began (asyncio's
+  // iteration); after stop_now() it ends at once. One load of stop_ per entry.
+  const std::size_t queued = ready_.size();
   std::size_t n = budget;
   coop_exhausted_ = false;  // a yield outside a batch (a posted callback) ends none
   while (n != 0 && !ready_.empty()) {
+    if (stop_ && (cut_batch_ || budget - n >= queued)) break;
     --n;
     const detail::ready_entry e = ready_.pop();
     detail::tls_coop_left = coop_budget_;
@@ -308,6 +322,7 @@ std::size_t loop::run_ready_batch() {
     }
   }
   detail::tls_current_core = nullptr;
+  cut_batch_ = false;
   return budget - n;
 }
 
@@ -365,10 +380,22 @@ void loop::iterate(bool block, bool block_after_work) {
     shared_->sleeping.store(hosted_, std::memory_order_relaxed);
     return;
   }
-  if (before_block_ != nullptr) before_block_(block_hook_arg_);
-  backend_->wait(timeout, budget);
-  if (after_block_ != nullptr) after_block_(block_hook_arg_);
-  shared_->sleeping.store(hosted_, std::memory_order_relaxed);
+  {
+    // The after hook runs on every way out of the wait, a throw included: an
+    // embedding that released a lock (Python: the GIL) must get it back before
+    // anything else runs on this thread.
+    struct block_scope {
+      loop& l;
+      explicit block_scope(loop& lp) : l(lp) {
+        if (l.before_block_ != nullptr) l.before_block_(l.block_hook_arg_);
+      }
+      ~block_scope() {
+        if (l.after_block_ != nullptr) l.after_block_(l.block_hook_arg_);
+        l.shared_->sleeping.store(l.hosted_, std::memory_order_relaxed);
+      }
+    } scope(*this);
+    backend_->wait(timeout, budget);
+  }
   if (!wheel_.empty()) wheel_.advance(clock_ns());
 }
 
@@ -472,6 +499,7 @@ void loop::run_until(detail::task_core* main) {
   while (!main->done_) {
     if (stop_ || shared_->stop_requested.exchange(false)) {
       stop_ = false;
+      cut_batch_ = false;
       throw std::runtime_error("eddy::loop::run: the loop was stopped before the task finished");
     }
     iterate(true);
@@ -483,6 +511,7 @@ void loop::run_forever() {
   running_scope scope(*this, "run_forever");
   while (!stop_ && !shared_->stop_requested.exchange(false)) iterate(true);
   stop_ = false;
+  cut_batch_ = false;
 }
 
 void loop::close() {

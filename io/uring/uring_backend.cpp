@@ -161,6 +161,7 @@ class uring_backend final : public backend {
       throw std::system_error(-r, std::system_category(), "eddy: io_uring_queue_init");
     }
     caps_.ns_timeouts = true;
+    caps_.batched_submission = caps_.poll_holds_file = true;
     caps_.single_issuer = (flags_ & IORING_SETUP_SINGLE_ISSUER) != 0;
     caps_.defer_taskrun = (flags_ & IORING_SETUP_DEFER_TASKRUN) != 0;
     io_uring_probe* probe = o.uring_baseline ? nullptr : io_uring_get_probe_ring(&ring_);

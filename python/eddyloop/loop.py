@@ -59,6 +59,9 @@ class Loop(base_events.BaseEventLoop):
         self.call_later = core.call_later
         self.call_at = core.call_at
         self.time = core.time
+        # The socket pair signals wake the loop through (see _take_signal_wakeup),
+        # made here as asyncio's selector loop makes its self-pipe.
+        self._make_self_pipe()
 
     @property
     def backend(self):
@@ -86,7 +89,12 @@ class Loop(base_events.BaseEventLoop):
             sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             events._set_running_loop(self)
-            self._core.run_forever()
+            wakeup = self._take_signal_wakeup()
+            try:
+                self._core.run_forever()
+            finally:
+                if wakeup is not None:
+                    self._give_back_signal_wakeup(wakeup)
         finally:
             self._stopping = False
             self._thread_id = None
@@ -96,6 +104,42 @@ class Loop(base_events.BaseEventLoop):
 
     def stop(self):
         self._core.stop()
+
+    # Signals reach Python only when the main thread runs Python code, and an idle
+    # loop sits in the kernel: epoll_wait returns EINTR, but io_uring's wait and
+    # libuv's uv_run go back in (libuv retries EINTR itself). So, as asyncio's
+    # selector loop does for add_signal_handler, the C-level handler's byte on the
+    # wakeup fd (signal.set_wakeup_fd) makes a watched socket readable: the wait
+    # ends on every backend, and the core runs PyErr_CheckSignals on the way out,
+    # where default_int_handler raises KeyboardInterrupt (or asyncio.Runner's
+    # handler cancels the main task). Only the main thread's loop takes the wakeup
+    # fd (Python allows nothing else), for the length of run_forever, and gives the
+    # previous one back, as asyncio.Runner does with the SIGINT handler.
+    def _take_signal_wakeup(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            return (signal.set_wakeup_fd(self._csock.fileno()),)
+        except (ValueError, OSError):
+            return None
+
+    def _give_back_signal_wakeup(self, wakeup):
+        if self._signal_handlers or self._csock is None:
+            return  # add_signal_handler's own wakeup fd stays until they are removed
+        try:
+            signal.set_wakeup_fd(wakeup[0])
+        except (ValueError, OSError):
+            pass
+
+    def _make_self_pipe(self):
+        if self._ssock is None:
+            self._ssock, self._csock = socket.socketpair()
+            self._ssock.setblocking(False)
+            self._csock.setblocking(False)
+            # Nothing on this watch refers to the loop strongly (a weak reference,
+            # the core borrowed), so a loop dropped unclosed is still collected.
+            fd = self._ssock.fileno()
+            self._readers[fd] = _core.watch(self._core, fd, False, _SignalPipeHandle(self), True)
 
     def close(self):
         if self.is_running():
@@ -135,9 +179,11 @@ class Loop(base_events.BaseEventLoop):
         self._check_closed()
         fd = _fileobj_to_fd(fd)
         old = self._readers.pop(fd, None)
+        # A fresh watch every time, the old one cancelled and its handle too
+        # (asyncio cancels the replaced handle): nothing of it runs again.
+        self._readers[fd] = _core.watch(self._core, fd, False, events.Handle(callback, args, self, None))
         if old is not None:
             old.cancel()
-        self._readers[fd] = _core.watch(self._core, fd, False, events.Handle(callback, args, self, None))
 
     def _remove_reader(self, fd):
         if self.is_closed():
@@ -152,9 +198,11 @@ class Loop(base_events.BaseEventLoop):
         self._check_closed()
         fd = _fileobj_to_fd(fd)
         old = self._writers.pop(fd, None)
+        # A fresh watch every time, the old one cancelled and its handle too
+        # (asyncio cancels the replaced handle): nothing of it runs again.
+        self._writers[fd] = _core.watch(self._core, fd, True, events.Handle(callback, args, self, None))
         if old is not None:
             old.cancel()
-        self._writers[fd] = _core.watch(self._core, fd, True, events.Handle(callback, args, self, None))
 
     def _remove_writer(self, fd):
         if self.is_closed():
@@ -403,11 +451,7 @@ class Loop(base_events.BaseEventLoop):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()
-        if self._ssock is None:
-            self._ssock, self._csock = socket.socketpair()
-            self._ssock.setblocking(False)
-            self._csock.setblocking(False)
-            self._add_reader(self._ssock.fileno(), self._read_signals)
+        self._make_self_pipe()
         try:
             signal.set_wakeup_fd(self._csock.fileno())
         except (ValueError, OSError) as exc:
@@ -458,13 +502,44 @@ class Loop(base_events.BaseEventLoop):
             if not data:
                 return
             for signum in data:
+                # asyncio's _handle_signal: a cancelled handler removes itself.
                 handle = self._signal_handlers.get(signum)
-                if handle is not None and not handle._cancelled:
-                    self._core.call_soon(handle._run)
+                if handle is None:
+                    continue
+                if handle._cancelled:
+                    self.remove_signal_handler(signum)
+                else:
+                    self._core.call_soon(_run_signal_handle, handle)
 
 
 def _noop():
     pass
+
+
+class _SignalPipeHandle:
+    """The wakeup socket's reader: what a watch needs of a Handle (_run, cancel),
+    with the loop held weakly."""
+    __slots__ = ("_loop_ref", "_cancelled")
+
+    def __init__(self, loop):
+        self._loop_ref = weakref.ref(loop)
+        self._cancelled = False
+
+    def _run(self):
+        loop = self._loop_ref()
+        if loop is not None and not self._cancelled:
+            loop._read_signals()
+
+    def cancel(self):
+        self._cancelled = True
+
+
+def _run_signal_handle(handle):
+    # asyncio checks `_cancelled` again when the handle's turn comes. Handle._run
+    # reports ordinary exceptions with this handle in the context and lets
+    # SystemExit and KeyboardInterrupt through, out of run_forever.
+    if not handle._cancelled:
+        handle._run()
 
 
 def _sighandler_noop(signum, frame):

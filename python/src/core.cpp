@@ -66,7 +66,9 @@ static void keep_fatal(core_object* core) {
   PyObject* exc = fetch_exception();
   if (core->fatal == nullptr) core->fatal = exc;
   else Py_XDECREF(exc);
-  if (core->loop != nullptr && core->loop->is_running()) core->loop->stop();
+  // asyncio's run_forever unwinds from the callback that raised: nothing queued
+  // behind it runs before the exception reaches the caller.
+  if (core->loop != nullptr && core->loop->is_running()) core->loop->stop_now();
 }
 
 void report_error(core_object* core, const char* message, const char* key1, PyObject* obj1,
@@ -177,7 +179,7 @@ PyObject* core_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
   }
   core->pyloop = Py_NewRef(pyloop);
   core->send_now = std::getenv("EDDYLOOP_SEND_NOW") != nullptr;
-  core->ring_writes = core->loop->backend() == eddy::backend_kind::io_uring && !core->send_now;
+  core->ring_writes = core->loop->io_caps().batched_submission && !core->send_now;
   core->loop->set_block_hooks(&before_block, &after_block, core);
   core->loop->set_exception_handler([core](std::exception_ptr e) {
     try {

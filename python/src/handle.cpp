@@ -190,19 +190,44 @@ void run_handle(handle_object* h) {
     h->timer = nullptr;
     delete t;  // the firing timer still holds its own reference until it returns
   }
-  if (h->cancelled || h->callback == nullptr) return;
+  // A closed loop runs nothing more (asyncio's close() drops the ready queue).
+  if (h->cancelled || h->callback == nullptr || h->core->closed) return;
   PyObject* r = call_in_context(h->context, h->callback, &PyTuple_GET_ITEM(h->args, 0),
                                 PyTuple_GET_SIZE(h->args));
   if (r == nullptr) {
-    PyObject* cb = PyObject_Repr(h->callback);
-    const char* s = cb != nullptr ? PyUnicode_AsUTF8(cb) : nullptr;
-    std::string msg = std::string("Exception in callback ") + (s != nullptr ? s : "?");
-    if (cb == nullptr) PyErr_Clear();
-    Py_XDECREF(cb);
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+      report_error(h->core, "");  // kept for run_forever, which re-raises it
+      return;
+    }
+    // The message is asyncio's ("Exception in callback f(1) at file.py:3"); the
+    // exception is put aside while it is built, as Python code runs for it.
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    const std::string msg = std::string("Exception in callback ") + describe_callback(h->callback, h->args);
+    PyErr_Restore(type, value, tb);
     report_error(h->core, msg.c_str(), "handle", reinterpret_cast<PyObject*>(h));
     return;
   }
   Py_DECREF(r);
+}
+
+std::string describe_callback(PyObject* callback, PyObject* args) {
+  std::string out = "?";
+  PyObject* mod = PyImport_ImportModule("asyncio.format_helpers");
+  PyObject* s = mod != nullptr ? PyObject_CallMethod(mod, "_format_callback_source", "OO", callback,
+                                                     args != nullptr ? args : Py_None)
+                               : nullptr;
+  if (s == nullptr || !PyUnicode_Check(s)) {
+    Py_XDECREF(s);
+    PyErr_Clear();
+    s = PyObject_Repr(callback);
+  }
+  const char* c = s != nullptr ? PyUnicode_AsUTF8(s) : nullptr;
+  if (c != nullptr) out = c;
+  else PyErr_Clear();
+  Py_XDECREF(s);
+  Py_XDECREF(mod);
+  return out;
 }
 
 void cancel_pending_timers(core_object* core) {

@@ -5,6 +5,8 @@
 // timer still pending so nothing outlives the loop.
 #pragma once
 
+#include <string>
+
 #include <eddy/runtime/timer_handle.hpp>
 
 #include "module.hpp"
@@ -31,6 +33,11 @@ struct handle_object {
 handle_object* new_handle(core_object* core, PyObject* const* args, Py_ssize_t nargs,
                           PyObject* context, bool is_timer, const char* method);
 void run_handle(handle_object* h);
+
+// asyncio's description of a callback for error messages: "f(1, 2) at file.py:3".
+// Call with no Python error set.
+std::string describe_callback(PyObject* callback, PyObject* args);
+
 void cancel_pending_timers(core_object* core);
 
 }  // namespace eddypy

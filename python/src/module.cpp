@@ -15,7 +15,7 @@ PyMethodDef module_methods[] = {
     {"serve", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::serve)), METH_FASTCALL,
      "serve(core, listen_fd, protocol_factory, server, backlog) -> Serving (owns listen_fd)"},
     {"watch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::watch)), METH_FASTCALL,
-     "watch(core, fd, writable, handle) -> Watcher"},
+     "watch(core, fd, writable, handle[, borrow_core]) -> Watcher"},
     {"wait_fd", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::wait_fd)), METH_FASTCALL,
      "wait_fd(core, fd, writable, fut) -> Watcher: fut's result is set once fd is ready"},
     {nullptr, nullptr, 0, nullptr},

@@ -106,8 +106,9 @@ void fatal_error(transport_object* t, const char* message) {
     return;
   }
   if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+    // asyncio's transports let these through untouched (`except (SystemExit,
+    // KeyboardInterrupt): raise`): out of run_forever, the connection left open.
     report_error(t->core, message);
-    shutdown(t, nullptr);
     return;
   }
   PyObject *type, *value, *tb;
@@ -122,10 +123,14 @@ void fatal_error(transport_object* t, const char* message) {
   Py_XDECREF(keep);
 }
 
+// Every protocol call below holds the protocol (or the bound method) by a strong
+// reference of its own: the callee may call set_protocol(), which drops the
+// transport's references while the call is still running.
 void call_protocol_noargs(transport_object* t, const char* name, const char* message) {
   if (t->protocol == nullptr) return;
-  PyObject* r = PyObject_CallMethod(t->protocol, name, nullptr);
-  if (r == nullptr) report_error(t->core, message, "transport", as_obj(t), "protocol", t->protocol);
+  const ref protocol(t->protocol);
+  PyObject* r = PyObject_CallMethod(protocol.get(), name, nullptr);
+  if (r == nullptr) report_error(t->core, message, "transport", as_obj(t), "protocol", protocol.get());
   Py_XDECREF(r);
 }
 
@@ -151,10 +156,11 @@ void release_fd(transport_object* t) {
 
 void connection_lost(transport_object* t, PyObject* exc) {
   if (t->protocol != nullptr) {
-    PyObject* r = PyObject_CallMethod(t->protocol, "connection_lost", "O", exc != nullptr ? exc : Py_None);
+    const ref protocol(t->protocol);
+    PyObject* r = PyObject_CallMethod(protocol.get(), "connection_lost", "O", exc != nullptr ? exc : Py_None);
     if (r == nullptr)
       report_error(t->core, "Exception in callback connection_lost", "transport", as_obj(t), "protocol",
-                   t->protocol);
+                   protocol.get());
     Py_XDECREF(r);
   }
   Py_CLEAR(t->protocol);
@@ -343,23 +349,27 @@ void schedule_flush(transport_object* t) {
 bool deliver(transport_object* t, const eddy::recv_buffer& b) {
   const char* p = reinterpret_cast<const char*>(b.data().data());
   const Py_ssize_t n = static_cast<Py_ssize_t>(b.size());
-  if (t->buffer_updated == nullptr) {
-    PyObject* bytes = PyBytes_FromStringAndSize(p, n);
-    if (bytes == nullptr) return false;
-    PyObject* r = PyObject_Vectorcall(t->data_received, &bytes, 1, nullptr);
-    Py_DECREF(bytes);
-    if (r == nullptr) {
-      fatal_error(t, "Fatal error: protocol.data_received() call failed.");
-      return false;
-    }
-    Py_DECREF(r);
-    return true;
-  }
-  // BufferedProtocol: get_buffer(n) may hand back less room than n; loop until taken.
+  // Each call takes the protocol's methods afresh: a callback may swap the
+  // protocol (set_protocol, start_tls) and the rest of the bytes go to the new one.
   Py_ssize_t off = 0;
-  while (off < n && !t->shut_down) {
+  while (off < n && !t->shut_down && t->data_received != nullptr) {
+    const ref dr(t->data_received);
+    if (t->buffer_updated == nullptr) {
+      PyObject* bytes = PyBytes_FromStringAndSize(p + off, n - off);
+      if (bytes == nullptr) return false;
+      PyObject* r = PyObject_Vectorcall(dr.get(), &bytes, 1, nullptr);
+      Py_DECREF(bytes);
+      if (r == nullptr) {
+        fatal_error(t, "Fatal error: protocol.data_received() call failed.");
+        return false;
+      }
+      Py_DECREF(r);
+      return true;
+    }
+    // BufferedProtocol: get_buffer(n) may hand back less room than n; loop until taken.
+    const ref bu(t->buffer_updated);
     PyObject* hint = PyLong_FromSsize_t(n - off);
-    PyObject* buf = hint != nullptr ? PyObject_Vectorcall(t->data_received, &hint, 1, nullptr) : nullptr;
+    PyObject* buf = hint != nullptr ? PyObject_Vectorcall(dr.get(), &hint, 1, nullptr) : nullptr;
     Py_XDECREF(hint);
     if (buf == nullptr) {
       fatal_error(t, "Fatal error: protocol.get_buffer() call failed.");
@@ -383,7 +393,7 @@ bool deliver(transport_object* t, const eddy::recv_buffer& b) {
     PyBuffer_Release(&view);
     off += k;
     PyObject* kk = PyLong_FromSsize_t(k);
-    PyObject* r = kk != nullptr ? PyObject_Vectorcall(t->buffer_updated, &kk, 1, nullptr) : nullptr;
+    PyObject* r = kk != nullptr ? PyObject_Vectorcall(bu.get(), &kk, 1, nullptr) : nullptr;
     Py_XDECREF(kk);
     if (r == nullptr) {
       fatal_error(t, "Fatal error: protocol.buffer_updated() call failed.");
@@ -394,11 +404,16 @@ bool deliver(transport_object* t, const eddy::recv_buffer& b) {
   return true;
 }
 
-void on_eof(transport_object* t) {
-  PyObject* r = PyObject_CallMethod(t->protocol, "eof_received", nullptr);
+// Returns true if eof_received raised SystemExit or KeyboardInterrupt.
+bool on_eof(transport_object* t) {
+  if (t->protocol == nullptr) return false;
+  const ref protocol(t->protocol);
+  PyObject* r = PyObject_CallMethod(protocol.get(), "eof_received", nullptr);
   if (r == nullptr) {
+    const bool fatal =
+        PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
     fatal_error(t, "Fatal error: protocol.eof_received() call failed.");
-    return;
+    return fatal;
   }
   const int keep_open = PyObject_IsTrue(r);
   Py_DECREF(r);
@@ -407,6 +422,7 @@ void on_eof(transport_object* t) {
     t->closing = true;
     if (pending(t) == 0) shutdown(t, nullptr);
   }
+  return false;
 }
 
 eddy::task<void> read_loop(transport_object* t) {
@@ -438,10 +454,18 @@ eddy::task<void> read_loop(transport_object* t) {
       if (t->shut_down) break;
       if (b.empty()) {
         at_eof = true;
-        on_eof(t);
+        // asyncio sees EOF as readiness, level-triggered: an eof_received that
+        // raised SystemExit/KeyboardInterrupt is called again on the next run.
+        while (on_eof(t)) {
+          co_await eddy::yield_now();
+          if (t->shut_down || t->core->closed) break;
+        }
         continue;
       }
       deliver(t, b);
+      // A SystemExit/KeyboardInterrupt is on its way out of run_forever: the next
+      // bytes (already here, so receive() would not suspend) wait for the next run.
+      if (t->core->fatal != nullptr) co_await eddy::yield_now();
     }
   } catch (const eddy::cancelled_error&) {
   } catch (const std::system_error& e) {
@@ -839,11 +863,14 @@ void queue_connection_made(transport_object* t, PyObject* waiter) {
   l.call_soon([r = ref(as_obj(t))] {
     transport_object* t = as_tr(r.get());
     if (t->protocol == nullptr || t->core->closed) return;
-    PyObject* res = PyObject_CallMethod(t->protocol, "connection_made", "O", as_obj(t));
+    const ref protocol(t->protocol);
+    PyObject* res = PyObject_CallMethod(protocol.get(), "connection_made", "O", as_obj(t));
     if (res == nullptr) {
+      const bool fatal =
+          PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
       report_error(t->core, "Exception in callback connection_made", "transport", as_obj(t), "protocol",
-                   t->protocol);
-      shutdown(t, nullptr);
+                   protocol.get());
+      if (!fatal) shutdown(t, nullptr);
     }
     Py_XDECREF(res);
   });

@@ -14,7 +14,6 @@
 
 #include <memory>
 
-#include <eddy/io/backend_kind.hpp>
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/join_handle.hpp>
 #include <eddy/runtime/time.hpp>
@@ -26,12 +25,23 @@ namespace eddypy {
 namespace {
 
 eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle,
-                            std::shared_ptr<bool> removed) {
-  // core, handle (an asyncio.Handle): strong references released at the end.
+                            std::shared_ptr<bool> removed, bool probe_first, bool core_borrowed) {
+  // handle (an asyncio.Handle): a strong reference released at the end; core
+  // too unless borrowed (the loop's own wakeup socket: its watch must not keep
+  // an unclosed loop alive, and the core's close() ends it before the core goes).
   try {
-    while (!core->closed) {
-      co_await eddy::poll(fd, events);
-      if (core->closed) break;
+    while (!core->closed && !*removed) {
+      // A new watch on a dup asks the kernel first: data already waiting raises
+      // no new edge, and a readiness backend that finds the (file, number) pair
+      // still registered from an earlier watch (Python's fd keeps the file open)
+      // reports nothing for it. One poll(2) per add_reader/add_writer.
+      pollfd now{fd, events, 0};
+      if (!probe_first || ::poll(&now, 1, 0) <= 0) co_await eddy::poll(fd, events);
+      probe_first = false;
+      // remove_reader() asks for a cancel, but the poll may have completed in the
+      // kernel first (io_uring delivers that completion, not the cancel): a
+      // removed watch must never run its callback again (asyncio's promise).
+      if (core->closed || *removed) break;
       PyObject* r = PyObject_CallMethod(handle, "_run", nullptr);  // reports its own errors
       if (r == nullptr) report_error(core, "Exception in fd callback", "handle", handle);
       Py_XDECREF(r);
@@ -52,13 +62,14 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
   }
   eddy::unique_fd(fd).reset();
   Py_DECREF(handle);
-  Py_DECREF(reinterpret_cast<PyObject*>(core));
+  if (!core_borrowed) Py_DECREF(reinterpret_cast<PyObject*>(core));
 }
 
 struct watcher_object {
   PyObject_HEAD
   eddy::join_handle<void>* task;
   std::shared_ptr<bool>* removed;
+  PyObject* handle;  // add_reader/add_writer's asyncio.Handle (strong), or null
 };
 
 PyObject* watcher_cancel(PyObject* self, PyObject*) {
@@ -68,6 +79,16 @@ PyObject* watcher_cancel(PyObject* self, PyObject*) {
     w->task->cancel();
     delete w->task;
     w->task = nullptr;
+  }
+  // asyncio's remove_reader/remove_writer cancel the handle: handle.cancelled()
+  // says so, and its callback and arguments can be freed.
+  if (w->handle != nullptr) {
+    PyObject* h = w->handle;
+    w->handle = nullptr;
+    PyObject* r = PyObject_CallMethod(h, "cancel", nullptr);
+    Py_DECREF(h);
+    if (r == nullptr) return nullptr;
+    Py_DECREF(r);
   }
   Py_RETURN_NONE;
 }
@@ -79,6 +100,7 @@ void watcher_dealloc(PyObject* self) {
     w->task->cancel();
     delete w->task;
   }
+  Py_CLEAR(w->handle);
   delete w->removed;
   Py_TYPE(self)->tp_free(self);
 }
@@ -160,7 +182,7 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   const int writable = PyObject_IsTrue(args[2]);
   if (writable < 0) return nullptr;
-  const bool dup = core->loop->backend() != eddy::backend_kind::io_uring;
+  const bool dup = !core->loop->io_caps().poll_holds_file;
   const int wfd = dup ? ::fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0) : static_cast<int>(fd);
   if (wfd < 0) return PyErr_SetFromErrno(PyExc_OSError);
   if (PyType_Ready(&watcher_type) < 0) return nullptr;
@@ -170,6 +192,7 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   w->task = nullptr;
+  w->handle = nullptr;
   w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
   Py_INCREF(args[3]);
   Py_INCREF(args[0]);
@@ -187,12 +210,14 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   return reinterpret_cast<PyObject*>(w);
 }
 
-// _core.watch(core, fd, writable, handle) -> Watcher
+// _core.watch(core, fd, writable, handle[, borrow_core]) -> Watcher
 PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 4 || !PyObject_TypeCheck(args[0], &core_type)) {
-    PyErr_SetString(PyExc_TypeError, "watch(core, fd, writable, handle)");
+  if ((nargs != 4 && nargs != 5) || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError, "watch(core, fd, writable, handle[, borrow_core])");
     return nullptr;
   }
+  const int borrow = nargs == 5 ? PyObject_IsTrue(args[4]) : 0;
+  if (borrow < 0) return nullptr;
   auto* core = reinterpret_cast<core_object*>(args[0]);
   if (!check_open(core)) return nullptr;
   const long fd = PyLong_AsLong(args[1]);
@@ -208,15 +233,18 @@ PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   w->task = nullptr;
+  w->handle = nullptr;
   w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
   Py_INCREF(args[3]);
-  Py_INCREF(args[0]);
+  if (!borrow) Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(core->loop->spawn(
-        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed)));
+        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed,
+                   !core->loop->io_caps().poll_holds_file, borrow != 0)));
+    w->handle = Py_NewRef(args[3]);
   } catch (...) {
     Py_DECREF(args[3]);
-    Py_DECREF(args[0]);
+    if (!borrow) Py_DECREF(args[0]);
     ::close(wfd);
     Py_DECREF(w);
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");

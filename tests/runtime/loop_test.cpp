@@ -122,6 +122,44 @@ TEST_P(loop_test, stop_ends_run_forever) {
   EXPECT_EQ(n, 1);
 }
 
+// asyncio's rule: stop() from a callback ends the iteration with the callbacks
+// that were queued when it began; what they queue runs in the next run.
+TEST_P(loop_test, stop_inside_a_callback_finishes_the_iteration_and_no_more) {
+  std::vector<int> order;
+  lp().call_soon([&] {
+    order.push_back(1);
+    lp().stop();
+    lp().call_soon([&] { order.push_back(3); });
+  });
+  lp().call_soon([&] { order.push_back(2); });
+  lp().run_forever();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  lp().call_soon([&] { lp().stop(); });
+  lp().run_forever();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+// stop_now(): the entry that called it is the last one; the rest stays queued,
+// in order, for the next run (Python's SystemExit leaves run_forever this way).
+TEST_P(loop_test, stop_now_leaves_the_rest_of_the_ready_queue_in_order) {
+  std::vector<int> order;
+  lp().call_soon([&] {
+    order.push_back(1);
+    lp().stop_now();
+  });
+  for (int i = 2; i <= 4; ++i) lp().call_soon([&order, i] { order.push_back(i); });
+  lp().run_forever();
+  EXPECT_EQ(order, (std::vector<int>{1}));
+  lp().call_soon([&] { lp().stop(); });
+  lp().run_forever();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
+  // A plain stop() afterwards is not cut short by the earlier stop_now().
+  lp().call_soon([&] { lp().stop(); });
+  lp().call_soon([&] { order.push_back(5); });
+  lp().run_forever();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5}));
+}
+
 TEST_P(loop_test, stop_before_the_task_finished_makes_run_throw_and_work_resumes_later) {
   auto slow = []() -> task<int> {
     co_await eddy::sleep_for(20ms);

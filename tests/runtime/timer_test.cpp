@@ -26,6 +26,13 @@ struct probe {
   static void fire(timer_node* n) noexcept { reinterpret_cast<probe*>(n)->fired_at = now; }
 };
 
+struct seq_probe {
+  timer_node node;
+  int id = 0;
+  static inline std::vector<int> order;
+  static void fire(timer_node* n) noexcept { order.push_back(reinterpret_cast<seq_probe*>(n)->id); }
+};
+
 }  // namespace
 
 TEST(timer_wheel_test, every_entry_fires_at_the_first_advance_at_or_after_its_deadline) {
@@ -71,6 +78,30 @@ TEST(timer_wheel_test, every_entry_fires_at_the_first_advance_at_or_after_its_de
     ASSERT_GE(p.fired_at, p.node.deadline_ns) << "fired early";
     ASSERT_EQ(p.fired_at, *first) << "fired late: deadline " << p.node.deadline_ns;
   }
+}
+
+// What one advance fires comes out in deadline order, ties in arming order
+// (asyncio's heap): deadlines sharing a 1 ms tick, and deadlines already past.
+TEST(timer_wheel_test, entries_due_together_fire_in_deadline_order) {
+  std::vector<int>& order = seq_probe::order;
+  order.clear();
+  timer_wheel w;
+  constexpr std::int64_t ms = 1'000'000;
+  w.advance(10 * ms);
+  // id: deadline. Past deadlines (the due list), then several inside tick 11.
+  const std::vector<std::pair<int, std::int64_t>> arms = {
+      {0, 10 * ms - 1}, {1, 5 * ms}, {2, 10 * ms + 700'000}, {3, 1}, {4, 10 * ms + 300'000},
+      {5, 10 * ms + 300'000}, {6, 9 * ms}, {7, 10 * ms + 1}};
+  std::vector<seq_probe> ps(arms.size());
+  for (std::size_t i = 0; i < arms.size(); ++i) {
+    ps[i].node.fire = &seq_probe::fire;
+    ps[i].id = arms[i].first;
+    w.arm(ps[i].node, arms[i].second);
+  }
+  w.cancel(ps[6].node);
+  w.advance(11 * ms);
+  EXPECT_EQ(order, (std::vector<int>{3, 1, 0, 7, 4, 5, 2}));
+  EXPECT_TRUE(w.empty());
 }
 
 TEST(timer_wheel_test, arm_and_cancel_keep_size_exact) {

@@ -26,6 +26,26 @@ enum class backend_kind : std::uint8_t {
   libuv,  ///< libuv's uv_poll_t under the readiness engine; also attaches to a host's uv_loop_t
 };
 
+/// What a loop's backend does with I/O, for code that picks a strategy by it
+/// instead of by the backend's name, so that a new backend needs no change there
+/// (eddyloop chooses how to write and how to watch a Python-owned fd this way).
+///
+/// **Thread safety:** a value type. **Cancel safety:** n/a.
+///
+/// ```cpp
+/// if (l.io_caps().batched_submission) queue_write_op(); else send_now();
+/// ```
+struct io_capabilities {
+  /// An operation costs no system call of its own: submissions go to the kernel
+  /// together, with the loop's next wait (io_uring). Off it, each operation that
+  /// the kernel must see is a system call of its own.
+  bool batched_submission = false;
+  /// A poll holds the open file it was given, not the fd number: nothing of it
+  /// outlives the op, so polling an fd that its owner closes without telling eddy
+  /// is safe (io_uring). Off it, watch a dup that eddy closes itself.
+  bool poll_holds_file = false;
+};
+
 /// The backend's name as EDDY_BACKEND and the samples' `--backend` spell it
 /// ("io_uring", "epoll", "libuv", "auto", "from_env").
 ///

@@ -103,9 +103,27 @@ class loop {
   /// Throws std::logic_error if the loop is already running (no re-entry).
   void run_once(bool block = false);
 
-  /// Stops `run_forever` / `run` after the current iteration. Loop thread only;
-  /// from another thread use `handle().stop()`.
+  /// Stops `run_forever` / `run` after the current iteration. Called from a
+  /// callback, the iteration ends with the entries that were queued when its
+  /// batch began (asyncio's rule): what they queue waits for the next run. Loop
+  /// thread only; from another thread use `handle().stop()`.
   void stop() noexcept { stop_ = true; }
+
+  /// Stops at once: the callback or task step running now is the last of this
+  /// iteration, and the rest of the ready queue stays queued, in order, for the
+  /// next run. For embeddings that unwind out of the loop (Python: SystemExit and
+  /// KeyboardInterrupt leave asyncio's run_forever from inside the callback that
+  /// raised them). Loop thread only.
+  ///
+  /// **Thread safety:** loop thread only. **Cancel safety:** n/a.
+  ///
+  /// ```cpp
+  /// l.call_soon([&] { l.stop_now(); });  // nothing queued behind it runs in this run
+  /// ```
+  void stop_now() noexcept {
+    stop_ = true;
+    cut_batch_ = true;
+  }
 
   /// Cancels every live task and runs the loop until they have all finished, then
   /// drops queued callbacks and timers and releases the backend. Idempotent. A task
@@ -168,6 +186,8 @@ class loop {
   void report_exception(std::exception_ptr e) noexcept;
 
   backend_kind backend() const noexcept { return kind_; }
+  /// What the backend does with I/O (see io_capabilities). Any thread.
+  io_capabilities io_caps() const noexcept;
   std::string_view backend_name() const noexcept;
   /// Why this backend was chosen (e.g. why io_uring was not).
   const std::string& backend_reason() const noexcept { return backend_reason_; }
@@ -296,6 +316,7 @@ class loop {
   std::int64_t trim_at_ns_ = 0;             // a burst is over: trim when idle at this time
   backend_kind kind_ = backend_kind::automatic;
   bool stop_ = false;
+  bool cut_batch_ = false;  // stop_now(): end the ready batch after the running entry
   bool closing_ = false;
   bool closed_ = false;
   bool running_ = false;
