@@ -46,6 +46,14 @@ struct backend_caps {
 struct backend_config {
   unsigned uring_entries = 256;
   unsigned uring_cq_entries = 0;
+  /// io_uring's provided-buffer ring (0: the backend's default, by kernel feature).
+  unsigned uring_buffers = 0;
+  std::size_t uring_buffer_size = 0;
+  /// Use incrementally consumed buffer rings where the kernel has them (6.12);
+  /// false forces the older whole-buffer ring (tests run both).
+  bool uring_incremental = true;
+  /// Most bytes one receive completion carries (loop_options::recv_limit).
+  std::size_t recv_limit = 256 * 1024;
   /// A host program's uv_loop_t* (libuv only): the backend attaches to it instead of
   /// owning a loop; see host_driver.
   void* uv_host_loop = nullptr;
@@ -129,6 +137,9 @@ class backend {
   /// Cheap check, for a loop deciding whether it may keep spinning: true if
   /// completions may be waiting to be reaped. May be conservative (true).
   virtual bool completions_pending() noexcept = 0;
+  /// Most bytes one receive completion carries (loop_options::recv_limit).
+  std::size_t recv_limit() const noexcept { return recv_limit_; }
+  void set_recv_limit(std::size_t n) noexcept { recv_limit_ = n; }
   /// Called on the loop thread before the loop first runs (io_uring enables its
   /// ring there, making that thread the single issuer).
   virtual void attach_thread() {}
@@ -144,6 +155,9 @@ class backend {
   /// Hosted backends: work was queued outside a turn (a task spawned by host
   /// code): make the host's loop alive and run a turn soon. Loop thread only.
   virtual void poke() noexcept {}
+
+ private:
+  std::size_t recv_limit_ = 256 * 1024;
 };
 
 /// One row of the backend table (io/backend_table.cpp): adding a backend is one

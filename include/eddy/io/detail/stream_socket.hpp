@@ -94,6 +94,7 @@ class stream_socket {
 
   unique_fd fd_;
   std::shared_ptr<receiver_state> rx_;
+  std::size_t rx_size_ = 0;  // receive()'s read size where it does plain recvs
 };
 
 struct listener_state;  // io/net/listener.cpp
