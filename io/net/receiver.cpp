@@ -32,7 +32,6 @@
 #include <vector>
 
 #include "io/backend.hpp"
-#include "io/block_pool.hpp"
 
 namespace eddy::detail {
 
@@ -78,8 +77,7 @@ recv_buffer recv_pooled_once(int fd, std::size_t want, int& err) {
 
 // io_uring without buffer rings: try, then wait with a poll, so a waiting socket
 // holds no block. The read size follows the traffic as the readiness engine's does.
-task<recv_buffer> receive_pooled(int fd, loop& l, std::size_t* rx_size) {
-  const std::size_t limit = loop_io(l).recv_limit();
+task<recv_buffer> receive_pooled(int fd, loop& l, std::uint32_t* rx_size, std::size_t limit) {
   for (;;) {
     std::size_t want = *rx_size != 0 ? *rx_size : block_pool::min_block;
     if (want > limit) want = limit;
@@ -87,9 +85,9 @@ task<recv_buffer> receive_pooled(int fd, loop& l, std::size_t* rx_size) {
     recv_buffer b = recv_pooled_once(fd, want, err);
     if (!b.empty()) {
       if (b.size() == want && want < limit)
-        *rx_size = want * 2 < limit ? want * 2 : limit;
+        *rx_size = static_cast<std::uint32_t>(want * 2 < limit ? want * 2 : limit);
       else if (b.size() < want / 2 && want > block_pool::min_block)
-        *rx_size = want / 2;
+        *rx_size = static_cast<std::uint32_t>(want / 2);
       co_return b;
     }
     if (err == 0) co_return recv_buffer{};
@@ -228,12 +226,15 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
 
 task<recv_buffer> stream_socket::receive() {
   loop& l = loop::current();
+  std::size_t limit = detail::loop_io(l).recv_limit();
+  if (rx_limit_ != 0 && rx_limit_ < limit)
+    limit = rx_limit_ < block_pool::min_block ? block_pool::min_block : rx_limit_;
   if (!rx_) {
     buffer_ring* ring = detail::loop_io(l).caps().multishot_recv ? detail::loop_io(l).recv_buffers() : nullptr;
-    if (ring == nullptr) return receive_pooled(fd_.get(), l, &rx_size_);
+    if (ring == nullptr) return receive_pooled(fd_.get(), l, &rx_size_, limit);
     rx_ = std::make_shared<receiver_state>();
     rx_->l = &l;
-    rx_->limit = detail::loop_io(l).recv_limit();
+    rx_->limit = limit;
     rx_->fd = fd_.get();
     rx_->ring = ring;
   }
@@ -267,6 +268,7 @@ stream_socket& stream_socket::operator=(stream_socket&& o) noexcept {
     fd_ = std::move(o.fd_);
     rx_ = std::move(o.rx_);
     rx_size_ = o.rx_size_;
+    rx_limit_ = o.rx_limit_;
   }
   return *this;
 }

@@ -107,6 +107,45 @@ task<void> stream_socket::write_all(std::span<const std::span<const std::byte>> 
   }
 }
 
+task<void> stream_socket::read_exact(std::span<std::byte> buf) const {
+  std::size_t have = 0;
+  while (have < buf.size()) {
+    const std::size_t n = co_await read_some(buf.subspan(have));
+    if (n == 0)
+      throw incomplete_read_error("eddy: read_exact: end of stream after " + std::to_string(have) +
+                                      " of " + std::to_string(buf.size()) + " bytes",
+                                  std::string(reinterpret_cast<const char*>(buf.data()), have));
+    have += n;
+  }
+}
+
+task<std::size_t> stream_socket::read_to_end(std::vector<std::byte>& out, std::size_t max) const {
+  const std::size_t start = out.size();
+  std::size_t want = 64 * 1024;
+  for (;;) {
+    const std::size_t used = out.size();
+    if (used - start >= max) {
+      // One more byte tells a stream of exactly `max` from a longer one.
+      std::byte probe{};
+      if (co_await read_some(std::span(&probe, 1)) == 0) co_return used - start;
+      out.push_back(probe);
+      throw stream_limit_error("eddy: read_to_end: more than " + std::to_string(max) + " bytes");
+    }
+    const std::size_t room = std::min(want, max - (used - start));
+    out.resize(used + room);
+    std::size_t n = 0;
+    try {
+      n = co_await read_some(std::span(out).subspan(used, room));
+    } catch (...) {
+      out.resize(used);
+      throw;
+    }
+    out.resize(used + n);
+    if (n == 0) co_return used - start;
+    if (n == room && want < (4u << 20)) want *= 2;  // reads that fill grow, as receive()'s do
+  }
+}
+
 void stream_socket::shutdown_write() const {
   if (::shutdown(fd_.get(), SHUT_WR) != 0) sys_fail(errno, "eddy: shutdown(SHUT_WR)");
 }

@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "io/backend.hpp"
-#include "io/block_pool.hpp"
+#include "io/backend.hpp"
 
 namespace eddy::detail {
 

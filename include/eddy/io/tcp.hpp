@@ -98,6 +98,15 @@ class tcp_stream : public detail::stream_socket {
   /// (ECONNRESET, ...); std::logic_error once receive() was used on io_uring.
   /// Cancel-safe: a cancelled read received nothing.
   using stream_socket::read_some;
+  /// Fills `buf` with receives straight into it (no copy through a loop
+  /// buffer; tokio's read_exact). Throws incomplete_read_error at end of stream,
+  /// its `partial` holding what arrived. Not cancel-safe: a cancelled read_exact
+  /// has consumed the bytes already in `buf`. std::logic_error after receive().
+  using stream_socket::read_exact;
+  /// Appends everything up to end of stream to `out` (which must outlive the
+  /// call), reading straight into it in growing steps; returns the count. Throws
+  /// stream_limit_error past `max` bytes (default 1 GiB). Not cancel-safe.
+  using stream_socket::read_to_end;
   /// Receives the next bytes into a buffer the loop lends (recv_buffer: hand it
   /// back by dropping it); an empty buffer at end of stream. On io_uring a
   /// multishot recv on the provided-buffer ring stays armed, so a connection

@@ -1,5 +1,5 @@
-// See block_pool.hpp.
-#include "io/block_pool.hpp"
+// The receive block pool (declared in io/backend.hpp, beside buffer_ring).
+#include "io/backend.hpp"
 
 #include <new>
 
