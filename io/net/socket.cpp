@@ -7,12 +7,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <eddy/io/detail/datagram_socket.hpp>
 #include <eddy/io/detail/stream_socket.hpp>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -144,6 +147,35 @@ task<std::size_t> stream_socket::read_to_end(std::vector<std::byte>& out, std::s
     if (n == 0) co_return used - start;
     if (n == room && want < (4u << 20)) want *= 2;  // reads that fill grow, as receive()'s do
   }
+}
+
+task<std::size_t> stream_socket::send_file(int file_fd, std::uint64_t offset,
+                                          std::size_t count) const {
+  if (file_fd < 0) throw std::invalid_argument("eddy: send_file: bad file descriptor");
+  constexpr auto off_max = static_cast<std::uint64_t>(INT64_MAX);
+  if (count > off_max || offset > off_max - count)
+    throw std::invalid_argument("eddy: send_file: offset + count overflows a file offset");
+  loop& l = loop::current();
+  std::size_t sent = 0;
+  auto off = static_cast<off_t>(offset);
+  while (sent < count) {
+    // At most 1 GiB per call: sendfile moves at most 0x7ffff000 bytes anyway, and
+    // a smaller step lets other tasks run between steps of a huge file.
+    const std::size_t step = std::min<std::size_t>(count - sent, std::size_t{1} << 30);
+    const ssize_t r = ::sendfile(fd_.get(), file_fd, &off, step);
+    if (r > 0) {
+      sent += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r == 0) break;  // the file ended
+    const int e = errno;
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) sys_fail(e, "eddy: send_file");
+    const int p = co_await raw_op_awaiter(l, "eddy: send_file (poll)", op_code::poll, fd_.get(),
+                                          nullptr, 0, POLLOUT);
+    if (p < 0) sys_fail(-p, "eddy: send_file (poll)");
+  }
+  co_return sent;
 }
 
 void stream_socket::shutdown_write() const {

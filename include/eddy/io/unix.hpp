@@ -76,6 +76,12 @@ class unix_stream : public detail::stream_socket {
   /// One sendmsg of up to 1024 buffers (IOV_MAX); returns the bytes sent.
   /// Cancel-safe as write_some.
   using stream_socket::write_vectored;
+  /// Sends `count` bytes of a file from `offset` with sendfile(2) (no copy
+  /// through user space), waiting for room as write_all does; returns the bytes
+  /// sent (fewer only if the file ends). The file's position is not moved. Throws
+  /// std::system_error, std::invalid_argument for a negative fd or an offset that
+  /// overflows. Not cancel-safe.
+  using stream_socket::send_file;
 
   // ---- closing and the rest ----
 

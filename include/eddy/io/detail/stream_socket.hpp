@@ -83,6 +83,11 @@ class stream_socket {
   /// Sends every byte of every buffer, in order, with as few sendmsg as the kernel
   /// allows. Not cancel-safe.
   task<void> write_all(std::span<const std::span<const std::byte>> bufs) const;
+  /// Sends `count` bytes of the file `file_fd` from `offset` with sendfile(2):
+  /// the kernel copies from the page cache, never through user space. Returns the
+  /// bytes sent: `count`, or fewer if the file ends first. The file's own position
+  /// is not used or moved. Not cancel-safe (an unknown prefix was sent).
+  task<std::size_t> send_file(int file_fd, std::uint64_t offset, std::size_t count) const;
   /// shutdown(SHUT_WR): the peer reads end of stream; reading here goes on.
   void shutdown_write() const;
   /// Closes the socket, first cancelling operations in flight on it (they resume

@@ -1,8 +1,10 @@
-// Large reads into the caller's buffer, on every backend: tcp_stream::read_exact
-// and read_to_end, eddy::stream::read_exact / read_some (straight into the span,
-// no growing internal buffer) and its cancel safety (a cancelled read_exact puts
-// back what it had placed in the span).
+// Bulk data on every backend: large reads into the caller's buffer
+// (tcp_stream::read_exact and read_to_end, eddy::stream::read_exact / read_some
+// straight into the span, no growing internal buffer, and the cancel safety of
+// stream::read_exact), and send_file.
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <eddy/io/stream.hpp>
 #include <vector>
@@ -17,7 +19,7 @@ using eddy_test::payload;
 
 namespace {
 
-class read_exact_test : public eddy_test::loop_test {};
+class bulk_test : public eddy_test::loop_test {};
 
 struct pair {
   eddy::tcp_listener l;
@@ -42,7 +44,7 @@ task<void> send_then_close(eddy::tcp_stream* c, std::span<const std::byte> d) {
 
 }  // namespace
 
-TEST_P(read_exact_test, tcp_read_exact_fills_a_large_buffer_and_reports_a_short_stream) {
+TEST_P(bulk_test, tcp_read_exact_fills_a_large_buffer_and_reports_a_short_stream) {
   auto f = []() -> task<bool> {
     pair p = co_await connected();
     const auto data = payload((6u << 20) + 123, 3);
@@ -65,7 +67,7 @@ TEST_P(read_exact_test, tcp_read_exact_fills_a_large_buffer_and_reports_a_short_
   EXPECT_TRUE(run(f()));
 }
 
-TEST_P(read_exact_test, tcp_read_to_end_reads_everything_and_enforces_its_limit) {
+TEST_P(bulk_test, tcp_read_to_end_reads_everything_and_enforces_its_limit) {
   auto f = []() -> task<bool> {
     bool ok = true;
     for (std::size_t max : {std::size_t{1} << 30, std::size_t{100'000}}) {
@@ -88,7 +90,7 @@ TEST_P(read_exact_test, tcp_read_to_end_reads_everything_and_enforces_its_limit)
   EXPECT_TRUE(run(f()));
 }
 
-TEST_P(read_exact_test, stream_read_exact_of_16_MiB_keeps_every_byte_and_what_follows) {
+TEST_P(bulk_test, stream_read_exact_of_16_MiB_keeps_every_byte_and_what_follows) {
   auto f = []() -> task<bool> {
     pair p = co_await connected();
     const auto data = payload((16u << 20) + 5000, 5);
@@ -112,7 +114,7 @@ TEST_P(read_exact_test, stream_read_exact_of_16_MiB_keeps_every_byte_and_what_fo
   EXPECT_TRUE(run(f()));
 }
 
-TEST_P(read_exact_test, a_cancelled_stream_read_exact_puts_back_what_it_had_read) {
+TEST_P(bulk_test, a_cancelled_stream_read_exact_puts_back_what_it_had_read) {
   auto f = []() -> task<bool> {
     pair p = co_await connected();
     eddy::stream s(std::move(p.s));
@@ -146,4 +148,40 @@ TEST_P(read_exact_test, a_cancelled_stream_read_exact_puts_back_what_it_had_read
   EXPECT_TRUE(run(f()));
 }
 
-EDDY_BACKEND_TEST_SUITE(read_exact_test);
+TEST_P(bulk_test, send_file_sends_the_asked_range_and_stops_at_the_end_of_the_file) {
+  auto f = []() -> task<bool> {
+    char path[] = "/tmp/eddy_send_file_XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd < 0) co_return false;
+    ::unlink(path);
+    eddy::unique_fd file(fd);
+    const auto data = payload((3u << 20) + 77, 11);
+    if (::write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size())) co_return false;
+    pair p = co_await connected();
+    auto sender = [](eddy::tcp_stream* c, int fd, std::size_t total) -> task<std::size_t> {
+      const std::size_t a = co_await c->send_file(fd, 1000, (2u << 20));
+      const std::size_t b = co_await c->send_file(fd, 1000 + (2u << 20), total);  // past the end
+      co_await c->close();
+      co_return a + b;
+    };
+    auto h = eddy::spawn(sender(&p.c, fd, data.size()));
+    std::vector<std::byte> got;
+    co_await p.s.read_to_end(got);
+    const std::size_t sent = co_await h;
+    bool ok = sent == data.size() - 1000 && got.size() == sent &&
+              checksum(got) == checksum(std::span(data).subspan(1000));
+    ok = ok && ::lseek(fd, 0, SEEK_CUR) == static_cast<off_t>(data.size());  // position untouched
+    bool threw = false;
+    try {
+      (void)co_await p.s.send_file(-1, 0, 1);
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    co_await p.s.close();
+    co_await p.l.close();
+    co_return ok && threw;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
+EDDY_BACKEND_TEST_SUITE(bulk_test);
