@@ -88,23 +88,42 @@ task<void> stream_socket::write_all(std::span<const std::byte> buf) const {
 task<std::size_t> stream_socket::write_vectored(
     std::span<const std::span<const std::byte>> bufs) const {
   constexpr std::size_t iov_max = 1024;
-  std::vector<iovec> iov;
-  iov.reserve(std::min(bufs.size(), iov_max));
-  for (std::size_t i = 0; i < bufs.size() && iov.size() < iov_max; ++i) {
-    if (!bufs[i].empty()) iov.push_back({const_cast<std::byte*>(bufs[i].data()), bufs[i].size()});
+  // Up to 8 buffers (a header and a body, a few queued messages) need no heap.
+  iovec small[8];
+  std::vector<iovec> big;
+  iovec* iov = small;
+  std::size_t n = 0;
+  const std::size_t want = std::min(bufs.size(), iov_max);
+  if (want > std::size(small)) {
+    big.resize(want);
+    iov = big.data();
   }
-  if (iov.empty()) co_return 0;
+  for (std::size_t i = 0; i < bufs.size() && n < iov_max; ++i) {
+    if (!bufs[i].empty()) iov[n++] = {const_cast<std::byte*>(bufs[i].data()), bufs[i].size()};
+  }
+  if (n == 0) co_return 0;
   msg_awaiter a(loop::current(), "eddy: sendmsg", op_code::sendmsg, fd_.get());
-  a.msg.msg_iov = iov.data();
-  a.msg.msg_iovlen = iov.size();
+  a.msg.msg_iov = iov;
+  a.msg.msg_iovlen = n;
   co_return co_await a;
 }
 
 task<void> stream_socket::write_all(std::span<const std::span<const std::byte>> bufs) const {
-  std::vector<std::span<const std::byte>> rest(bufs.begin(), bufs.end());
+  // One sendmsg per kernel acceptance: a short send leaves the rest of the list,
+  // trimmed in place, for the next one. Few buffers stay on the frame.
+  std::span<const std::byte> small[8];
+  std::vector<std::span<const std::byte>> big;
+  std::span<std::span<const std::byte>> rest;
+  if (bufs.size() <= std::size(small)) {
+    std::copy(bufs.begin(), bufs.end(), small);
+    rest = std::span(small, bufs.size());
+  } else {
+    big.assign(bufs.begin(), bufs.end());
+    rest = big;
+  }
   std::size_t first = 0;
   while (first < rest.size()) {
-    std::size_t n = co_await write_vectored(std::span(rest).subspan(first));
+    std::size_t n = co_await write_vectored(rest.subspan(first));
     while (first < rest.size() && n >= rest[first].size()) n -= rest[first++].size();
     if (first < rest.size()) rest[first] = rest[first].subspan(n);
   }

@@ -184,4 +184,36 @@ TEST_P(bulk_test, send_file_sends_the_asked_range_and_stops_at_the_end_of_the_fi
   EXPECT_TRUE(run(f()));
 }
 
+TEST_P(bulk_test, gathered_write_all_sends_every_buffer_in_order_few_or_many_large_or_small) {
+  auto f = []() -> task<bool> {
+    bool ok = true;
+    for (std::size_t count : {std::size_t{3}, std::size_t{8}, std::size_t{40}}) {
+      pair p = co_await connected();
+      std::vector<std::vector<std::byte>> parts;
+      for (std::size_t i = 0; i < count; ++i)
+        parts.push_back(payload(i % 3 == 0 ? 300'000 : 100 + i, static_cast<std::uint32_t>(i)));
+      std::vector<std::byte> all;
+      std::vector<std::span<const std::byte>> spans;
+      for (auto& part : parts) {
+        all.insert(all.end(), part.begin(), part.end());
+        spans.emplace_back(part);
+      }
+      spans.insert(spans.begin() + 1, std::span<const std::byte>{});  // empty ones are skipped
+      auto sender = [](eddy::tcp_stream* c, std::span<const std::span<const std::byte>> v) -> task<void> {
+        co_await c->write_all(v);
+        co_await c->close();
+      };
+      auto h = eddy::spawn(sender(&p.c, spans));
+      std::vector<std::byte> got;
+      co_await p.s.read_to_end(got);
+      co_await h;
+      ok = ok && got.size() == all.size() && checksum(got) == checksum(all);
+      co_await p.s.close();
+      co_await p.l.close();
+    }
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
 EDDY_BACKEND_TEST_SUITE(bulk_test);
