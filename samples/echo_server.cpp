@@ -1,7 +1,7 @@
 // echo_server: a TCP echo server, one task per connection.
 //
 //   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll|libuv]
-//               [--threads N] [--work-us N]
+//               [--threads N] [--work-us N] [--recv-limit BYTES]
 //
 // --threads N runs N loops, one per thread (0 = one per core), each with its own
 // SO_REUSEPORT listener on the address (samples/common/multi_loop.hpp): the kernel
@@ -63,6 +63,8 @@ constexpr const char* usage =
     "                     SO_REUSEPORT listener (default 1)\n"
     "  --work-us N        spend N microseconds of CPU hashing each chunk before echoing\n"
     "                     it, 0..1000000 (default 0)\n"
+    "  --recv-limit BYTES most bytes one receive hands over, 16384..4194304\n"
+    "                     (loop_options::recv_limit; default 262144)\n"
     "  --help             this text\n"
     "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0).\n";
 
@@ -72,6 +74,7 @@ struct options {
   eddy::backend_kind backend = eddy::backend_kind::automatic;
   std::size_t threads = 1;
   unsigned work_us = 0;
+  std::size_t recv_limit = 256 * 1024;
 };
 
 options parse(int argc, char** argv) {
@@ -90,6 +93,8 @@ options parse(int argc, char** argv) {
       o.backend = sample::backend_value(r);
     } else if (*name == "--threads") {
       o.threads = static_cast<std::size_t>(sample::count_value(r, 0, 1024));
+    } else if (*name == "--recv-limit") {
+      o.recv_limit = static_cast<std::size_t>(sample::count_value(r, 16384, 4194304));
     } else if (*name == "--work-us") {
       o.work_us = static_cast<unsigned>(sample::count_value(r, 0, 1'000'000));
     } else {
@@ -210,6 +215,7 @@ int main(int argc, char** argv) {
   sample::raise_fd_limit();
   eddy::loop_options lo;
   lo.backend = o.backend;
+  lo.recv_limit = o.recv_limit;
   if (o.threads != 1)
     return sample::run_on_loops<options>(prog, o.threads, lo, sample::bind_address(prog, o.host, o.port),
                                          &serve_loop, o);
