@@ -49,7 +49,7 @@ def fmt(x, unit=""):
 
 
 def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, mem, micro,
-           elapsed, echo_workloads):
+           elapsed, echo_workloads, stream=None):
     labels = {s[0]: s[1] for s in servers}
     labels.update({p[0]: p[1] for p in proxy_list})
     labels["direct"] = "no proxy (load straight to the echo backend)"
@@ -194,6 +194,26 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
         if charts_dir:
             chart(charts_dir, "P1", headline["P1"]["values"], "req/s through the proxy (100 × 1 KiB)",
                   pref)
+    if stream:
+        add("## S1 one-way stream")
+        add("")
+        add("`stream_push` (4 connections, blocking 256 KiB sends, no eddy) into each sink; "
+            "`reference-sink` is a hand-written epoll loop reading 256 KiB at a time; eddy is "
+            "`echo_server --discard` (receive() and drop).")
+        add("")
+        add("| sink | MiB/s | CPU µs/MiB | vs reference-sink | runs |")
+        add("|---|---|---|---|---|")
+        sr = {}
+        for n, figs in stream.items():
+            if not figs:
+                add(f"| {n} | no result | | — | 0 |")
+                continue
+            r = round_ratio(figs, stream.get("reference-sink", []), "mibs")
+            if r:
+                sr[n] = r
+            add(f"| {n} | {fmt(med(figs, 'mibs'))} | {fmt(med(figs, 'cpu_us_mib'))} | "
+                f"{fmt(sr.get(n))}× | {len(figs)} |")
+        add("")
     if mem:
         add("## M1 idle memory")
         add("")

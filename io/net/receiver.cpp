@@ -86,7 +86,7 @@ task<recv_buffer> receive_pooled(int fd, loop& l, std::uint32_t* rx_size, std::s
     if (!b.empty()) {
       if (b.size() == want && want < limit)
         *rx_size = static_cast<std::uint32_t>(want * 2 < limit ? want * 2 : limit);
-      else if (b.size() < want / 2 && want > block_pool::min_block)
+      else if (b.size() < want / 8 && want > block_pool::min_block)
         *rx_size = static_cast<std::uint32_t>(want / 2);
       co_return b;
     }
@@ -142,7 +142,11 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     qbytes = 0;
   }
   void arm() {
+    // The read size the backend learnt survives a re-arm (after the queue cap or
+    // a dry ring), so a stream does not start again from the smallest size.
+    const unsigned learnt = op.rx_size;
     op = io_op{};
+    op.rx_size = learnt;
     op.code = op_code::recv_multi;
     op.fd = fd;
     op.len = static_cast<unsigned>(limit);

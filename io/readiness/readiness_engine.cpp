@@ -195,7 +195,7 @@ unsigned readiness_engine::receive_multi(fd_state& st, io_op& op) noexcept {
   while (st.lists[dir_in].head == &op && (st.readable || st.read_closed)) {
     // The read size follows the traffic (asyncio's and libuv's habit): it doubles
     // when a read fills its block, up to op.len (the receive limit), and halves
-    // when a read uses less than half of it. A connection of small messages reads
+    // when a read uses less than an eighth of it. A connection of small messages reads
     // into 16 KiB blocks as before; one that streams gets a few large reads.
     const std::size_t limit = op.len != 0 ? op.len : block_pool::min_block;
     std::size_t want = op.rx_size != 0 ? op.rx_size : block_pool::min_block;
@@ -219,7 +219,10 @@ unsigned readiness_engine::receive_multi(fd_state& st, io_op& op) noexcept {
         // Short read: the receive queue was empty when recv returned; later data
         // raises a new edge (see the header).
         st.readable = false;
-        if (got < want / 2 && want > block_pool::min_block)
+        // Shrink only on a read far below the size: a stream whose reads come
+        // in at half the size would otherwise flip between two sizes and pay a
+        // second recv each time it grows back.
+        if (got < want / 8 && want > block_pool::min_block)
           op.rx_size = static_cast<unsigned>(want / 2);
       }
       op.res = static_cast<int>(r);
