@@ -11,6 +11,7 @@
 //     a completion or a wakeup, then advance the wheel again.
 #include <signal.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -79,6 +80,12 @@ void check_options(const loop_options& o) {
     throw std::invalid_argument(
         "eddy::loop_options::uring_buffer_size must be 0 or a multiple of 4096 in 4096..16777216, got " +
         std::to_string(o.uring_buffer_size));
+  if (static_cast<std::uint64_t>(o.uring_buffers ? o.uring_buffers : 256) *
+          (o.uring_buffer_size ? o.uring_buffer_size : 256 * 1024) >
+      (std::uint64_t{1} << 30))
+    throw std::invalid_argument(
+        "eddy::loop_options: uring_buffers x uring_buffer_size must be at most 1 GiB, got " +
+        std::to_string(o.uring_buffers) + " x " + std::to_string(o.uring_buffer_size));
   if (o.idle_spin < std::chrono::microseconds(0) || o.idle_spin > std::chrono::microseconds(1000))
     throw std::invalid_argument("eddy::loop_options::idle_spin must be 0..1000 us, got " +
                                 std::to_string(o.idle_spin.count()) + " us");

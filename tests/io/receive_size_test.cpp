@@ -168,6 +168,10 @@ TEST(receive_size_options, limits_outside_their_range_are_refused_with_the_field
   o = {};
   o.uring_buffer_size = 5000;
   EXPECT_THROW(eddy::loop{o}, std::invalid_argument);
+  o = {};
+  o.uring_buffers = 32768;
+  o.uring_buffer_size = 1u << 20;  // 32 GiB of ring
+  EXPECT_THROW(eddy::loop{o}, std::invalid_argument);
 }
 
 EDDY_BACKEND_TEST_SUITE(receive_size_test);

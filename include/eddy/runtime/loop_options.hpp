@@ -34,9 +34,9 @@ struct loop_options {
   std::size_t recv_limit = 256 * 1024;
   /// io_uring's provided-buffer ring, shared by every receiving socket of the
   /// loop: buffer count (power of two, 1..32768) and size (4 KiB..16 MiB, a
-  /// multiple of 4 KiB); 0 picks by kernel: 32 × 256 KiB where buffers are
-  /// consumed incrementally (Linux 6.12), else 256 × 16 KiB. Address space only:
-  /// pages become resident as traffic uses them.
+  /// multiple of 4 KiB; count × size at most 1 GiB); 0 picks by kernel: 32 ×
+  /// 256 KiB where buffers are consumed incrementally (Linux 6.12), else 256 ×
+  /// 16 KiB. Address space only: pages become resident as traffic uses them.
   unsigned uring_buffers = 0;
   std::size_t uring_buffer_size = 0;
   /// Let io_uring consume ring buffers incrementally (IOU_PBUF_RING_INC, Linux
