@@ -49,7 +49,7 @@ def fmt(x, unit=""):
 
 
 def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, mem, micro,
-           elapsed, echo_workloads):
+           elapsed, echo_workloads, stream=None):
     labels = {s[0]: s[1] for s in servers}
     labels.update({p[0]: p[1] for p in proxy_list})
     labels["direct"] = "no proxy (load straight to the echo backend)"
@@ -128,7 +128,7 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
                   higher_better=False)
         elif w == "E5" or w.startswith("E4"):
             m = [("mibs", "MiB/s each way", ""), ("rps", "req/s", "rps"), ("p99", "p99 µs", ""),
-                 ("cpu_us", "CPU µs/req", "")]
+                 ("cpu_us", "CPU µs/req", ""), ("cpu_us_mib", "CPU µs/MiB", "")]
             table(w, what, echo[w], ref, m, "mibs", "MiB/s each way")
         else:
             table(w, what, echo[w], ref, rps_metrics, "rps", "req/s")
@@ -160,6 +160,29 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
         add("")
         add("CPU µs/req is the proxy's own CPU (for `direct`: the echo backend's).")
         add("")
+        if proxy.get("P2-1M"):
+            p2ref = "haproxy" if proxy["P2-1M"].get("haproxy") else "direct"
+            add("## P2 proxied 1 MiB responses")
+            add("")
+            add("10 connections × 1 MiB echoed through each proxy to `epoll_echo_server`.")
+            add("")
+            add(f"| proxy | MiB/s each way | CPU µs/MiB | vs {p2ref} |")
+            add("|---|---|---|---|")
+            p2r = {}
+            for n, figs in proxy["P2-1M"].items():
+                if not figs:
+                    add(f"| {n} | no result | | |")
+                    continue
+                r = round_ratio(figs, proxy["P2-1M"].get(p2ref, []), "mibs")
+                if r:
+                    p2r[n] = r
+                add(f"| {n} | {fmt(med(figs, 'mibs'))} | {fmt(med(figs, 'cpu_us_mib'))} | "
+                    f"{fmt(p2r.get(n))}× |")
+            add("")
+            headline["P2"] = {"ratios": {k: v for k, v in p2r.items() if k != "direct"},
+                              "values": {n: med(f, "mibs") for n, f in proxy["P2-1M"].items()
+                                         if f and n != "direct"},
+                              "higher_better": True}
         headline["P1"] = {"ratios": {k: v for k, v in ratios.items() if k != "direct"},
                           "values": {n: med(proxy["P1-E2"][n], "rps") for n in proxy["P1-E2"]
                                      if proxy["P1-E2"][n] and n != "direct"},
@@ -171,6 +194,26 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
         if charts_dir:
             chart(charts_dir, "P1", headline["P1"]["values"], "req/s through the proxy (100 × 1 KiB)",
                   pref)
+    if stream:
+        add("## S1 one-way stream")
+        add("")
+        add("`stream_push` (4 connections, blocking 256 KiB sends, no eddy) into each sink; "
+            "`reference-sink` is a hand-written epoll loop reading 256 KiB at a time; eddy is "
+            "`echo_server --discard` (receive() and drop).")
+        add("")
+        add("| sink | MiB/s | CPU µs/MiB | vs reference-sink | runs |")
+        add("|---|---|---|---|---|")
+        sr = {}
+        for n, figs in stream.items():
+            if not figs:
+                add(f"| {n} | no result | | — | 0 |")
+                continue
+            r = round_ratio(figs, stream.get("reference-sink", []), "mibs")
+            if r:
+                sr[n] = r
+            add(f"| {n} | {fmt(med(figs, 'mibs'))} | {fmt(med(figs, 'cpu_us_mib'))} | "
+                f"{fmt(sr.get(n))}× | {len(figs)} |")
+        add("")
     if mem:
         add("## M1 idle memory")
         add("")

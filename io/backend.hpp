@@ -26,6 +26,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <eddy/io/backend_kind.hpp>
 #include <eddy/io/detail/io_op.hpp>
@@ -50,6 +51,14 @@ struct backend_config {
   unsigned uring_cq_entries = 0;
   /// io_uring: use only what Linux 5.11 offers (loop_options::uring_features).
   bool uring_baseline = false;
+  /// io_uring's provided-buffer ring (0: the backend's default, by kernel feature).
+  unsigned uring_buffers = 0;
+  std::size_t uring_buffer_size = 0;
+  /// Use incrementally consumed buffer rings where the kernel has them (6.12);
+  /// false forces the older whole-buffer ring (tests run both).
+  bool uring_incremental = true;
+  /// Most bytes one receive completion carries (loop_options::recv_limit).
+  std::size_t recv_limit = 256 * 1024;
   /// A host program's uv_loop_t* (libuv only): the backend attaches to it instead of
   /// owning a loop; see host_driver.
   void* uv_host_loop = nullptr;
@@ -80,6 +89,67 @@ class buffer_ring {
   virtual void recycle(unsigned id) noexcept = 0;
   /// Buffers the backend can still fill without growing.
   virtual std::size_t available() const noexcept = 0;
+};
+
+/// Receive blocks in user space: what io_uring's provided-buffer ring is, for the
+/// readiness engine (epoll, libuv) and for the receiver's plain-recv fallbacks. One
+/// pool class serves both (each loop's engine owns one; the receiver keeps one per
+/// thread), so there is one allocator of receive memory to tune and to cap.
+///
+/// Blocks come in power-of-two classes from 16 KiB up to 4 MiB: a connection that
+/// streams reads into large blocks (fewer system calls, fewer completions, one big
+/// send in an echo), one of small messages into 16 KiB ones. A block is taken only
+/// when data is there to read, so an idle connection holds none. At most
+/// `max_bytes` are out at once, past which take() fails (-1) as an io_uring ring runs
+/// dry; free blocks are kept for reuse up to `keep_bytes` per class, beyond which a
+/// recycled block is freed, so the memory of a burst goes back.
+/// (Defined in io/readiness/block_pool.cpp.)
+class block_pool final : public buffer_ring {
+ public:
+  static constexpr std::size_t min_block = 16 * 1024;
+  static constexpr std::size_t max_block = 4 * 1024 * 1024;
+  static constexpr unsigned classes = 9;  // 16 KiB << 0..8
+
+  explicit block_pool(std::size_t max_bytes = 64u << 20, std::size_t keep_bytes = 4u << 20) noexcept
+      : max_bytes_(max_bytes), keep_bytes_(keep_bytes) {}
+  ~block_pool() override;
+  block_pool(const block_pool&) = delete;
+  block_pool& operator=(const block_pool&) = delete;
+
+  /// A free block of at least `want` bytes (rounded up to a class, at most
+  /// max_block), or -1 when max_bytes are out or memory is short.
+  int take(std::size_t want = min_block) noexcept;
+  /// The size of block `id` (its class).
+  std::size_t capacity(unsigned id) const noexcept { return class_size(slots_[id].cls); }
+
+  std::byte* data(unsigned id) noexcept override { return slots_[id].p; }
+  std::size_t buffer_size() const noexcept override { return min_block; }
+  void recycle(unsigned id) noexcept override;
+  /// Gives free blocks beyond `keep` × min_block bytes per class back to the heap
+  /// (an idle loop after a burst).
+  void trim(std::size_t keep) noexcept;
+  std::size_t available() const noexcept override {
+    return out_bytes_ >= max_bytes_ ? 0 : (max_bytes_ - out_bytes_) / min_block;
+  }
+  /// Bytes in blocks handed out and not yet recycled.
+  std::size_t bytes_out() const noexcept { return out_bytes_; }
+
+  static constexpr std::size_t class_size(unsigned cls) noexcept { return min_block << cls; }
+  static unsigned class_of(std::size_t want) noexcept;
+
+ private:
+  struct slot {
+    std::byte* p = nullptr;
+    std::uint8_t cls = 0;
+  };
+  std::vector<slot> slots_;               // by id; p == nullptr: id unused
+  std::vector<unsigned> unused_ids_;      // ids whose block was freed
+  std::vector<unsigned> free_[classes];   // ids of free blocks, by class (LIFO: warm)
+  std::size_t free_bytes_[classes] = {};
+  std::size_t count_[classes] = {};      // blocks of each class in existence
+  std::size_t max_bytes_;
+  std::size_t keep_bytes_;
+  std::size_t out_bytes_ = 0;
 };
 
 /// The coalesced cross-thread wakeup (DESIGN.md §3). `pending` means "a token is
@@ -133,6 +203,9 @@ class backend {
   /// Cheap check, for a loop deciding whether it may keep spinning: true if
   /// completions may be waiting to be reaped. May be conservative (true).
   virtual bool completions_pending() noexcept = 0;
+  /// Most bytes one receive completion carries (loop_options::recv_limit).
+  std::size_t recv_limit() const noexcept { return recv_limit_; }
+  void set_recv_limit(std::size_t n) noexcept { recv_limit_ = n; }
   /// Called on the loop thread before the loop first runs (io_uring enables its
   /// ring there, making that thread the single issuer).
   virtual void attach_thread() {}
@@ -151,6 +224,9 @@ class backend {
   /// Hosted backends: work was queued outside a turn (a task spawned by host
   /// code): make the host's loop alive and run a turn soon. Loop thread only.
   virtual void poke() noexcept {}
+
+ private:
+  std::size_t recv_limit_ = 256 * 1024;
 };
 
 /// For a close made where no open loop runs (a pool thread, a plain thread, after

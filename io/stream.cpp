@@ -107,6 +107,7 @@ std::shared_ptr<stream_state> make_state(detail::stream_socket sock, const strea
   auto s = make_state(o);
   s->is_socket = true;
   s->sock = std::move(sock);
+  s->sock.set_receive_limit(o.read_chunk);
   return s;
 }
 
@@ -233,13 +234,35 @@ bool stream::at_eof() const noexcept {
   return s_ && s_->eof && s_->rsize() == 0;
 }
 
+// The next received bytes go straight into `dst` (up to its size); what does not
+// fit is kept in the read buffer. Returns the count, 0 at end of stream. Only
+// with an empty read buffer. Sockets copy once out of the loop-lent buffer, pipes
+// read into `dst` itself: no trip through the stream's own buffer either way.
+task<std::size_t> read_direct(std::shared_ptr<stream_state> s, std::span<std::byte> dst) {
+  if (s->eof) co_return 0;
+  std::size_t n;
+  if (s->is_socket) {
+    recv_buffer b = co_await s->sock.receive();
+    n = std::min(b.size(), dst.size());
+    if (n != 0) std::memcpy(dst.data(), b.data().data(), n);
+    if (b.size() > n) {
+      const std::size_t rest = b.size() - n;
+      s->make_room(rest);
+      std::memcpy(s->rb.get() + s->rend, b.data().data() + n, rest);
+      s->rend += rest;
+    }
+  } else {
+    n = co_await detail::size_awaiter(*s->l, "eddy::stream: read", detail::op_code::read,
+                                      s->fd.get(), dst.data(), detail::clamp_len(dst.size()));
+  }
+  if (n == 0) s->eof = true;
+  co_return n;
+}
+
 task<std::size_t> stream::read_some(std::span<std::byte> buf) {
   auto s = s_;
   if (buf.empty()) co_return 0;
-  if (s->rsize() == 0) {
-    if (s->eof) co_return 0;
-    if (!co_await fill(s)) co_return 0;
-  }
+  if (s->rsize() == 0) co_return co_await read_direct(s, buf);
   const std::size_t n = std::min(buf.size(), s->rsize());
   std::memcpy(buf.data(), s->rbytes(), n);
   s->consume(n);
@@ -247,20 +270,40 @@ task<std::size_t> stream::read_some(std::span<std::byte> buf) {
 }
 
 task<void> stream::read_exact(std::span<std::byte> buf) {
+  // Buffered bytes first, then receives straight into `buf` (one copy, at
+  // read_some's speed whatever the size). Cancel safety holds as before: if a
+  // receive throws, the bytes already placed in `buf` go back to the front of the
+  // read buffer, so nothing is consumed.
   auto s = s_;
-  while (s->rsize() < buf.size()) {
-    s->make_room(std::min(buf.size() - s->rsize(), s->o.read_chunk));
-    if (!co_await fill(s)) {
-      std::string partial(s->rdata(), s->rsize());
-      s->consume(s->rsize());
-      throw incomplete_read_error("eddy::stream::read_exact: end of stream after " +
-                                      std::to_string(partial.size()) + " of " +
-                                      std::to_string(buf.size()) + " bytes",
-                                  std::move(partial));
+  std::size_t have = std::min(buf.size(), s->rsize());
+  std::memcpy(buf.data(), s->rbytes(), have);
+  s->consume(have);
+  try {
+    while (have < buf.size()) {
+      const std::size_t n = co_await read_direct(s, buf.subspan(have));
+      if (n == 0) {
+        std::string partial(reinterpret_cast<const char*>(buf.data()), have);
+        throw incomplete_read_error("eddy::stream::read_exact: end of stream after " +
+                                        std::to_string(have) + " of " +
+                                        std::to_string(buf.size()) + " bytes",
+                                    std::move(partial));
+      }
+      have += n;
     }
+  } catch (const incomplete_read_error&) {
+    throw;
+  } catch (...) {
+    // Put back: [buf[0..have)) + what read_direct may have kept.
+    const std::size_t kept = s->rsize();
+    std::unique_ptr<std::byte[]> nb(new std::byte[have + kept]);
+    std::memcpy(nb.get(), buf.data(), have);
+    if (kept != 0) std::memcpy(nb.get() + have, s->rbytes(), kept);
+    s->rb = std::move(nb);
+    s->rcap = have + kept;
+    s->rbeg = 0;
+    s->rend = have + kept;
+    throw;
   }
-  std::memcpy(buf.data(), s->rbytes(), buf.size());
-  s->consume(buf.size());
 }
 
 task<std::vector<std::byte>> stream::read_exact(std::size_t n) {

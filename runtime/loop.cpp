@@ -14,6 +14,7 @@
 //     a completion or a wakeup, then advance the wheel again.
 #include <signal.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -71,6 +72,24 @@ void check_options(const loop_options& o) {
     throw std::invalid_argument(
         "eddy::loop_options::uring_cq_entries must be 0 or a power of two in uring_entries..65536, got " +
         std::to_string(o.uring_cq_entries));
+  if (o.recv_limit < 16 * 1024 || o.recv_limit > 4 * 1024 * 1024)
+    throw std::invalid_argument("eddy::loop_options::recv_limit must be 16384..4194304 bytes, got " +
+                                std::to_string(o.recv_limit));
+  if (o.uring_buffers != 0 && (!pow2(o.uring_buffers) || o.uring_buffers > 32768))
+    throw std::invalid_argument(
+        "eddy::loop_options::uring_buffers must be 0 or a power of two in 1..32768, got " +
+        std::to_string(o.uring_buffers));
+  if (o.uring_buffer_size != 0 && (o.uring_buffer_size < 4096 || o.uring_buffer_size > (16u << 20) ||
+                                   o.uring_buffer_size % 4096 != 0))
+    throw std::invalid_argument(
+        "eddy::loop_options::uring_buffer_size must be 0 or a multiple of 4096 in 4096..16777216, got " +
+        std::to_string(o.uring_buffer_size));
+  if (static_cast<std::uint64_t>(o.uring_buffers ? o.uring_buffers : 256) *
+          (o.uring_buffer_size ? o.uring_buffer_size : 256 * 1024) >
+      (std::uint64_t{1} << 30))
+    throw std::invalid_argument(
+        "eddy::loop_options: uring_buffers x uring_buffer_size must be at most 1 GiB, got " +
+        std::to_string(o.uring_buffers) + " x " + std::to_string(o.uring_buffer_size));
   if (o.idle_spin < std::chrono::microseconds(0) || o.idle_spin > std::chrono::microseconds(1000))
     throw std::invalid_argument("eddy::loop_options::idle_spin must be 0..1000 us, got " +
                                 std::to_string(o.idle_spin.count()) + " us");
@@ -141,7 +160,12 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   cfg.uring_cq_entries = opts.uring_cq_entries;
   cfg.uring_baseline = uring_features_from(opts.uring_features) == uring_feature_set::baseline;
   cfg.uv_host_loop = opts.uv_loop;
+  cfg.uring_buffers = opts.uring_buffers;
+  cfg.uring_buffer_size = opts.uring_buffer_size;
+  cfg.uring_incremental = opts.uring_incremental;
+  cfg.recv_limit = opts.recv_limit;
   backend_ = detail::make_backend(requested, cfg, backend_reason_);
+  backend_->set_recv_limit(opts.recv_limit);
   if (opts.uv_loop != nullptr) backend_reason_ = "attached to the host's uv_loop_t";
   if (cfg.uring_baseline && backend_->kind() == backend_kind::io_uring)
     backend_reason_ += "; io_uring features limited to the Linux 5.11 baseline";

@@ -1,7 +1,10 @@
 // echo_server: a TCP echo server, one task per connection.
 //
 //   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll|libuv]
-//               [--threads N] [--work-us N]
+//               [--threads N] [--work-us N] [--recv-limit BYTES] [--discard]
+//
+// --discard reads and drops what arrives instead of echoing it: the server side of
+// bench/compare's one-way stream row.
 //
 // --threads N runs N loops, one per thread (0 = one per core), each with its own
 // SO_REUSEPORT listener on the address (samples/common/multi_loop.hpp): the kernel
@@ -63,6 +66,9 @@ constexpr const char* usage =
     "                     SO_REUSEPORT listener (default 1)\n"
     "  --work-us N        spend N microseconds of CPU hashing each chunk before echoing\n"
     "                     it, 0..1000000 (default 0)\n"
+    "  --recv-limit BYTES most bytes one receive hands over, 16384..4194304\n"
+    "                     (loop_options::recv_limit; default 262144)\n"
+    "  --discard          read and drop instead of echoing (a sink)\n"
     "  --help             this text\n"
     "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0).\n";
 
@@ -72,6 +78,8 @@ struct options {
   eddy::backend_kind backend = eddy::backend_kind::automatic;
   std::size_t threads = 1;
   unsigned work_us = 0;
+  std::size_t recv_limit = 256 * 1024;
+  bool discard = false;
 };
 
 options parse(int argc, char** argv) {
@@ -90,6 +98,11 @@ options parse(int argc, char** argv) {
       o.backend = sample::backend_value(r);
     } else if (*name == "--threads") {
       o.threads = static_cast<std::size_t>(sample::count_value(r, 0, 1024));
+    } else if (*name == "--discard") {
+      r.no_value();
+      o.discard = true;
+    } else if (*name == "--recv-limit") {
+      o.recv_limit = static_cast<std::size_t>(sample::count_value(r, 16384, 4194304));
     } else if (*name == "--work-us") {
       o.work_us = static_cast<unsigned>(sample::count_value(r, 0, 1'000'000));
     } else {
@@ -113,13 +126,14 @@ void burn(std::span<const std::byte> data, unsigned us) {
   work_sink = work_sink + h;
 }
 
-eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us) {
+eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us, bool discard) {
   try {
     s.set_nodelay(true);
     for (;;) {
       eddy::recv_buffer chunk = co_await s.receive();
       if (chunk.empty()) break;
       if (work_us != 0) burn(chunk.data(), work_us);
+      if (discard) continue;
       // write_some is a plain awaiter (no coroutine frame, unlike write_all); a
       // loopback send almost always takes the whole chunk in one go.
       while (!chunk.empty()) chunk.consume(co_await s.write_some(chunk.data()));
@@ -136,11 +150,12 @@ eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us) {
 }
 
 eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& conns, unsigned work_us,
+                             bool discard,
                              std::uint64_t* accepted) {
   bool backoff = false;  // co_await is not allowed inside a handler
   for (;;) {
     try {
-      conns.spawn(echo(co_await listener.accept(), work_us)).detach();
+      conns.spawn(echo(co_await listener.accept(), work_us, discard)).detach();
       ++*accepted;
     } catch (const std::system_error& e) {
       // accept() already absorbs EMFILE and aborted connections; anything else
@@ -180,7 +195,7 @@ eddy::task<int> serve(options o) {
 
   eddy::task_group conns;
   std::uint64_t accepted = 0;
-  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, &accepted));
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, o.discard, &accepted));
   const int sig = co_await stop.wait();
   std::fprintf(stderr, "%s: %s, closing %zu connection(s)\n", prog, sigabbrev_np(sig),
                conns.size());
@@ -194,7 +209,7 @@ eddy::task<int> serve(options o) {
 eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
   eddy::task_group conns;
   std::uint64_t accepted = 0;
-  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, &accepted));
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, o.discard, &accepted));
   try {
     co_await acceptor;  // runs until cancelled
   } catch (const eddy::cancelled_error&) {
@@ -210,6 +225,7 @@ int main(int argc, char** argv) {
   sample::raise_fd_limit();
   eddy::loop_options lo;
   lo.backend = o.backend;
+  lo.recv_limit = o.recv_limit;
   if (o.threads != 1)
     return sample::run_on_loops<options>(prog, o.threads, lo, sample::bind_address(prog, o.host, o.port),
                                          &serve_loop, o);

@@ -38,51 +38,60 @@ namespace eddy::detail {
 namespace {
 
 constexpr std::size_t queue_cap = 8;
-constexpr std::size_t block_size = 16 * 1024;
-constexpr std::size_t pool_cap = 256;
 
-// Per-thread cache of receive blocks (a loop is owned by one thread).
-struct block_pool {
-  std::vector<std::byte*> free;
-  ~block_pool() {
-    for (std::byte* b : free) delete[] b;
-  }
-  std::byte* take() {
-    if (free.empty()) return new std::byte[block_size];
-    std::byte* b = free.back();
-    free.pop_back();
-    return b;
-  }
-  void give(std::byte* b) noexcept {
-    if (free.size() < pool_cap)
-      free.push_back(b);
-    else
-      delete[] b;
-  }
-};
-thread_local block_pool pool;
+// The receive blocks of this thread's plain-recv paths (a loop is owned by one
+// thread): the same pool class the readiness engine fills its receives from.
+thread_local block_pool pool(16u << 20, 1u << 20);
 
-void release_block(void*, std::byte* base, unsigned) noexcept {
-  pool.give(base);
-}
 void release_ring(void* ring, std::byte*, unsigned id) noexcept {
   static_cast<buffer_ring*>(ring)->recycle(id);
+}
+
+// One plain recv into a pooled block of up to `want` bytes: the buffer, an empty
+// one at EOF, or -errno in `err` (-EAGAIN: nothing there yet).
+recv_buffer recv_pooled_once(int fd, std::size_t want, int& err) {
+  const int id = pool.take(want);
+  if (id < 0) {
+    err = -ENOBUFS;
+    return {};
+  }
+  std::byte* b = pool.data(static_cast<unsigned>(id));
+  for (;;) {
+    const ssize_t r = ::recv(fd, b, want, MSG_DONTWAIT);
+    if (r > 0) {
+      err = 0;
+      return recv_buffer(b, static_cast<std::size_t>(r), &release_ring, &pool,
+                         static_cast<unsigned>(id));
+    }
+    const int e = errno;
+    if (r < 0 && e == EINTR) continue;
+    pool.recycle(static_cast<unsigned>(id));
+    err = r == 0 ? 0 : -e;
+    return {};
+  }
 }
 
 [[noreturn]] void fail(int err) {
   throw std::system_error(err, std::system_category(), "eddy: recv");
 }
 
-task<recv_buffer> receive_pooled(int fd, loop& l) {
+// io_uring without buffer rings: try, then wait with a poll, so a waiting socket
+// holds no block. The read size follows the traffic as the readiness engine's does.
+task<recv_buffer> receive_pooled(int fd, loop& l, std::uint32_t* rx_size, std::size_t limit) {
   for (;;) {
-    std::byte* b = pool.take();
-    const ssize_t r = ::recv(fd, b, block_size, MSG_DONTWAIT);
-    if (r > 0) co_return recv_buffer(b, static_cast<std::size_t>(r), &release_block, nullptr, 0);
-    const int e = errno;
-    pool.give(b);
-    if (r == 0) co_return recv_buffer{};
-    if (e == EINTR) continue;
-    if (e != EAGAIN && e != EWOULDBLOCK) fail(e);
+    std::size_t want = *rx_size != 0 ? *rx_size : block_pool::min_block;
+    if (want > limit) want = limit;
+    int err = 0;
+    recv_buffer b = recv_pooled_once(fd, want, err);
+    if (!b.empty()) {
+      if (b.size() == want && want < limit)
+        *rx_size = static_cast<std::uint32_t>(want * 2 < limit ? want * 2 : limit);
+      else if (b.size() < want / 8 && want > block_pool::min_block)
+        *rx_size = static_cast<std::uint32_t>(want / 2);
+      co_return b;
+    }
+    if (err == 0) co_return recv_buffer{};
+    if (err != -EAGAIN && err != -EWOULDBLOCK) fail(-err);
     (void)co_await size_awaiter(l, "eddy: recv (poll)", op_code::poll, fd, nullptr, 0, POLLIN);
   }
 }
@@ -91,6 +100,7 @@ task<recv_buffer> receive_pooled(int fd, loop& l) {
 
 struct receiver_state : std::enable_shared_from_this<receiver_state> {
   struct chunk {
+    std::byte* data;
     unsigned id;
     unsigned len;
   };
@@ -103,6 +113,8 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
   // deque allocates about 600 bytes up front). Drained from `qhead`.
   std::vector<chunk> q;
   std::size_t qhead = 0;
+  std::size_t qbytes = 0;  // bytes queued
+  std::size_t limit = 0;   // the loop's recv_limit
   int err = 0;
   bool eof = false;
   bool nobufs = false;
@@ -115,6 +127,7 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
   std::size_t queued() const noexcept { return q.size() - qhead; }
   chunk pop() noexcept {
     const chunk c = q[qhead++];
+    qbytes -= c.len;
     if (qhead == q.size()) {
       q.clear();
       qhead = 0;
@@ -126,11 +139,17 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
       for (std::size_t i = qhead; i < q.size(); ++i) ring->recycle(q[i].id);
     q.clear();
     qhead = 0;
+    qbytes = 0;
   }
   void arm() {
+    // The read size the backend learnt survives a re-arm (after the queue cap or
+    // a dry ring), so a stream does not start again from the smallest size.
+    const unsigned learnt = op.rx_size;
     op = io_op{};
+    op.rx_size = learnt;
     op.code = op_code::recv_multi;
     op.fd = fd;
+    op.len = static_cast<unsigned>(limit);
     op.complete = &on_cqe;
     self = shared_from_this();
     if (detail::loop_io(*l).submit(op)) {
@@ -143,9 +162,10 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     const int res = o->res;
     if (o->has_buffer) {
       const unsigned id = o->buffer_id;
-      if (res > 0 && !s->closed)
-        s->q.push_back({id, static_cast<unsigned>(res)});
-      else
+      if (res > 0 && !s->closed) {
+        s->q.push_back({static_cast<std::byte*>(o->aux), id, static_cast<unsigned>(res)});
+        s->qbytes += static_cast<std::size_t>(res);
+      } else
         s->ring->recycle(id);
     }
     if (res == 0)
@@ -156,7 +176,9 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
       s->err = -res;
     const bool final = !o->more;
     s->wake.set();
-    if (!final && s->queued() >= queue_cap && !o->cancel_requested) detail::loop_io(*s->l).cancel(*o);
+    // A slow reader stops receiving (the kernel's socket buffer holds the rest)
+    // once a few chunks or twice the receive limit wait, whichever comes first.
+    if (!final && (s->queued() >= queue_cap || s->qbytes >= 2 * s->limit) && !o->cancel_requested) detail::loop_io(*s->l).cancel(*o);
     if (final) {
       s->final_seen.set();
       std::shared_ptr<receiver_state> keep = std::move(s->self);  // may free s on return
@@ -170,7 +192,7 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
   for (;;) {
     if (s->queued() != 0) {
       const receiver_state::chunk c = s->pop();
-      co_return recv_buffer(s->ring->data(c.id), c.len, &release_ring, s->ring, c.id);
+      co_return recv_buffer(c.data, c.len, &release_ring, s->ring, c.id);
     }
     if (s->err != 0) fail(std::exchange(s->err, 0));
     if (s->eof) co_return recv_buffer{};
@@ -178,22 +200,21 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
     if (!s->armed()) {
       if (s->nobufs) {
         s->nobufs = false;
-        std::byte* b = pool.take();
-        int r;
-        try {
-          r = co_await raw_op_awaiter(*s->l, "eddy: recv", op_code::recv, s->fd, b, block_size);
-        } catch (...) {
-          pool.give(b);
-          throw;
+        // The ring ran dry: one plain recv (waiting for readiness if need be)
+        // makes progress without spinning on an empty ring.
+        int e = 0;
+        for (;;) {
+          recv_buffer b = recv_pooled_once(s->fd, block_pool::min_block, e);
+          if (!b.empty()) co_return b;
+          if (e == 0) {
+            s->eof = true;
+            co_return recv_buffer{};
+          }
+          if (e != -EAGAIN && e != -EWOULDBLOCK) fail(-e);
+          (void)co_await size_awaiter(*s->l, "eddy: recv (poll)", op_code::poll, s->fd, nullptr, 0,
+                                      POLLIN);
+          if (s->closed) throw cancelled_error{};
         }
-        if (r > 0)
-          co_return recv_buffer(b, static_cast<std::size_t>(r), &release_block, nullptr, 0);
-        pool.give(b);
-        if (r == 0) {
-          s->eof = true;
-          co_return recv_buffer{};
-        }
-        fail(-r);
       }
       s->arm();
       continue;
@@ -209,6 +230,9 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
 
 task<recv_buffer> stream_socket::receive() {
   loop& l = loop::current();
+  std::size_t limit = detail::loop_io(l).recv_limit();
+  if (rx_limit_ != 0 && rx_limit_ < limit)
+    limit = rx_limit_ < block_pool::min_block ? block_pool::min_block : rx_limit_;
   if (!rx_) {
     buffer_ring* ring = detail::loop_io(l).caps().multishot_recv ? detail::loop_io(l).recv_buffers() : nullptr;
     // Made on the pooled path too (io_uring before 6.1), so that the rule "one
@@ -216,10 +240,11 @@ task<recv_buffer> stream_socket::receive() {
     // on every kernel.
     rx_ = std::make_shared<receiver_state>();
     rx_->l = &l;
+    rx_->limit = limit;
     rx_->fd = fd_.get();
     rx_->ring = ring;
   }
-  if (rx_->ring == nullptr) return receive_pooled(fd_.get(), l);
+  if (rx_->ring == nullptr) return receive_pooled(fd_.get(), l, &rx_size_, limit);
   return receive_ring(rx_);
 }
 
@@ -247,6 +272,8 @@ stream_socket& stream_socket::operator=(stream_socket&& o) noexcept {
     drop_receiver();
     fd_ = std::move(o.fd_);
     rx_ = std::move(o.rx_);
+    rx_size_ = o.rx_size_;
+    rx_limit_ = o.rx_limit_;
   }
   return *this;
 }

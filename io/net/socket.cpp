@@ -7,12 +7,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <eddy/io/detail/datagram_socket.hpp>
 #include <eddy/io/detail/stream_socket.hpp>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -85,26 +88,113 @@ task<void> stream_socket::write_all(std::span<const std::byte> buf) const {
 task<std::size_t> stream_socket::write_vectored(
     std::span<const std::span<const std::byte>> bufs) const {
   constexpr std::size_t iov_max = 1024;
-  std::vector<iovec> iov;
-  iov.reserve(std::min(bufs.size(), iov_max));
-  for (std::size_t i = 0; i < bufs.size() && iov.size() < iov_max; ++i) {
-    if (!bufs[i].empty()) iov.push_back({const_cast<std::byte*>(bufs[i].data()), bufs[i].size()});
+  // Up to 8 buffers (a header and a body, a few queued messages) need no heap.
+  iovec small[8];
+  std::vector<iovec> big;
+  iovec* iov = small;
+  std::size_t n = 0;
+  const std::size_t want = std::min(bufs.size(), iov_max);
+  if (want > std::size(small)) {
+    big.resize(want);
+    iov = big.data();
   }
-  if (iov.empty()) co_return 0;
+  for (std::size_t i = 0; i < bufs.size() && n < iov_max; ++i) {
+    if (!bufs[i].empty()) iov[n++] = {const_cast<std::byte*>(bufs[i].data()), bufs[i].size()};
+  }
+  if (n == 0) co_return 0;
   msg_awaiter a(loop::current(), "eddy: sendmsg", op_code::sendmsg, fd_.get());
-  a.msg.msg_iov = iov.data();
-  a.msg.msg_iovlen = iov.size();
+  a.msg.msg_iov = iov;
+  a.msg.msg_iovlen = n;
   co_return co_await a;
 }
 
 task<void> stream_socket::write_all(std::span<const std::span<const std::byte>> bufs) const {
-  std::vector<std::span<const std::byte>> rest(bufs.begin(), bufs.end());
+  // One sendmsg per kernel acceptance: a short send leaves the rest of the list,
+  // trimmed in place, for the next one. Few buffers stay on the frame.
+  std::span<const std::byte> small[8];
+  std::vector<std::span<const std::byte>> big;
+  std::span<std::span<const std::byte>> rest;
+  if (bufs.size() <= std::size(small)) {
+    std::copy(bufs.begin(), bufs.end(), small);
+    rest = std::span(small, bufs.size());
+  } else {
+    big.assign(bufs.begin(), bufs.end());
+    rest = big;
+  }
   std::size_t first = 0;
   while (first < rest.size()) {
-    std::size_t n = co_await write_vectored(std::span(rest).subspan(first));
+    std::size_t n = co_await write_vectored(rest.subspan(first));
     while (first < rest.size() && n >= rest[first].size()) n -= rest[first++].size();
     if (first < rest.size()) rest[first] = rest[first].subspan(n);
   }
+}
+
+task<void> stream_socket::read_exact(std::span<std::byte> buf) const {
+  std::size_t have = 0;
+  while (have < buf.size()) {
+    const std::size_t n = co_await read_some(buf.subspan(have));
+    if (n == 0)
+      throw incomplete_read_error("eddy: read_exact: end of stream after " + std::to_string(have) +
+                                      " of " + std::to_string(buf.size()) + " bytes",
+                                  std::string(reinterpret_cast<const char*>(buf.data()), have));
+    have += n;
+  }
+}
+
+task<std::size_t> stream_socket::read_to_end(std::vector<std::byte>& out, std::size_t max) const {
+  const std::size_t start = out.size();
+  std::size_t want = 64 * 1024;
+  for (;;) {
+    const std::size_t used = out.size();
+    if (used - start >= max) {
+      // One more byte tells a stream of exactly `max` from a longer one.
+      std::byte probe{};
+      if (co_await read_some(std::span(&probe, 1)) == 0) co_return used - start;
+      out.push_back(probe);
+      throw stream_limit_error("eddy: read_to_end: more than " + std::to_string(max) + " bytes");
+    }
+    const std::size_t room = std::min(want, max - (used - start));
+    out.resize(used + room);
+    std::size_t n = 0;
+    try {
+      n = co_await read_some(std::span(out).subspan(used, room));
+    } catch (...) {
+      out.resize(used);
+      throw;
+    }
+    out.resize(used + n);
+    if (n == 0) co_return used - start;
+    if (n == room && want < (4u << 20)) want *= 2;  // reads that fill grow, as receive()'s do
+  }
+}
+
+task<std::size_t> stream_socket::send_file(int file_fd, std::uint64_t offset,
+                                          std::size_t count) const {
+  if (file_fd < 0) throw std::invalid_argument("eddy: send_file: bad file descriptor");
+  constexpr auto off_max = static_cast<std::uint64_t>(INT64_MAX);
+  if (count > off_max || offset > off_max - count)
+    throw std::invalid_argument("eddy: send_file: offset + count overflows a file offset");
+  loop& l = loop::current();
+  std::size_t sent = 0;
+  auto off = static_cast<off_t>(offset);
+  while (sent < count) {
+    // At most 1 GiB per call: sendfile moves at most 0x7ffff000 bytes anyway, and
+    // a smaller step lets other tasks run between steps of a huge file.
+    const std::size_t step = std::min<std::size_t>(count - sent, std::size_t{1} << 30);
+    const ssize_t r = ::sendfile(fd_.get(), file_fd, &off, step);
+    if (r > 0) {
+      sent += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r == 0) break;  // the file ended
+    const int e = errno;
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) sys_fail(e, "eddy: send_file");
+    const int p = co_await raw_op_awaiter(l, "eddy: send_file (poll)", op_code::poll, fd_.get(),
+                                          nullptr, 0, POLLOUT);
+    if (p < 0) sys_fail(-p, "eddy: send_file (poll)");
+  }
+  co_return sent;
 }
 
 void stream_socket::shutdown_write() const {

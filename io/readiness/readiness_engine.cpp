@@ -268,7 +268,14 @@ unsigned readiness_engine::receive_multi(fd_state& st, io_op& op) noexcept {
   // through `op`: a completion may cancel the op, and the final completion may
   // free what holds it.
   while (st.lists[dir_in].head == &op && (st.readable || st.read_closed)) {
-    const int id = blocks_.take();
+    // The read size follows the traffic (asyncio's and libuv's habit): it doubles
+    // when a read fills its block, up to op.len (the receive limit), and halves
+    // when a read uses less than an eighth of it. A connection of small messages reads
+    // into 16 KiB blocks as before; one that streams gets a few large reads.
+    const std::size_t limit = op.len != 0 ? op.len : block_pool::min_block;
+    std::size_t want = op.rx_size != 0 ? op.rx_size : block_pool::min_block;
+    if (want > limit) want = limit;
+    const int id = blocks_.take(want);
     if (id < 0) {
       st.lists[dir_in].remove(&op);
       finish(op, -ENOBUFS);
@@ -277,16 +284,27 @@ unsigned readiness_engine::receive_multi(fd_state& st, io_op& op) noexcept {
     std::byte* b = blocks_.data(static_cast<unsigned>(id));
     ssize_t r;
     do {
-      r = ::recv(op.fd, b, block_pool::block_size, static_cast<int>(op.flags));
+      r = ::recv(op.fd, b, want, static_cast<int>(op.flags));
     } while (r < 0 && errno == EINTR);
     if (r > 0) {
-      // Short read: the receive queue was empty when recv returned; later data
-      // raises a new edge (see the header).
-      if (static_cast<std::size_t>(r) < block_pool::block_size) st.readable = false;
+      const auto got = static_cast<std::size_t>(r);
+      if (got == want) {
+        if (want < limit) op.rx_size = static_cast<unsigned>(want * 2 < limit ? want * 2 : limit);
+      } else {
+        // Short read: the receive queue was empty when recv returned; later data
+        // raises a new edge (see the header).
+        st.readable = false;
+        // Shrink only on a read far below the size: a stream whose reads come
+        // in at half the size would otherwise flip between two sizes and pay a
+        // second recv each time it grows back.
+        if (got < want / 8 && want > block_pool::min_block)
+          op.rx_size = static_cast<unsigned>(want / 2);
+      }
       op.res = static_cast<int>(r);
       op.more = true;
       op.has_buffer = true;
       op.buffer_id = static_cast<std::uint16_t>(id);
+      op.aux = b;
       ++delivered;
       op.complete(&op);  // may cancel op (the receiver's queue is full)
       continue;

@@ -48,7 +48,7 @@
 #include <eddy/detail/intrusive_list.hpp>
 
 #include "io/backend.hpp"
-#include "io/readiness/block_pool.hpp"
+#include "io/backend.hpp"
 
 namespace eddy::detail {
 

@@ -15,11 +15,10 @@
 //    and sets IORING_SQ_CQ_OVERFLOW; we drain the CQ, flush the overflow with
 //    io_uring_get_events and drain again, so no completion is lost. -EBUSY from
 //    submit (overflow back-pressure) is answered by draining first.
-//  - Provided buffers (5.19+ ring, made on first recv_buffers()): one group of
-//    fixed-size buffers for every multishot recv. The kernel picks a buffer only
-//    when data arrives, so a waiting connection holds none; the receiver hands
-//    each buffer back with recycle() once the data is consumed. A dry ring ends a
-//    multishot recv with -ENOBUFS; the receiver re-arms (see io/net/receiver.cpp).
+//  - Provided buffers (5.19+ ring, made on first recv_buffers()): one group for
+//    every multishot recv, incrementally consumed where the kernel can (6.12);
+//    see uring_buffer_ring.hpp. A dry ring ends a multishot recv with -ENOBUFS;
+//    the receiver re-arms (see io/net/receiver.cpp).
 //  - Lifetime (DESIGN.md §4): an op is owned by the kernel from submit until its
 //    final CQE (no IORING_CQE_F_MORE); only then is `complete` called. cancel()
 //    only queues an ASYNC_CANCEL. close cancels every op on the fd (CANCEL_FD |
@@ -55,6 +54,7 @@
 
 #include "compat/kernel_probe.hpp"
 #include "io/backend.hpp"
+#include "io/uring/uring_buffer_ring.hpp"
 #include "runtime/log.hpp"
 
 namespace eddy::detail {
@@ -63,71 +63,9 @@ namespace {
 constexpr std::uint64_t ignore_tag = 0;
 constexpr unsigned short recv_group = 0;
 
-class uring_buffer_ring final : public buffer_ring {
- public:
-  uring_buffer_ring(io_uring* ring, unsigned entries, std::size_t size)
-      : ring_(ring), entries_(entries), size_(size), available_(entries) {
-    ring_bytes_ = entries * sizeof(io_uring_buf);
-    void* m =
-        ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
-      throw std::system_error(errno, std::system_category(), "eddy: buffer ring mmap");
-    br_ = static_cast<io_uring_buf_ring*>(m);
-    void* b =
-        ::mmap(nullptr, entries * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (b == MAP_FAILED) {
-      const int e = errno;
-      ::munmap(br_, ring_bytes_);
-      throw std::system_error(e, std::system_category(), "eddy: receive buffers mmap");
-    }
-    bufs_ = static_cast<std::byte*>(b);
-    io_uring_buf_reg reg{};
-    reg.ring_addr = reinterpret_cast<std::uint64_t>(br_);
-    reg.ring_entries = entries;
-    reg.bgid = recv_group;
-    if (const int r = io_uring_register_buf_ring(ring_, &reg, 0); r != 0) {
-      ::munmap(bufs_, entries * size);
-      ::munmap(br_, ring_bytes_);
-      throw std::system_error(-r, std::system_category(), "eddy: io_uring_register_buf_ring");
-    }
-    io_uring_buf_ring_init(br_);
-    for (unsigned i = 0; i < entries; ++i)
-      io_uring_buf_ring_add(br_, data(i), static_cast<unsigned>(size_),
-                            static_cast<unsigned short>(i), io_uring_buf_ring_mask(entries_),
-                            static_cast<int>(i));
-    io_uring_buf_ring_advance(br_, static_cast<int>(entries));
-  }
-  ~uring_buffer_ring() override {
-    io_uring_unregister_buf_ring(ring_, recv_group);
-    ::munmap(bufs_, entries_ * size_);
-    ::munmap(br_, ring_bytes_);
-  }
-  std::byte* data(unsigned id) noexcept override {
-    return bufs_ + static_cast<std::size_t>(id) * size_;
-  }
-  std::size_t buffer_size() const noexcept override { return size_; }
-  std::size_t available() const noexcept override { return available_; }
-  void recycle(unsigned id) noexcept override {
-    io_uring_buf_ring_add(br_, data(id), static_cast<unsigned>(size_),
-                          static_cast<unsigned short>(id), io_uring_buf_ring_mask(entries_), 0);
-    io_uring_buf_ring_advance(br_, 1);
-    ++available_;
-  }
-  void taken() noexcept { --available_; }
-
- private:
-  io_uring* ring_;
-  unsigned entries_;
-  std::size_t size_;
-  std::size_t available_;
-  std::size_t ring_bytes_ = 0;
-  io_uring_buf_ring* br_ = nullptr;
-  std::byte* bufs_ = nullptr;
-};
-
 class uring_backend final : public backend {
  public:
-  explicit uring_backend(const backend_config& o) {
+  explicit uring_backend(const backend_config& o) : cfg_(o) {
     evfd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (evfd_ < 0) throw std::system_error(errno, std::system_category(), "eddy: eventfd");
     const unsigned base = IORING_SETUP_SUBMIT_ALL | (o.uring_cq_entries ? IORING_SETUP_CQSIZE : 0u);
@@ -217,9 +155,22 @@ class uring_backend final : public backend {
 
   buffer_ring* recv_buffers() override {
     if (!bufring_ && caps_.provided_buffers && enabled()) {
-      // 256 × 16 KiB: 4 MiB of address space, resident only as buffers are used.
+      // Sizes from loop_options, else by kernel feature (see uring_buffer_ring.hpp).
       try {
-        bufring_ = std::make_unique<uring_buffer_ring>(&ring_, 256, 16 * 1024);
+        const bool inc = cfg_.uring_incremental;
+        auto make = [&](bool incremental, unsigned n, std::size_t size) {
+          bufring_ = std::make_unique<uring_buffer_ring>(&ring_, recv_group, n, size, incremental);
+        };
+        const std::size_t big = (cfg_.recv_limit + 4095) / 4096 * 4096;
+        make(inc, cfg_.uring_buffers ? cfg_.uring_buffers : (inc ? 32 : 256),
+             cfg_.uring_buffer_size ? cfg_.uring_buffer_size : (inc ? big : 16 * 1024));
+        if (inc && !bufring_->incremental() && cfg_.uring_buffers == 0 && cfg_.uring_buffer_size == 0) {
+          // No incremental consumption here (before 6.12): whole small buffers,
+          // so a 1 KiB message does not take a 256 KiB buffer.
+          bufring_.reset();
+          make(false, 256, 16 * 1024);
+        }
+        log_debug("eddy: provided-buffer ring %s", bufring_->incremental() ? "incremental" : "whole buffers");
       } catch (const std::system_error& e) {
         // Not fatal: receive() falls back to a plain recv into pooled blocks.
         log_debug("eddy: no provided-buffer ring: %s", e.what());
@@ -552,11 +503,11 @@ class uring_backend final : public backend {
       return;
     }
     auto* op = reinterpret_cast<io_op*>(ud);
-    if ((cqe->flags & IORING_CQE_F_BUFFER) && bufring_) bufring_->taken();
     op->res = cqe->res;
     op->more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     op->has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
     op->buffer_id = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    if (op->has_buffer && bufring_) op->aux = bufring_->filled(op->buffer_id, cqe->res, cqe->flags);
     if (!op->more) {
       op->state = op_state::done;
       --in_flight_;
@@ -566,6 +517,7 @@ class uring_backend final : public backend {
     op->complete(op);
   }
 
+  backend_config cfg_;
   io_uring ring_{};
   std::unique_ptr<uring_buffer_ring> bufring_;
   unsigned flags_ = 0;

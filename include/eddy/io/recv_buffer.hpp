@@ -8,8 +8,9 @@
 namespace eddy {
 
 /// Bytes returned by `tcp_stream::receive()` / `unix_stream::receive()`, in a
-/// buffer the loop lends: on io_uring a slot of the provided-buffer ring the kernel
-/// filled (no copy), on epoll a pooled block. The buffer goes back when this object
+/// buffer the loop lends: on io_uring (part of) a provided-buffer ring slot the
+/// kernel filled (no copy), on epoll and libuv a pooled block. One receive holds
+/// as much as had arrived, up to `loop_options::recv_limit` (256 KiB by default). The buffer goes back when this object
 /// is destroyed or `reset()`: hold it only as long as you need the bytes, since the
 /// ring is shared by every connection of the loop. An empty recv_buffer from
 /// receive() means end of stream.

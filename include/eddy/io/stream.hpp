@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <eddy/io/fd.hpp>
+#include <eddy/io/read_errors.hpp>
 #include <eddy/io/tcp.hpp>
 #include <eddy/io/unix.hpp>
 #include <eddy/runtime/task.hpp>
@@ -17,38 +18,6 @@
 #include <vector>
 
 namespace eddy {
-
-/// A read or write would pass one of the stream's size limits (a line longer than
-/// the limit, a write buffer past its hard cap). The stream stays usable: for
-/// reads, nothing was consumed.
-///
-/// **Thread safety:** a value type. **Cancel safety:** n/a.
-///
-/// ```cpp
-/// try { auto line = co_await s.read_line(1024); }
-/// catch (const eddy::stream_limit_error& e) { co_await reply_413_and_close(); }
-/// ```
-class stream_limit_error : public std::length_error {
- public:
-  using std::length_error::length_error;
-};
-
-/// The stream ended before `read_exact` / `read_until` had what it needed. `partial`
-/// holds what was read (and consumed) before the end.
-///
-/// **Thread safety:** a value type. **Cancel safety:** n/a.
-///
-/// ```cpp
-/// try { auto hdr = co_await s.read_exact(16); }
-/// catch (const eddy::incomplete_read_error& e) { log("short header: %zu bytes", e.partial.size());
-/// }
-/// ```
-class incomplete_read_error : public std::runtime_error {
- public:
-  incomplete_read_error(const std::string& what, std::string partial)
-      : std::runtime_error(what), partial(std::move(partial)) {}
-  std::string partial;
-};
 
 /// Sizes for eddy::stream. The defaults are asyncio's (64 KiB limits, low water a
 /// quarter of high water). Checked by the stream's constructor
@@ -67,7 +36,9 @@ struct stream_options {
   std::size_t read_limit = 64 * 1024;
   /// Largest `read_exact(n)` that returns a new buffer (the span form has none).
   std::size_t max_read_exact = 16 * 1024 * 1024;
-  /// Bytes asked of the kernel per receive.
+  /// Bytes asked of the kernel per receive. On sockets at most the loop's
+  /// `loop_options::recv_limit` and at least 16 KiB (smaller reads only cost more
+  /// system calls); io_uring's provided buffers may hand over up to their size.
   std::size_t read_chunk = 64 * 1024;
   /// `drain()` waits while more than this is buffered ...
   std::size_t high_water = 64 * 1024;

@@ -48,6 +48,15 @@ class unix_stream : public detail::stream_socket {
   /// (ECONNRESET, ...); std::logic_error once receive() was used on io_uring.
   /// Cancel-safe: a cancelled read received nothing.
   using stream_socket::read_some;
+  /// Fills `buf` with receives straight into it (no copy through a loop
+  /// buffer; tokio's read_exact). Throws incomplete_read_error at end of stream,
+  /// its `partial` holding what arrived. Not cancel-safe: a cancelled read_exact
+  /// has consumed the bytes already in `buf`. std::logic_error after receive().
+  using stream_socket::read_exact;
+  /// Appends everything up to end of stream to `out` (which must outlive the
+  /// call), reading straight into it in growing steps; returns the count. Throws
+  /// stream_limit_error past `max` bytes (default 1 GiB). Not cancel-safe.
+  using stream_socket::read_to_end;
   /// Receives the next bytes into a buffer the loop lends (recv_buffer: hand it
   /// back by dropping it); an empty buffer at end of stream. On io_uring a
   /// multishot recv on the provided-buffer ring stays armed, so a connection
@@ -69,6 +78,12 @@ class unix_stream : public detail::stream_socket {
   /// One sendmsg of up to 1024 buffers (IOV_MAX); returns the bytes sent.
   /// Cancel-safe as write_some.
   using stream_socket::write_vectored;
+  /// Sends `count` bytes of a file from `offset` with sendfile(2) (no copy
+  /// through user space), waiting for room as write_all does; returns the bytes
+  /// sent (fewer only if the file ends). The file's position is not moved. Throws
+  /// std::system_error, std::invalid_argument for a negative fd or an offset that
+  /// overflows. Not cancel-safe.
+  using stream_socket::send_file;
 
   // ---- closing and the rest ----
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 
 #include <eddy/io/backend_kind.hpp>
 
@@ -41,6 +42,21 @@ struct loop_options {
   /// io_uring features to use (see uring_feature_set); other backends ignore it.
   /// EDDY_URING_FEATURES is read only when this is from_env.
   uring_feature_set uring_features = uring_feature_set::from_env;
+  /// Most bytes one `receive()` hands over (16 KiB..4 MiB; default 256 KiB, as
+  /// asyncio's and uvloop's read size). A connection that streams gets up to this
+  /// much per completion; one of small messages still reads into small buffers.
+  std::size_t recv_limit = 256 * 1024;
+  /// io_uring's provided-buffer ring, shared by every receiving socket of the
+  /// loop: buffer count (power of two, 1..32768) and size (4 KiB..16 MiB, a
+  /// multiple of 4 KiB; count × size at most 1 GiB); 0 picks by kernel: 32 ×
+  /// 256 KiB where buffers are consumed incrementally (Linux 6.12), else 256 ×
+  /// 16 KiB. Address space only: pages become resident as traffic uses them.
+  unsigned uring_buffers = 0;
+  std::size_t uring_buffer_size = 0;
+  /// Let io_uring consume ring buffers incrementally (IOU_PBUF_RING_INC, Linux
+  /// 6.12) where the kernel has it; false keeps whole-buffer rings (the path
+  /// older kernels take; tests force it).
+  bool uring_incremental = true;
   /// Most ready callbacks and resumptions run per iteration before timers and I/O
   /// are polled (1..1,000,000); 0 = the default, 256.
   unsigned ready_batch = 0;

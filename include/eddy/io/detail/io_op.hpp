@@ -33,10 +33,11 @@ enum class op_code : std::uint8_t {
   accept_multi,  // fd, flags = accept4 flags
   // Multishot recv into the backend's receive buffers (backend::recv_buffers), for
   // stream sockets: each completion with data names a buffer (`has_buffer`,
-  // `buffer_id`) that the receiver must hand back with buffer_ring::recycle. No
+  // `buffer_id`, bytes starting at `aux`) that the receiver must hand back with
+  // buffer_ring::recycle, once per completion. No
   // buffer is held while the socket is idle. In flight until a completion with
   // `more` false (EOF, an error, -ENOBUFS when the buffers ran out, or a cancel).
-  recv_multi,    // fd, flags = MSG_*
+  recv_multi,    // fd, len = most bytes per completion (the receive limit), flags = MSG_*
 };
 
 enum class op_state : std::uint8_t { idle, in_flight, done };
@@ -56,6 +57,8 @@ struct io_op {
   bool has_buffer = false;
   std::uint16_t buffer_id = 0;
   int aux_fd = -1;
+  // recv_multi: backend-private (the readiness engine's current read size).
+  unsigned rx_size = 0;
   void* buf = nullptr;
   void* aux = nullptr;
   std::uint64_t offset = UINT64_MAX;

@@ -7,13 +7,16 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
+#include <eddy/io/read_errors.hpp>
 #include <eddy/io/recv_buffer.hpp>
 #include <eddy/runtime/task.hpp>
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace eddy::detail {
 
@@ -45,6 +48,15 @@ class stream_socket {
     return size_awaiter(loop::current(), "eddy: recv", op_code::recv, fd_.get(), buf.data(),
                         clamp_len(buf.size()));
   }
+  /// Fills `buf` with receives straight into it. Throws incomplete_read_error at
+  /// end of stream (its `partial` holds what arrived). Not cancel-safe: a
+  /// cancelled read_exact has consumed the bytes already placed in `buf`.
+  task<void> read_exact(std::span<std::byte> buf) const;
+  /// Appends everything up to end of stream to `out` (which must outlive the
+  /// call); returns the count. Throws stream_limit_error once more than `max`
+  /// bytes came (those stay in `out`). Not cancel-safe, as read_exact.
+  task<std::size_t> read_to_end(std::vector<std::byte>& out,
+                                std::size_t max = std::size_t{1} << 30) const;
   /// Receives the next bytes into a buffer lent by the loop (see recv_buffer);
   /// empty at end of stream. On io_uring a multishot recv with the provided buffer
   /// ring stays armed across calls, so a waiting socket holds no buffer and a busy
@@ -71,6 +83,11 @@ class stream_socket {
   /// Sends every byte of every buffer, in order, with as few sendmsg as the kernel
   /// allows. Not cancel-safe.
   task<void> write_all(std::span<const std::span<const std::byte>> bufs) const;
+  /// Sends `count` bytes of the file `file_fd` from `offset` with sendfile(2):
+  /// the kernel copies from the page cache, never through user space. Returns the
+  /// bytes sent: `count`, or fewer if the file ends first. The file's own position
+  /// is not used or moved. Not cancel-safe (an unknown prefix was sent).
+  task<std::size_t> send_file(int file_fd, std::uint64_t offset, std::size_t count) const;
   /// shutdown(SHUT_WR): the peer reads end of stream; reading here goes on.
   void shutdown_write() const;
   /// Closes the socket, first cancelling operations in flight on it (they resume
@@ -81,6 +98,13 @@ class stream_socket {
   socket_address peer_address() const;
   int fd() const noexcept { return fd_.get(); }
   explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
+  /// receive() hands over at most `n` bytes per call where the backend reads for
+  /// it (epoll, libuv, io_uring without a buffer ring); io_uring's ring buffers
+  /// hand over up to their size. Clamped to 16 KiB..the loop's recv_limit; 0 =
+  /// recv_limit. Takes effect from the next arming of the receive.
+  void set_receive_limit(std::size_t n) noexcept {
+    rx_limit_ = static_cast<std::uint32_t>(n > (1u << 30) ? (1u << 30) : n);
+  }
   /// Gives up ownership of the fd (for eddy::stream or a foreign library).
   /// Throws std::logic_error after receive() on io_uring (bytes may be queued).
   unique_fd release() {
@@ -94,6 +118,8 @@ class stream_socket {
 
   unique_fd fd_;
   std::shared_ptr<receiver_state> rx_;
+  std::uint32_t rx_size_ = 0;   // receive()'s read size where it does plain recvs
+  std::uint32_t rx_limit_ = 0;  // set_receive_limit; 0 = the loop's recv_limit
 };
 
 struct listener_state;  // io/net/listener.cpp
