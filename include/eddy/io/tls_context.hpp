@@ -80,7 +80,11 @@ struct tls_server_options {
   tls_version max_version = tls_version::tls1_3;
   /// Session tickets sent after each full TLS 1.3 handshake (0 turns resumption
   /// off), 0..16. TLS 1.2 clients get one ticket per handshake unless this is 0.
-  unsigned tickets = 2;
+  /// One, not OpenSSL's two: each ticket costs both sides a session copy and its
+  /// encryption, and a client resuming one connection at a time needs one (nginx
+  /// 1.22 sends one; HAProxy 2.6 none). Raise it for clients that open several
+  /// connections at once from one handshake.
+  unsigned tickets = 1;
   /// Allow kTLS where tls_stream can use it (probe_ktls()).
   bool ktls = true;
 };
