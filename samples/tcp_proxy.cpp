@@ -3,6 +3,17 @@
 //   tcp_proxy --listen HOST:PORT --upstream HOST:PORT [--backend auto|io_uring|epoll|libuv]
 //             [--idle-timeout S] [--connect-timeout S] [--max-conns N] [--splice]
 //             [--grace S] [--threads N]
+//             [--tls-cert FILE --tls-key FILE] [--tls-handshake-timeout S]
+//             [--upstream-tls [--upstream-ca FILE] [--upstream-sni NAME]]
+//
+// TLS (built with -Dtls): --tls-cert/--tls-key terminate TLS on the listening side
+// (clients speak TLS to the proxy, the upstream gets plain bytes); --upstream-tls
+// originates it (the proxy is a TLS client of the upstream, verifying its
+// certificate against the system's CAs or --upstream-ca, and the name
+// --upstream-sni or else the upstream's host); both together re-encrypt. A client
+// whose handshake fails (plain text, a bad hello, a stall past the handshake
+// timeout) gets one line on stderr and is closed; nothing is connected upstream
+// for it.
 //
 // --threads N runs N loops, one per thread (0 = one per core), each with its own
 // SO_REUSEPORT listener on --listen (samples/common/multi_loop.hpp); a relay and its
@@ -41,6 +52,10 @@
 #include <string>
 #include <system_error>
 
+#ifdef EDDY_SAMPLE_TLS
+#include <eddy/io/tls.hpp>
+#endif
+
 #include "common/cli.hpp"
 #include "common/multi_loop.hpp"
 #include "tcp_proxy/relay.hpp"
@@ -68,6 +83,15 @@ constexpr const char* usage =
     "                          (default 5)\n"
     "  --threads N             loop threads, 0..1024; 0 = one per core; each loop has its\n"
     "                          own SO_REUSEPORT listener (default 1)\n"
+    "  --tls-cert FILE         terminate TLS: the certificate chain (PEM) clients see\n"
+    "  --tls-key FILE          ... and its private key (PEM); both or neither\n"
+    "  --tls-handshake-timeout S  drop a client whose TLS handshake takes longer\n"
+    "                          (default 10)\n"
+    "  --upstream-tls          speak TLS to the upstream (verifying its certificate)\n"
+    "  --upstream-ca FILE      CA certificates (PEM) for the upstream; default: the\n"
+    "                          system's store\n"
+    "  --upstream-sni NAME     the name sent to and verified on the upstream; default:\n"
+    "                          the upstream's host\n"
     "  --help                  this text\n"
     "Prints \"listening on HOST PORT\" when ready.\n";
 
@@ -82,6 +106,12 @@ struct options {
   bool splice = false;
   std::chrono::milliseconds grace = 5s;
   std::size_t threads = 1;
+  std::string tls_cert;
+  std::string tls_key;
+  std::chrono::milliseconds tls_handshake_timeout = 10s;
+  bool upstream_tls = false;
+  std::string upstream_ca;
+  std::string upstream_sni;
 };
 
 eddy::host_port host_port_value(sample::arg_reader& r) {
@@ -91,6 +121,12 @@ eddy::host_port host_port_value(sample::arg_reader& r) {
   } catch (const eddy::address_error& e) {
     sample::usage_error(prog, std::string(r.name()) + ": " + e.what());
   }
+}
+
+std::string file_value(sample::arg_reader& r) {
+  std::string v(r.value());
+  if (v.empty() || v.size() > 4096) sample::usage_error(prog, std::string(r.name()) + ": a file path of 1..4096 bytes");
+  return v;
 }
 
 options parse(int argc, char** argv) {
@@ -128,12 +164,37 @@ options parse(int argc, char** argv) {
       o.threads = static_cast<std::size_t>(sample::count_value(r, 0, 1024));
     } else if (*name == "--grace") {
       o.grace = sample::seconds_value(r, 0, 3600);
+    } else if (*name == "--tls-cert") {
+      o.tls_cert = file_value(r);
+    } else if (*name == "--tls-key") {
+      o.tls_key = file_value(r);
+    } else if (*name == "--tls-handshake-timeout") {
+      o.tls_handshake_timeout = sample::seconds_value(r, 0.001, 3600);
+    } else if (*name == "--upstream-tls") {
+      r.no_value();
+      o.upstream_tls = true;
+    } else if (*name == "--upstream-ca") {
+      o.upstream_ca = file_value(r);
+    } else if (*name == "--upstream-sni") {
+      o.upstream_sni = std::string(r.value());
+      if (o.upstream_sni.empty() || o.upstream_sni.size() > 253)
+        sample::usage_error(prog, "--upstream-sni: a name of 1..253 bytes");
     } else {
       sample::usage_error(prog, "unknown option '" + std::string(*name) + "'");
     }
   }
   if (!have_listen) sample::usage_error(prog, "--listen HOST:PORT is required");
   if (!have_upstream) sample::usage_error(prog, "--upstream HOST:PORT is required");
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    sample::usage_error(prog, "--tls-cert and --tls-key go together");
+  if ((!o.upstream_ca.empty() || !o.upstream_sni.empty()) && !o.upstream_tls)
+    sample::usage_error(prog, "--upstream-ca and --upstream-sni need --upstream-tls");
+  if (o.splice && (!o.tls_cert.empty() || o.upstream_tls))
+    sample::usage_error(prog, "--splice moves bytes the proxy never sees: not with TLS");
+#ifndef EDDY_SAMPLE_TLS
+  if (!o.tls_cert.empty() || o.upstream_tls)
+    sample::usage_error(prog, "this tcp_proxy was built without TLS (-Dtls=disabled or no libssl-dev)");
+#endif
   return o;
 }
 
@@ -145,7 +206,24 @@ struct proxy {
   std::size_t live = 0;
   std::uint64_t refused = 0;
   std::uint64_t accepted = 0;
+#ifdef EDDY_SAMPLE_TLS
+  std::optional<eddy::tls_context> tls_server{};    // --tls-cert
+  std::optional<eddy::tls_context> tls_upstream{};  // --upstream-tls
+#endif
 };
+
+#ifdef EDDY_SAMPLE_TLS
+// Contexts are made once, before any connection, and shared by every loop.
+void make_tls_contexts(proxy& p) {
+  if (!p.opts.tls_cert.empty())
+    p.tls_server = eddy::tls_context::server({.cert_file = p.opts.tls_cert, .key_file = p.opts.tls_key});
+  if (p.opts.upstream_tls) {
+    eddy::tls_client_options co;
+    co.ca_file = p.opts.upstream_ca;
+    p.tls_upstream = eddy::tls_context::client(co);
+  }
+}
+#endif
 
 eddy::task<eddy::tcp_stream> connect_upstream(const proxy& p) {
   eddy::tcp_connect_options co;
@@ -159,6 +237,19 @@ eddy::task<void> serve_connection(proxy& p, eddy::tcp_stream client) {
     proxy& p;
     ~count_down() { --p.live; }
   } counted{p};
+#ifdef EDDY_SAMPLE_TLS
+  eddy::tls_stream tls_client;
+  if (p.tls_server) {
+    // The handshake first: a client that fails it costs no upstream connection.
+    try {
+      tls_client = co_await eddy::tls_stream::accept(std::move(client), *p.tls_server,
+                                                     {.handshake_timeout = p.opts.tls_handshake_timeout});
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: %s\n", prog, e.what());
+      co_return;
+    }
+  }
+#endif
   eddy::tcp_stream upstream;
   try {
     upstream = co_await connect_upstream(p);
@@ -169,14 +260,30 @@ eddy::task<void> serve_connection(proxy& p, eddy::tcp_stream client) {
     co_return;
   }
   try {
-    client.set_nodelay(true);
+    if (client) client.set_nodelay(true);
   } catch (const std::system_error&) {
     co_return;  // the client is already gone
   }
+  tcp_proxy::side down{std::move(client)};
+#ifdef EDDY_SAMPLE_TLS
+  down.tls = std::move(tls_client);
+#endif
+  tcp_proxy::side up{std::move(upstream)};
+#ifdef EDDY_SAMPLE_TLS
+  if (p.tls_upstream) {
+    try {
+      const std::string name = p.opts.upstream_sni.empty() ? p.opts.upstream_host : p.opts.upstream_sni;
+      up.tls = co_await eddy::tls_stream::connect(std::move(up.tcp), *p.tls_upstream, name);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s: upstream TLS: %s\n", prog, e.what());
+      co_return;
+    }
+  }
+#endif
   tcp_proxy::relay_options ro;
   ro.idle_timeout = p.opts.idle_timeout;
   ro.splice = p.opts.splice;
-  co_await tcp_proxy::relay(std::move(client), std::move(upstream), ro);
+  co_await tcp_proxy::relay(std::move(down), std::move(up), ro);
 }
 
 eddy::task<void> accept_loop(proxy& p, eddy::tcp_listener& listener, eddy::task_group& conns) {
@@ -224,6 +331,9 @@ eddy::task<int> serve(options o) {
   } catch (const eddy::address_error&) {
     // A name: resolved per connection.
   }
+#ifdef EDDY_SAMPLE_TLS
+  make_tls_contexts(p);
+#endif
   eddy::tcp_listener listener = eddy::tcp_listener::bind(o.listen);
   const eddy::socket_address bound = listener.local_address();
   std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
@@ -259,6 +369,9 @@ std::optional<eddy::socket_address> numeric_upstream(const options& o) {
 // accepting and lets the relays finish for --grace; a second closes them now.
 eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
   proxy p{o, numeric_upstream(o)};
+#ifdef EDDY_SAMPLE_TLS
+  make_tls_contexts(p);  // per loop: each loop's connections share its context
+#endif
   const std::size_t loops = o.threads == 0 ? eddy::loop_group::default_size() : o.threads;
   p.opts.max_conns = (o.max_conns + loops - 1) / loops;
   eddy::task_group conns;

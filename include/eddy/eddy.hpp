@@ -14,6 +14,7 @@
 #include <eddy/io/stream.hpp>
 #include <eddy/io/tcp.hpp>
 #include <eddy/io/tcp_balancer.hpp>
+#include <eddy/io/tls.hpp>
 #include <eddy/io/udp.hpp>
 #include <eddy/io/unix.hpp>
 #include <eddy/runtime/channel.hpp>

@@ -41,21 +41,56 @@ struct link {
   }
 };
 
+eddy::task<eddy::recv_buffer> receive(side& s) {
+#ifdef EDDY_SAMPLE_TLS
+  if (s.is_tls()) co_return co_await s.tls.receive();
+#endif
+  co_return co_await s.tcp.receive();
+}
+
+eddy::task<std::size_t> write_some(side& s, std::span<const std::byte> b) {
+#ifdef EDDY_SAMPLE_TLS
+  if (s.is_tls()) co_return co_await s.tls.write_some(b);
+#endif
+  co_return co_await s.tcp.write_some(b);
+}
+
+// EOF forwarded: a FIN, or over TLS close_notify and then a FIN.
+eddy::task<void> shutdown_write(side& s) {
+#ifdef EDDY_SAMPLE_TLS
+  if (s.is_tls()) {
+    co_await s.tls.shutdown_write();
+    co_return;
+  }
+#endif
+  s.tcp.shutdown_write();
+}
+
+eddy::task<void> close(side& s) {
+#ifdef EDDY_SAMPLE_TLS
+  // close() sends close_notify unless shutdown_write already did, or the stream broke.
+  if (s.is_tls()) co_await s.tls.close();
+#endif
+  co_await s.tcp.close();
+}
+
 // Copies through the loop-lent receive buffers: an idle direction holds no buffer
-// (io_uring's provided-buffer ring), a busy one holds the chunk being written.
-eddy::task<void> copy_direction(link& l, eddy::tcp_stream& from, eddy::tcp_stream& to) {
+// (io_uring's provided-buffer ring), a busy one holds the chunk being written. A
+// TLS side decrypts into a record-sized block of its own and encrypts on write.
+eddy::task<void> copy_direction(link& l, side& from, side& to) {
   for (;;) {
-    eddy::recv_buffer chunk = co_await from.receive();
+    eddy::recv_buffer chunk = co_await receive(from);
     if (chunk.empty()) break;
     l.touch();
     // write_some rather than write_all: every partial write into a slow reader is
     // progress, and must keep the idle timeout away.
     while (!chunk.empty()) {
-      chunk.consume(co_await to.write_some(chunk.data()));
+      const std::size_t n = co_await write_some(to, chunk.data());
+      chunk.consume(n);
       l.touch();
     }
   }
-  to.shutdown_write();
+  co_await shutdown_write(to);
   l.direction_done();
 }
 
@@ -70,7 +105,7 @@ eddy::task<void> copy_direction(link& l, eddy::tcp_stream& from, eddy::tcp_strea
 // thread per waiting direction, which is the wrong trade for a proxy that holds
 // many idle connections. The pipe (64 KiB by default) is the bound on what we
 // hold.
-eddy::task<void> splice_direction(link& l, eddy::tcp_stream& from, eddy::tcp_stream& to) {
+eddy::task<void> splice_pipe(link& l, eddy::tcp_stream& from, eddy::tcp_stream& to) {
   auto [pipe_out, pipe_in] = eddy::make_pipe();
   constexpr std::size_t chunk = 64 * 1024;
   for (;;) {
@@ -106,12 +141,16 @@ eddy::task<void> splice_direction(link& l, eddy::tcp_stream& from, eddy::tcp_str
   l.direction_done();
 }
 
+eddy::task<void> splice_direction(link& l, side& from, side& to) {
+  co_await splice_pipe(l, from.tcp, to.tcp);
+}
+
 eddy::task<void> wait_for(eddy::event& e) {
   co_await e.wait();
 }
 
-eddy::task<relay_end> run_relay(eddy::task_group& g, link& l, eddy::tcp_stream& client,
-                                eddy::tcp_stream& upstream, relay_options opts) {
+eddy::task<relay_end> run_relay(eddy::task_group& g, link& l, side& client, side& upstream,
+                                relay_options opts) {
   auto direction = opts.splice ? &splice_direction : &copy_direction;
   g.spawn(direction(l, client, upstream)).detach();
   g.spawn(direction(l, upstream, client)).detach();
@@ -136,8 +175,7 @@ eddy::task<relay_end> run_relay(eddy::task_group& g, link& l, eddy::tcp_stream& 
 
 }  // namespace
 
-eddy::task<relay_end> relay(eddy::tcp_stream client, eddy::tcp_stream upstream,
-                            relay_options opts) {
+eddy::task<relay_end> relay(side client, side upstream, relay_options opts) {
   link l;
   relay_end end = relay_end::failed;
   try {
@@ -151,11 +189,11 @@ eddy::task<relay_end> relay(eddy::tcp_stream client, eddy::tcp_stream upstream,
   }
   // A side that already failed may refuse the close; there is nothing more to do.
   try {
-    co_await client.close();
+    co_await close(client);
   } catch (const std::system_error&) {
   }
   try {
-    co_await upstream.close();
+    co_await close(upstream);
   } catch (const std::system_error&) {
   }
   co_return end;

@@ -5,8 +5,29 @@
 #include <chrono>
 #include <eddy/io/tcp.hpp>
 #include <eddy/runtime/task.hpp>
+#include <span>
+#ifdef EDDY_SAMPLE_TLS
+#include <eddy/io/tls_stream.hpp>
+#endif
 
 namespace tcp_proxy {
+
+// One side of a relay: a plain TCP stream, or (built with TLS) a TLS stream over
+// one. The relay reads and writes through the functions below, so its copying is
+// the same either way; only --splice needs both sides plain.
+struct side {
+  eddy::tcp_stream tcp;
+#ifdef EDDY_SAMPLE_TLS
+  eddy::tls_stream tls{};
+#endif
+  bool is_tls() const noexcept {
+#ifdef EDDY_SAMPLE_TLS
+    return static_cast<bool>(tls);
+#else
+    return false;
+#endif
+  }
+};
 
 struct relay_options {
   // No byte moved either way for this long closes both sides; zero: never.
@@ -29,6 +50,6 @@ enum class relay_end {
 //
 // Cancel safety: cancelling closes both sides at once (used for the shutdown
 // grace period); nothing leaks.
-eddy::task<relay_end> relay(eddy::tcp_stream client, eddy::tcp_stream upstream, relay_options opts);
+eddy::task<relay_end> relay(side client, side upstream, relay_options opts);
 
 }  // namespace tcp_proxy

@@ -1,0 +1,8 @@
+// TLS for eddy's streams (OpenSSL 3): contexts, streams, errors, the kTLS probe.
+// Available when eddy was built with TLS (-Dtls=enabled, or auto with libssl-dev);
+// link with OpenSSL's libssl and libcrypto (pkg-config: eddy lists openssl).
+#pragma once
+
+#include <eddy/io/tls_context.hpp>
+#include <eddy/io/tls_error.hpp>
+#include <eddy/io/tls_stream.hpp>
