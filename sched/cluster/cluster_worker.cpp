@@ -120,10 +120,10 @@ class worker {
   static task<void> watch_signals(worker* w);
   void drop_connections(const std::string& why) {
     connected_ = false;
-    if (cmd_) cmd_->close(why);
-    if (rd_) rd_->close(why);
-    cmd_.reset();
-    rd_.reset();
+    auto cmd = std::move(cmd_);
+    auto rd = std::move(rd_);
+    if (cmd) cmd->close(why);
+    if (rd) rd->close(why);
     notify();
   }
 
@@ -299,7 +299,8 @@ task<void> worker::watch_signals(worker* w) {
     co_await sigs.wait();
     w->log("stopping: finishing " + std::to_string(w->running_.size()) + " job(s)");
     w->stopping_ = true;
-    if (w->rd_) w->rd_->close("stopping");  // ends the blocking read
+    // The blocking XREADGROUP ends within its 1 s BLOCK; closing its connection
+    // instead would also cut the answers of the jobs still running.
     w->notify();
   } catch (...) {
   }
@@ -322,16 +323,35 @@ task<void> worker::session() {
     throw broker_error("Redis at " + ep_.name() + " refused XGROUP CREATE: " + std::string(err));
   cmd_ = cmd;
   rd_ = rd;
-  std::weak_ptr<redis_connection> wrd = rd;
-  cmd->on_fail = [wrd](const std::string& w) {
-    if (auto r = wrd.lock()) r->close(w);
-  };
+  // Either connection failing ends the session: the blocked reader, the jobs
+  // waiting to answer and the ticker all learn it through changed_.
+  cmd->on_fail = [this](const std::string& why) { drop_connections(why); };
+  rd->on_fail = [this](const std::string& why) { drop_connections(why); };
   connected_ = true;
   notify();
   log("connected to " + ep_.name());
-  // Jobs this consumer still owns from before a reconnect (its pending list) are
-  // either running here or lost with a previous process of the same name: the
-  // latter are claimed back by XAUTOCLAIM once idle, like any other.
+  // Jobs this consumer owns that it is not running: delivered by an XREADGROUP
+  // whose reply the broker failure swallowed. Reading the group's history (id 0)
+  // takes them back now rather than after claim_after.
+  for (std::string cursor = "0"; !stopping_;) {
+    std::vector<std::string> history{"XREADGROUP", "GROUP", group_, opts_.consumer, "COUNT",
+                                     "256", "STREAMS", jobs_, cursor};
+    redis_reply r = co_await rd->command(std::move(history));
+    if (!reply_error(r.get()).empty() || r->type != REDIS_REPLY_ARRAY || r->elements == 0) break;
+    const redisReply* entries = r->element[0]->element[1];
+    if (entries->elements == 0) break;
+    for (std::size_t i = 0; i < entries->elements; ++i) {
+      job_fields j = parse_entry(entries->element[i]);
+      cursor = j.id;
+      if (j.id.empty() || running_.count(j.id)) continue;
+      if (!j.complete) {
+        cmd->send({"XACK", jobs_, group_, j.id}, [](redis_reply, const std::string&) {});
+        continue;
+      }
+      log("took back job " + j.id + " after a reconnect");
+      start_job(std::move(j));
+    }
+  }
   while (!stopping_) {
     while (free_slots() == 0 && !stopping_ && rd->alive()) co_await changed_.wait();
     if (stopping_) break;
