@@ -33,6 +33,7 @@
 #include <eddy/sched/signal_set.hpp>
 #include <eddy/sched/thread_pool.hpp>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "../remote_invoke.hpp"
@@ -107,9 +108,7 @@ class worker {
     if (opts_.verbose) std::cerr << "eddy cluster worker " << opts_.consumer << ": " << s << "\n";
   }
   unsigned free_slots() const {
-    return running_.size() >= opts_.concurrency
-               ? 0u
-               : opts_.concurrency - static_cast<unsigned>(running_.size());
+    return busy_ >= opts_.concurrency ? 0u : opts_.concurrency - busy_;
   }
   void start_job(job_fields j);
   static task<void> job(worker* w, job_fields j);
@@ -136,13 +135,18 @@ class worker {
   bool connected_ = false;
   bool stopping_ = false;
   bool login_refused_ = false;
-  std::set<std::string> running_;  // stream ids of jobs taken and not yet answered
+  std::set<std::string> running_;  // stream ids of jobs taken and not yet acknowledged
+  unsigned busy_ = 0;              // jobs whose function has not returned (slots in use)
+  // When each caller's result stream last had its expiry pushed back: once a second
+  // is enough, and saves a command per answer.
+  std::map<std::string, std::chrono::steady_clock::time_point> expiry_set_;
   event changed_;
   std::size_t tasks_ = 0;  // job, ticker and signal tasks alive
 };
 
 void worker::start_job(job_fields j) {
   running_.insert(j.id);
+  ++busy_;
   ++tasks_;
   loop::current().spawn(job(this, std::move(j))).detach();
 }
@@ -180,6 +184,7 @@ task<void> worker::job(worker* w, job_fields j) {
       body = std::move(o.body);
     } catch (const cancelled_error&) {
       w->running_.erase(j.id);
+      --w->busy_;
       --w->tasks_;
       w->notify();
       co_return;  // the loop is closing: the job stays pending and is claimed elsewhere
@@ -187,11 +192,21 @@ task<void> worker::job(worker* w, job_fields j) {
       body = encode_strings(std::string("the worker could not run the job: ") + e.what(), nullptr);
     }
   }
+  // The slot is free once the function returned; the id stays in running_ (and is
+  // heartbeated) until its acknowledgement is written.
+  --w->busy_;
+  w->notify();
   std::vector<std::vector<std::string>> cmds;
   if (!j.caller.empty()) {
     cmds.push_back({"XADD", j.caller, "MAXLEN", "~", "1000000", "*", "j", j.job, "k", kind, "b",
                     std::string(body.begin(), body.end())});
-    cmds.push_back({"PEXPIRE", j.caller, std::to_string(w->opts_.result_ttl.count())});
+    const auto now = std::chrono::steady_clock::now();
+    auto [it, fresh] = w->expiry_set_.try_emplace(j.caller, now);
+    if (fresh || now - it->second > std::chrono::seconds(1)) {
+      it->second = now;
+      cmds.push_back({"PEXPIRE", j.caller, std::to_string(w->opts_.result_ttl.count())});
+    }
+    if (w->expiry_set_.size() > 100000) w->expiry_set_.clear();
   }
   cmds.push_back({"XACK", w->jobs_, w->group_, j.id});
   cmds.push_back({"XDEL", w->jobs_, j.id});
