@@ -53,9 +53,11 @@ void cluster_protocol::check_namespace(std::string_view ns) {
   if (ns.empty() || ns.size() > 64)
     throw std::invalid_argument("eddy: cluster ns must be 1..64 bytes");
   for (char c : ns)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'))
+    // Braces make a Redis Cluster hash tag: "{video}" keeps every key in one slot.
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+          c == ':' || c == '{' || c == '}'))
       throw std::invalid_argument("eddy: cluster ns '" + std::string(ns) +
-                                  "' may hold only A-Z a-z 0-9 _ . -");
+                                  "' may hold only A-Z a-z 0-9 _ . - : { }");
 }
 
 enum class cl_outcome { pending, answered, dead, broker, cancelled };

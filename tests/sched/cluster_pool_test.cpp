@@ -1,6 +1,6 @@
 // cluster_pool: calls through a real redis-server (started by the tests in a temp
 // dir) to workers that are real separate processes (this binary re-executed with
-// --cluster-worker). Covers RELIABILITY row 22: a worker killed mid-job, a worker
+// --cluster-worker). Covers docs/RELIABILITY.md row 22: a worker killed mid-job, a worker
 // hung past claim_after, the broker restarted, a wrong password, a poison job.
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>

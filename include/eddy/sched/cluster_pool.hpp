@@ -62,7 +62,8 @@ class dead_letter_error : public std::runtime_error {
 struct cluster_pool_options {
   /// Prefix of every key: `<ns>:jobs` (the job stream), `<ns>:workers` (its consumer
   /// group), `<ns>:dead` (dead letters), `<ns>:res:<caller>` (this caller's results).
-  /// 1..64 bytes of [A-Za-z0-9_.-]. Workers must use the same.
+  /// 1..64 bytes of [A-Za-z0-9_.-:{}] (braces: a Redis Cluster hash tag such as
+  /// "{video}" keeps every key of the pool in one slot). Workers must use the same.
   std::string ns = "eddy";
   /// Jobs of this caller in Redis at once (1..1,000,000); further calls wait in the
   /// caller's memory (backpressure: a caller never floods the broker).
