@@ -31,9 +31,22 @@
 #include <string>
 #include <vector>
 
-#include "../../samples/cluster/jobs.hpp"
 
 extern char** environ;
+
+// The functions both pools run: an echo (round trip, throughput) and a CPU-bound
+// one (scaling): the total Collatz steps of every n in [first, first + count).
+namespace cluster_sample {
+std::string echo(std::string s) { return s; }
+std::uint64_t collatz_steps(std::uint64_t first, std::uint32_t count) {
+  std::uint64_t total = 0;
+  for (std::uint64_t n = first; n < first + count; ++n)
+    for (std::uint64_t x = n; x > 1; ++total) x = (x & 1) ? 3 * x + 1 : x / 2;
+  return total;
+}
+}  // namespace cluster_sample
+EDDY_REMOTE_NAMED(cluster_sample::echo, "bench.echo");
+EDDY_REMOTE_NAMED(cluster_sample::collatz_steps, "bench.collatz_steps");
 
 namespace {
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <eddy/runtime/loop.hpp>
@@ -237,11 +238,15 @@ task<void> many_jobs(std::string url, int n) {
   co_await pool.shutdown();
 }
 
-TEST_P(ClusterPool, TenThousandSmallJobsOverThreeWorkersEachResultOnceAndRight) {
+// The row is 10,000 jobs (EDDY_CLUSTER_JOBS=10000, about 5 s per backend on
+// the 2-core VM); the suite runs 2,000 to stay inside CI's time budget.
+TEST_P(ClusterPool, ThousandsOfSmallJobsOverThreeWorkersEachResultOnceAndRight) {
   REQUIRE_REDIS();
+  const char* env = std::getenv("EDDY_CLUSTER_JOBS");
+  const int n = env ? std::max(1, std::atoi(env)) : 2000;
   redis_server redis;
   worker_proc a(redis.unix_url(), 2), b(redis.unix_url(), 2), c(redis.unix_url(), 2);
-  run_on(GetParam(), many_jobs(redis.unix_url(), 10000));
+  run_on(GetParam(), many_jobs(redis.unix_url(), n));
   EXPECT_EQ(redis_int(redis, {"XLEN", "eddy:jobs"}), 0);  // every job acknowledged and deleted
 }
 
