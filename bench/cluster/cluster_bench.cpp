@@ -61,8 +61,17 @@ pid_t spawn_worker(const std::string& url, unsigned concurrency) {
   std::string self = "/proc/self/exe", a1 = "--worker", c = std::to_string(concurrency);
   std::string u = url;
   char* argv[] = {self.data(), a1.data(), u.data(), c.data(), nullptr};
+  // EDDY_BENCH_WORKER_BACKEND sets the worker's backend apart from the caller's.
+  std::vector<std::string> env_store;
+  std::vector<char*> env;
+  const char* wb = std::getenv("EDDY_BENCH_WORKER_BACKEND");
+  for (char** e = environ; *e; ++e)
+    if (!wb || std::strncmp(*e, "EDDY_BACKEND=", 13) != 0) env_store.emplace_back(*e);
+  if (wb) env_store.push_back(std::string("EDDY_BACKEND=") + wb);
+  for (auto& e : env_store) env.push_back(e.data());
+  env.push_back(nullptr);
   pid_t pid = -1;
-  if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, environ) != 0) std::exit(3);
+  if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, env.data()) != 0) std::exit(3);
   return pid;
 }
 

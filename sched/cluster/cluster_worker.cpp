@@ -416,7 +416,11 @@ task<int> worker::run() {
     backoff = std::min(backoff * 2, milliseconds(1000));
     if (connected_) backoff = milliseconds(10);
   }
-  if (rd_) rd_->close("stopping");
+  if (rd_) {
+    // Only the reading side goes: answers and the group's goodbye still need cmd_.
+    rd_->on_fail = nullptr;
+    rd_->close("stopping");
+  }
   // Finish and answer the running jobs; a broker that never comes back leaves them
   // pending, to be claimed by another worker.
   while (!running_.empty() && !login_refused_) {
