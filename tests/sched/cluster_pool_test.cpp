@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -545,6 +546,8 @@ INSTANTIATE_TEST_SUITE_P(backends, ClusterPool, ::testing::ValuesIn(eddy_test::b
 
 int main(int argc, char** argv) {
   if (argc >= 7 && std::strcmp(argv[1], "--cluster-worker") == 0) {
+    // A test killed mid-run must not leave its workers behind.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     eddy::cluster_worker_options o;
     o.concurrency = static_cast<unsigned>(std::atoi(argv[3]));
     o.claim_after = std::chrono::milliseconds(std::atoi(argv[4]));
