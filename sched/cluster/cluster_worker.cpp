@@ -86,10 +86,20 @@ job_outcome run_registered(const std::string& fn, std::uint64_t sig, const std::
   return o;
 }
 
+// The jobs' threads. They park at once when idle instead of spinning 50 µs (the
+// pool's default): a worker's jobs come in batches from its own loop, and spinning
+// threads take the CPU the loop and Redis need (perf: 12% of a worker's cycles in
+// the pool's search loop at 5,000 jobs/s of 1 KiB echoes, 4 threads on 2 cores).
+pool_options pool_for(unsigned concurrency) {
+  pool_options o = pool_options::fixed(concurrency, "eddy-cluster");
+  o.spin_before_park = std::chrono::microseconds(0);
+  return o;
+}
+
 class worker {
  public:
   worker(redis_endpoint ep, cluster_worker_options o)
-      : ep_(std::move(ep)), opts_(std::move(o)), pool_(static_cast<std::size_t>(opts_.concurrency)) {
+      : ep_(std::move(ep)), opts_(std::move(o)), pool_(pool_for(opts_.concurrency)) {
     jobs_ = proto::jobs_key(opts_.ns);
     group_ = proto::group_name(opts_.ns);
     dead_ = proto::dead_key(opts_.ns);
