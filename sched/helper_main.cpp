@@ -14,7 +14,6 @@
 // Waiting for the next call spins for a few tens of microseconds before blocking:
 // on an idle 2-core VM a blocking read costs ~25 µs of wakeup latency per message,
 // which is the whole latency budget of a round trip.
-#include <cxxabi.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -36,6 +35,7 @@
 #include <vector>
 
 #include "helper_protocol.hpp"
+#include "remote_invoke.hpp"
 
 namespace eddy {
 namespace {
@@ -159,33 +159,7 @@ class channel {
   long spin_us_;
 };
 
-std::vector<char> encode_strings(const std::string& a, const std::string* b) {
-  std::vector<char> out;
-  detail::vector_outbuf buf(out);
-  std::ostream os(&buf);
-  cereal::BinaryOutputArchive ar(os);
-  ar(a);
-  if (b) ar(*b);
-  return out;
-}
-
-std::string current_exception_type() {
-  std::type_info* t = abi::__cxa_current_exception_type();
-  return t ? detail::demangle(t->name()) : std::string("unknown exception");
-}
-
 constexpr std::uint64_t name_slack = 64 * 1024;
-// An exception message travels whole up to this size, so a huge what() cannot make
-// the reply exceed what the parent accepts.
-constexpr std::size_t max_what = 64 * 1024;
-
-std::string clip(std::string s) {
-  if (s.size() > max_what) {
-    s.resize(max_what);
-    s += "... (truncated)";
-  }
-  return s;
-}
 
 [[noreturn]] void serve(const helper_config& cfg) {
   channel ch(proto::helper_fd, cfg.spin_us);
@@ -209,44 +183,13 @@ std::string clip(std::string s) {
     std::memcpy(&sig, body.data() + 4 + name_len, 8);
     std::span<const char> args(body.data() + 12 + name_len, h.length - 12 - name_len);
 
-    out.clear();
-    const detail::remote_entry* e = detail::find_remote(name);
-    if (!e) {
-      auto msg = encode_strings("no remote function named '" + std::string(name) + "'", nullptr);
-      ch.send(proto::kind::rejected, h.id, msg);
-      continue;
-    }
-    if (e->signature_hash != sig) {
-      auto msg = encode_strings("'" + e->name + "' has signature " +
-                                    detail::describe_signature(*e->signature) +
-                                    ", called with different types",
-                                nullptr);
-      ch.send(proto::kind::rejected, h.id, msg);
-      continue;
-    }
-    try {
-      e->invoke(args, out);
-    } catch (const remote_call_error& err) {
-      ch.send(proto::kind::rejected, h.id, encode_strings(clip(err.what()), nullptr));
-      continue;
-    } catch (const std::exception& err) {
-      std::string type = detail::demangle(typeid(err).name());
-      std::string what = clip(err.what());
-      ch.send(proto::kind::raised, h.id, encode_strings(type, &what));
-      continue;
-    } catch (...) {
-      std::string type = current_exception_type();
-      std::string what = "(not derived from std::exception)";
-      ch.send(proto::kind::raised, h.id, encode_strings(type, &what));
-      continue;
-    }
-    if (out.size() > cfg.max_message) {
-      std::string what =
-          "result of " + std::to_string(out.size()) + " bytes exceeds the pool's max_message_size";
-      ch.send(proto::kind::rejected, h.id, encode_strings(what, nullptr));
-      continue;
-    }
-    ch.send(proto::kind::result, h.id, out);
+    // The reply kinds of remote_invoke.hpp are the protocol's result, raised, rejected.
+    const detail::remote_reply r =
+        detail::invoke_registered(name, sig, args, out, cfg.max_message);
+    ch.send(r == detail::remote_reply::result   ? proto::kind::result
+            : r == detail::remote_reply::raised ? proto::kind::raised
+                                                : proto::kind::rejected,
+            h.id, out);
   }
 }
 

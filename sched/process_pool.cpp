@@ -55,6 +55,7 @@
 
 #include "helper_process.hpp"
 #include "helper_protocol.hpp"
+#include "remote_invoke.hpp"
 
 namespace eddy::detail {
 
@@ -607,32 +608,13 @@ task<std::vector<char>> pool_exchange(std::shared_ptr<process_pool_core> core,
   proto::append_call(c.frame, 0, entry->name, entry->signature_hash, args);
   args = {};
   co_await pp_call_awaiter{&c};
-  std::string type, message;
   switch (c.out) {
     case pp_outcome::result:
       co_return std::move(c.body);
-    case pp_outcome::raised: {
-      try {
-        span_inbuf in(c.body);
-        std::istream is(&in);
-        cereal::BinaryInputArchive ar(is);
-        ar(type, message);
-      } catch (const cereal::Exception&) {
-        type = "unknown exception";
-      }
-      throw remote_error(entry->name, type, message);
-    }
-    case pp_outcome::rejected: {
-      try {
-        span_inbuf in(c.body);
-        std::istream is(&in);
-        cereal::BinaryInputArchive ar(is);
-        ar(message);
-      } catch (const cereal::Exception&) {
-        message = "the helper rejected the call";
-      }
-      throw remote_call_error("remote call '" + entry->name + "': " + message);
-    }
+    case pp_outcome::raised:
+      throw_remote_reply(remote_reply::raised, entry->name, c.body);
+    case pp_outcome::rejected:
+      throw_remote_reply(remote_reply::rejected, entry->name, c.body);
     case pp_outcome::crashed:
       throw worker_crashed(c.message);
     case pp_outcome::cancelled:

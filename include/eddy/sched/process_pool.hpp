@@ -108,31 +108,9 @@ template <class R>
 task<R> pool_finish(std::shared_ptr<process_pool_core> core, const remote_entry* entry,
                     std::vector<char> args) {
   std::vector<char> body = co_await pool_exchange(std::move(core), entry, std::move(args));
-  if constexpr (std::is_void_v<R>) {
-    co_return;
-  } else {
-    try {
-      co_return decode_value<R>(body);
-    } catch (const cereal::Exception& e) {
-      throw remote_call_error("cannot decode the result of '" + entry->name + "': " + e.what());
-    }
-  }
+  co_return decode_result<R>(*entry, body);
 }
 
-// Encodes args as the function's own parameter types, converting where needed.
-template <class Params, std::size_t... I, class... A>
-void encode_as(std::vector<char>& out, std::index_sequence<I...>, A&&... args) {
-  vector_outbuf buf(out);
-  std::ostream os(&buf);
-  cereal::BinaryOutputArchive ar(os);
-  [[maybe_unused]] auto one = [&ar]<class P, class X>(std::type_identity<P>, X&& x) {
-    if constexpr (std::is_same_v<std::remove_cvref_t<X>, P>)
-      put_value(ar, static_cast<const P&>(x));
-    else
-      put_value(ar, P(std::forward<X>(x)));
-  };
-  (one(std::type_identity<std::tuple_element_t<I, Params>>{}, std::forward<A>(args)), ...);
-}
 }  // namespace detail
 
 /// A pool of helper processes that run functions registered with EDDY_REMOTE.
@@ -209,11 +187,7 @@ class process_pool {
     using Params = typename traits::args;
     static_assert(sizeof...(A) == std::tuple_size_v<Params>,
                   "eddy::process_pool::call: wrong number of arguments");
-    static const detail::remote_entry* entry =
-        detail::find_remote(reinterpret_cast<detail::fn_address>(Fn));
-    if (entry == nullptr)
-      throw remote_call_error(
-          "process_pool::call: the function is not registered; add EDDY_REMOTE(fn)");
+    static const detail::remote_entry* entry = detail::entry_of<Fn>("process_pool::call");
     std::vector<char> bytes;
     detail::encode_as<Params>(bytes, std::index_sequence_for<A...>{}, std::forward<A>(args)...);
     check_size(entry->name, bytes.size());
@@ -225,15 +199,7 @@ class process_pool {
   /// otherwise remote_call_error names both signatures.
   template <class R = void, class... A>
   task<R> call(std::string_view name, A&&... args) {
-    const detail::remote_entry* entry = detail::find_remote(name);
-    if (entry == nullptr)
-      throw remote_call_error("no remote function named '" + std::string(name) +
-                              "' (register it with EDDY_REMOTE)");
-    using signature = std::remove_cvref_t<R>(detail::stored_t<A>...);
-    if (*entry->signature != typeid(signature))
-      throw remote_call_error("'" + entry->name + "' has signature " +
-                              detail::describe_signature(*entry->signature) + ", called as " +
-                              detail::describe_signature(typeid(signature)));
+    const detail::remote_entry* entry = detail::entry_named<R, A...>(name);
     std::vector<char> bytes;
     detail::encode_args(bytes, std::forward<A>(args)...);
     check_size(entry->name, bytes.size());

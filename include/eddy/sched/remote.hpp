@@ -312,6 +312,61 @@ void invoke_remote(std::span<const char> in, std::vector<char>& out) {
   }
 }
 
+// Encodes args as the function's own parameter types, converting where needed.
+template <class Params, std::size_t... I, class... A>
+void encode_as(std::vector<char>& out, std::index_sequence<I...>, A&&... args) {
+  vector_outbuf buf(out);
+  std::ostream os(&buf);
+  cereal::BinaryOutputArchive ar(os);
+  [[maybe_unused]] auto one = [&ar]<class P, class X>(std::type_identity<P>, X&& x) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<X>, P>)
+      put_value(ar, static_cast<const P&>(x));
+    else
+      put_value(ar, P(std::forward<X>(x)));
+  };
+  (one(std::type_identity<std::tuple_element_t<I, Params>>{}, std::forward<A>(args)), ...);
+}
+
+// The registry entry of Fn; remote_call_error when it was not registered.
+template <auto Fn>
+const remote_entry* entry_of(const char* who) {
+  const remote_entry* e = find_remote(reinterpret_cast<fn_address>(Fn));
+  if (e == nullptr)
+    throw remote_call_error(std::string(who) +
+                            ": the function is not registered; add EDDY_REMOTE(fn)");
+  return e;
+}
+
+// The entry registered as `name`, which must have exactly the signature
+// R(stored_t<A>...); remote_call_error names both signatures otherwise.
+template <class R, class... A>
+const remote_entry* entry_named(std::string_view name) {
+  const remote_entry* e = find_remote(name);
+  if (e == nullptr)
+    throw remote_call_error("no remote function named '" + std::string(name) +
+                            "' (register it with EDDY_REMOTE)");
+  using signature = std::remove_cvref_t<R>(stored_t<A>...);
+  if (*e->signature != typeid(signature))
+    throw remote_call_error("'" + e->name + "' has signature " +
+                            describe_signature(*e->signature) + ", called as " +
+                            describe_signature(typeid(signature)));
+  return e;
+}
+
+// Decodes a result body; remote_call_error when it does not decode as R.
+template <class R>
+R decode_result(const remote_entry& e, std::span<const char> body) {
+  if constexpr (std::is_void_v<R>) {
+    return;
+  } else {
+    try {
+      return decode_value<R>(body);
+    } catch (const cereal::Exception& x) {
+      throw remote_call_error("cannot decode the result of '" + e.name + "': " + x.what());
+    }
+  }
+}
+
 template <auto Fn>
 bool register_remote(const char* name) {
   using F = decltype(Fn);
