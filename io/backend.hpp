@@ -40,6 +40,10 @@ struct backend_caps {
   bool cancel_by_fd = false;
   bool single_issuer = false;
   bool defer_taskrun = false;
+  /// openat, statx, fsync, renameat, unlinkat, mkdirat (and read/write/close on a
+  /// regular file) run without blocking the loop thread (io_uring). Elsewhere
+  /// submit() refuses them with -EOPNOTSUPP and eddy::fs uses the blocking pool.
+  bool file_ops = false;
 };
 
 /// What a backend is built with: the part of loop_options backends read.

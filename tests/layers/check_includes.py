@@ -64,6 +64,9 @@ def layer_of(path):
         return BACKENDS
     if path.startswith(("include/eddy/runtime/", "runtime/")):
         return RUNTIME
+    # Files use the blocking pool on epoll and libuv: they sit with sched/.
+    if path.startswith("io/fs/") or path == "include/eddy/io/fs.hpp":
+        return SCHED
     if path.startswith(("include/eddy/io/", "io/")):
         return IO
     if path.startswith(("include/eddy/sched/", "sched/")):
