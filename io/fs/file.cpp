@@ -85,6 +85,7 @@ task<file> file::open(std::string path, open_flags flags, open_options opts) {
 }
 
 task<std::size_t> file::read_at(std::span<std::byte> buf, std::uint64_t offset) const {
+  bool native = detail::native(op_kind::read);
   std::size_t done = 0;
   while (done < buf.size()) {
     const std::size_t n = std::min(buf.size() - done, chunk);
@@ -94,7 +95,11 @@ task<std::size_t> file::read_at(std::span<std::byte> buf, std::uint64_t offset) 
     op.buf = buf.data() + done;
     op.len = static_cast<unsigned>(n);
     op.offset = offset + done;
-    const int r = co_await detail::perform(op, op_kind::read, "eddy::fs::read");
+    int r = native ? co_await detail::native_op(op, "eddy::fs::read") : -EOPNOTSUPP;
+    if (r == -EOPNOTSUPP) {
+      native = false;
+      r = co_await detail::pool_op(op);
+    }
     if (r < 0) {
       if (r == -EINTR) continue;
       detail::fail(-r, "eddy::fs::read", path_);
@@ -106,6 +111,7 @@ task<std::size_t> file::read_at(std::span<std::byte> buf, std::uint64_t offset) 
 }
 
 task<std::size_t> file::write_at(std::span<const std::byte> buf, std::uint64_t offset) const {
+  bool native = detail::native(op_kind::write);
   std::size_t done = 0;
   while (done < buf.size()) {
     const std::size_t n = std::min(buf.size() - done, chunk);
@@ -115,7 +121,11 @@ task<std::size_t> file::write_at(std::span<const std::byte> buf, std::uint64_t o
     op.buf = const_cast<std::byte*>(buf.data() + done);
     op.len = static_cast<unsigned>(n);
     op.offset = offset + done;
-    const int r = co_await detail::perform(op, op_kind::write, "eddy::fs::write");
+    int r = native ? co_await detail::native_op(op, "eddy::fs::write") : -EOPNOTSUPP;
+    if (r == -EOPNOTSUPP) {
+      native = false;
+      r = co_await detail::pool_op(op);
+    }
     if (r < 0) {
       if (r == -EINTR) continue;
       detail::fail(-r, "eddy::fs::write", path_);

@@ -111,22 +111,33 @@ int run_blocking(io_op& op) noexcept {
   return r < 0 ? -errno : static_cast<int>(r);
 }
 
-task<int> perform(io_op op, op_kind k, const char* what) {
-  if (native(k)) {
-    eddy::detail::raw_op_awaiter a(loop::current(), what, op.code, op.fd);
-    a.op.buf = op.buf;
-    a.op.aux = op.aux;
-    a.op.aux_fd = op.aux_fd;
-    a.op.len = op.len;
-    a.op.flags = op.flags;
-    a.op.offset = op.offset;
-    const int r = co_await a;
-    if (r != -EOPNOTSUPP) co_return r;
-  }
+eddy::detail::raw_op_awaiter native_op(const io_op& op, const char* what) {
+  eddy::detail::raw_op_awaiter a(loop::current(), what, op.code, op.fd);
+  a.op.buf = op.buf;
+  a.op.aux = op.aux;
+  a.op.aux_fd = op.aux_fd;
+  a.op.len = op.len;
+  a.op.flags = op.flags;
+  a.op.offset = op.offset;
+  return a;
+}
+
+task<int> pool_op(io_op op) {
   // The op lives in this frame, which stays suspended until the job has returned
   // (to_thread never resumes a waiter while its job runs), so the pointers in it
   // stay valid for the worker.
+  // blocking_work_class, not a class of its own: a cap of a few threads (libuv's
+  // 4) measured 1.3-3x slower here (bench/fs, docs/fs.md), the backlog's hand-offs
+  // costing more than the switches they save.
   co_return co_await eddy::to_thread([&op]() noexcept { return run_blocking(op); });
+}
+
+task<int> perform(io_op op, op_kind k, const char* what) {
+  if (native(k)) {
+    const int r = co_await native_op(op, what);
+    if (r != -EOPNOTSUPP) co_return r;
+  }
+  co_return co_await pool_op(op);
 }
 
 void fail(int err, const char* what, std::string_view path) {

@@ -13,6 +13,7 @@
 
 #include <eddy/io/detail/io_op.hpp>
 #include <eddy/io/fs.hpp>
+#include <eddy/runtime/detail/op_awaiter.hpp>
 #include <eddy/runtime/task.hpp>
 
 namespace eddy::fs::detail {
@@ -30,6 +31,12 @@ bool native(op_kind k);
 /// raw result (bytes, fd or -errno). read/write ops on the pool are whole: they
 /// loop until the buffer is done or the file ends, in one trip to the pool.
 task<int> perform(io_op op, op_kind k, const char* what);
+
+/// The native route alone, as an awaiter (no coroutine frame of its own): the
+/// hot path of read_at/write_at. Raw result; -EOPNOTSUPP if the backend refuses.
+eddy::detail::raw_op_awaiter native_op(const io_op& op, const char* what);
+/// The pool route alone.
+task<int> pool_op(io_op op);
 
 /// The system call behind `op`, made on the calling thread (a pool worker).
 int run_blocking(io_op& op) noexcept;
