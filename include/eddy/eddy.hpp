@@ -10,6 +10,7 @@
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
 #include <eddy/io/fs.hpp>
+#include <eddy/io/send_file.hpp>
 #include <eddy/io/kernel_features.hpp>
 #include <eddy/io/recv_buffer.hpp>
 #include <eddy/io/stream.hpp>
