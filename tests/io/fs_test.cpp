@@ -154,7 +154,7 @@ TEST_P(fs_test, path_operations_stat_rename_remove_and_make_directories) {
 }
 
 TEST_P(fs_test, copy_moves_large_files_byte_exact) {
-  const auto data = pattern(9 * 1024 * 1024 + 3, 3);
+  const auto data = pattern(2 * 1024 * 1024 + 3, 3);
   write_plain(dir_ / "big", data);
   auto f = [](std::string d) -> task<std::uint64_t> {
     co_return co_await fs::copy(d + "/big", d + "/big2");
@@ -381,7 +381,7 @@ TEST_P(fs_test, a_thousand_concurrent_reads_of_one_file_each_get_their_bytes) {
 // ends with cancelled_error; no buffer is written after its read ended (ASan sees
 // the buffers freed right after), and the loop closes with nothing in flight.
 TEST_P(fs_test, reads_cancelled_mid_flight_end_once_with_data_or_cancelled) {
-  const auto data = pattern(4 * 1024 * 1024, 5);
+  const auto data = pattern(1024 * 1024, 5);
   write_plain(dir_ / "c", data);
   auto reader = [](const fs::file* f, const std::vector<std::byte>* data, int* outcome) -> task<void> {
     auto buf = std::make_unique<std::vector<std::byte>>(data->size());
