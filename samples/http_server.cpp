@@ -7,7 +7,7 @@
 //
 //   http_server --listen HOST:PORT [--root DIR] [--threads N] [--backend NAME]
 //               [--header-timeout S] [--idle-timeout S] [--max-header-bytes N]
-//               [--max-body-bytes N] [--max-connections N] [--access-log]
+//               [--max-body-bytes N] [--max-connections N] [--file-cache S] [--access-log]
 //
 // Prints "listening on HOST PORT" once it accepts; SIGINT or SIGTERM stops it
 // (exit 0). Exit status 1 if it could not run, 2 for bad usage.
@@ -38,6 +38,8 @@ constexpr const char* usage =
     "  --max-header-bytes N   request line + headers, 256..1048576 (default 8192): else 431\n"
     "  --max-body-bytes N     request body, 0..1073741824 (default 1048576): else 413\n"
     "  --max-connections N    per loop, 1..1000000 (default 100000)\n"
+    "  --file-cache S         keep open files and their stat for S seconds, 0..60 (default 1;\n"
+    "                         0: open, stat and close per request)\n"
     "  --access-log           print each request on stdout\n"
     "  --help                 this text\n";
 
@@ -90,6 +92,8 @@ options parse(int argc, char** argv) {
       o.server.lim.max_body_bytes = static_cast<std::size_t>(sample::count_value(r, 0, 1 << 30));
     } else if (*name == "--max-connections") {
       o.server.max_connections = static_cast<std::size_t>(sample::count_value(r, 1, 1'000'000));
+    } else if (*name == "--file-cache") {
+      o.server.file_cache_ttl = sample::seconds_value(r, 0, 60);
     } else if (*name == "--access-log") {
       r.no_value();
       o.server.access_log = true;

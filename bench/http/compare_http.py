@@ -7,7 +7,7 @@ alternated within each round, median of --rounds.
     bench/http/compare_http.py --build build [--rounds 5] [--seconds 5] [--backend io_uring]
 
 nginx: `return 200 "Hello, World!"` and its static files with sendfile on, access
-log off. h2o 2.2 (Debian): its file handler, and the fixed body from its mruby
+log off, open_file_cache valid 1 s (as http_server's default --file-cache 1). h2o 2.2 (Debian): its file handler, and the fixed body from its mruby
 handler (h2o has no plain `return`). Prints a Markdown table: requests/s, p99
 latency, the server's CPU-us per request (utime+stime from /proc over the run)
 and ratios to nginx and h2o.
@@ -36,6 +36,9 @@ http {{
   tcp_nopush off;
   keepalive_requests 1000000;
   keepalive_timeout 65;
+  # Like http_server's --file-cache 1 (its default): open fds and stats kept 1 s.
+  open_file_cache max=1024 inactive=60s;
+  open_file_cache_valid 1s;
   types {{ application/octet-stream bin; }}
   server {{
     listen 127.0.0.1:{port} reuseport backlog=4096;

@@ -15,6 +15,13 @@ namespace fs = eddy::fs;
 // send as their headers (and any pipelined neighbours); larger ones go by sendfile.
 constexpr std::uint64_t inline_file_max = 64 * 1024;
 
+// Sends and empties `out` (before a file goes by sendfile).
+eddy::task<void> server::write_out(const eddy::tcp_stream& s, std::string& out) {
+  std::span<const std::byte> rest = std::as_bytes(std::span(out.data(), out.size()));
+  while (!rest.empty()) rest = rest.subspan(co_await s.write_some(rest));
+  out.clear();
+}
+
 std::int64_t server::now_ms() noexcept {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -67,6 +74,7 @@ eddy::task<void> server::serve(eddy::tcp_stream s) {
   std::vector<request> reqs;
   std::string out;
   bool linger = false;
+  bool cancelled = false;
   try {
     s.set_nodelay(true);
     bool open = true;
@@ -114,7 +122,9 @@ eddy::task<void> server::serve(eddy::tcp_stream s) {
         linger = true;
       }
       if (!out.empty()) {
-        co_await s.write_all(out);
+        // write_some in a loop: a plain awaiter, no coroutine frame per response.
+        for (auto rest = std::as_bytes(std::span(out.data(), out.size())); !rest.empty();)
+          rest = rest.subspan(co_await s.write_some(rest));
         if (out.capacity() > 256 * 1024) out = std::string();  // a big file came by
         out.clear();
       }
@@ -131,13 +141,18 @@ eddy::task<void> server::serve(eddy::tcp_stream s) {
         dropped += chunk.size();
       }
     }
+  } catch (const eddy::cancelled_error&) {
+    cancelled = true;  // the server is stopping
   } catch (const std::system_error& ex) {
     const int code = ex.code().value();
     if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT && code != ENOTCONN)
       std::fprintf(stderr, "http_server: connection: %s\n", ex.what());
+  } catch (const std::exception& ex) {
+    // One connection's failure never takes the server (its task group) down.
+    std::fprintf(stderr, "http_server: connection: %s\n", ex.what());
   }
   unlink(e);
-  co_await s.close();
+  if (!cancelled) co_await s.close();  // cancelled: the stream's destructor closes it
 }
 
 eddy::task<void> server::serve_static(const eddy::tcp_stream& s, const request& r, std::string& out,
@@ -149,37 +164,18 @@ eddy::task<void> server::serve_static(const eddy::tcp_stream& s, const request& 
     append_simple(out, 404, ka, "Not Found\n", head);
     co_return;
   }
-  if (rel->empty()) *rel = "index.html";
-  fs::file f;
-  fs::file_stat st;
-  for (int attempt = 0;; ++attempt) {
-    try {
-      f = co_await fs::file::open(*rel, fs::open_flags::read, {.root_fd = o_.root_fd});
-      st = co_await f.stat();
-    } catch (const std::system_error&) {
-      // ENOENT, ENOTDIR, EACCES, and EXDEV/ELOOP from a symlink that leads out.
-      append_simple(out, 404, ka, "Not Found\n", head);
-      co_return;
-    }
-    if (st.kind == fs::file_kind::directory && attempt == 0) {
-      co_await f.close();
-      *rel += "/index.html";
-      continue;
-    }
-    break;
-  }
-  if (st.kind != fs::file_kind::regular) {
-    co_await f.close();
+  std::shared_ptr<open_file> of = co_await files_.get(std::move(*rel), o_.root_fd);
+  if (!of) {
     append_simple(out, 404, ka, "Not Found\n", head);
     co_return;
   }
-  const std::time_t mtime = static_cast<std::time_t>(st.mtime_ns / 1'000'000'000);
-  const std::string last_modified = http_date(mtime);
+  const fs::file_stat& st = of->st;
   if (r.has_if_modified_since) {
+    const std::time_t mtime = static_cast<std::time_t>(st.mtime_ns / 1'000'000'000);
     if (auto ims = parse_http_date(r.if_modified_since); ims && mtime <= *ims) {
-      co_await f.close();
       append_head(out, 304, ka);
-      out += "Last-Modified: " + last_modified + "\r\n\r\n";
+      out += "Last-Modified: " + of->last_modified + "\r\n\r\n";
+      co_await files_.put(std::move(of));
       co_return;
     }
   }
@@ -190,19 +186,19 @@ eddy::task<void> server::serve_static(const eddy::tcp_stream& s, const request& 
       case range_result::ok: status = 206; break;
       case range_result::none: range = {0, st.size}; break;
       case range_result::unsatisfiable:
-        co_await f.close();
         append_head(out, 416, ka);
         out += "Content-Range: bytes */" + std::to_string(st.size) + "\r\nContent-Length: 0\r\n\r\n";
+        co_await files_.put(std::move(of));
         co_return;
     }
   }
   append_head(out, status, ka);
   out += "Content-Type: ";
-  out += content_type(*rel);
+  out += content_type(of->name);
   out += "\r\nContent-Length: ";
   out += std::to_string(range.length);
   out += "\r\nLast-Modified: ";
-  out += last_modified;
+  out += of->last_modified;
   out += "\r\nAccept-Ranges: bytes\r\n";
   if (status == 206)
     out += "Content-Range: bytes " + std::to_string(range.first) + "-" +
@@ -212,17 +208,16 @@ eddy::task<void> server::serve_static(const eddy::tcp_stream& s, const request& 
     if (range.length <= inline_file_max) {
       const std::size_t at = out.size();
       out.resize(at + range.length);
-      const std::size_t n = co_await f.read_at(
+      const std::size_t n = co_await of->f.read_at(
           std::as_writable_bytes(std::span(out.data() + at, range.length)), range.first);
       if (n != range.length)  // the file shrank after its stat: the length is a promise
-        throw std::system_error(EIO, std::system_category(), "http_server: short file " + *rel);
+        throw std::system_error(EIO, std::system_category(), "http_server: short file " + of->name);
     } else {
-      co_await s.write_all(out);
-      out.clear();
-      co_await eddy::send_file(s, f, range.first, range.length);
+      co_await write_out(s, out);
+      co_await eddy::send_file(s, of->f, range.first, range.length);
     }
   }
-  co_await f.close();
+  co_await files_.put(std::move(of));
 }
 
 }  // namespace http

@@ -16,6 +16,7 @@
 
 #include <eddy/eddy.hpp>
 
+#include "file_cache.hpp"
 #include "request_parser.hpp"
 
 namespace http {
@@ -28,11 +29,14 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{30'000};
   std::size_t max_connections = 100'000;  // per loop; more are closed at once
   bool access_log = false;
+  std::chrono::milliseconds file_cache_ttl{1000};  // 0: open, stat and close per request
+  std::size_t file_cache_entries = 1024;
 };
 
 class server {
  public:
-  explicit server(const server_options& o) : o_(o) {}
+  explicit server(const server_options& o)
+      : o_(o), files_(o.file_cache_ttl, o.file_cache_entries) {}
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
@@ -58,7 +62,10 @@ class server {
   eddy::task<void> serve_static(const eddy::tcp_stream& s, const request& r, std::string& out,
                                 bool keep_alive);
 
+  eddy::task<void> write_out(const eddy::tcp_stream& s, std::string& out);
+
   const server_options& o_;
+  file_cache files_;
   entry* head_ = nullptr;
   std::size_t count_ = 0;
   std::uint64_t timed_out_ = 0;
