@@ -40,6 +40,8 @@ constexpr const char* usage =
     "  --max-connections N    per loop, 1..1000000 (default 100000)\n"
     "  --file-cache S         keep open files and their stat for S seconds, 0..60 (default 1;\n"
     "                         0: open, stat and close per request)\n"
+    "  --sendfile-min N       bodies of N bytes or more go by sendfile, smaller ones are read\n"
+    "                         and sent with their headers, 0..1073741824 (default 65537)\n"
     "  --access-log           print each request on stdout\n"
     "  --help                 this text\n";
 
@@ -94,6 +96,8 @@ options parse(int argc, char** argv) {
       o.server.max_connections = static_cast<std::size_t>(sample::count_value(r, 1, 1'000'000));
     } else if (*name == "--file-cache") {
       o.server.file_cache_ttl = sample::seconds_value(r, 0, 60);
+    } else if (*name == "--sendfile-min") {
+      o.server.sendfile_min = static_cast<std::uint64_t>(sample::count_value(r, 0, 1 << 30));
     } else if (*name == "--access-log") {
       r.no_value();
       o.server.access_log = true;

@@ -108,6 +108,8 @@ def main():
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--backend", default="io_uring")
     ap.add_argument("--workloads", default="plaintext,16k,1m")
+    ap.add_argument("--servers", default="eddy,nginx,h2o",
+                    help="eddy, eddy-epoll, eddy-libuv, eddy-sendfile (16 KiB by sendfile), nginx, h2o")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="eddy_http_bench_")
     www = os.path.join(tmp, "www")
@@ -116,17 +118,25 @@ def main():
         f.write(os.urandom(16 * 1024))
     with open(os.path.join(www, "f1m.bin"), "wb") as f:
         f.write(os.urandom(1024 * 1024))
-    ports = {"eddy": 18181, "nginx": 18182, "h2o": 18183}
+    ports = {"eddy": 18181, "nginx": 18182, "h2o": 18183, "eddy-epoll": 18184,
+             "eddy-libuv": 18185, "eddy-sendfile": 18186}
     with open(os.path.join(tmp, "nginx.conf"), "w") as f:
         f.write(NGINX_CONF.format(dir=tmp, port=ports["nginx"], www=www))
     with open(os.path.join(tmp, "h2o.conf"), "w") as f:
         f.write(H2O_CONF.format(dir=tmp, port=ports["h2o"], www=www))
-    cmds = {
-        "eddy": [os.path.join(a.build, "samples", "http_server"), "--listen",
-                 "127.0.0.1:%d" % ports["eddy"], "--root", www, "--backend", a.backend],
+    eddy = os.path.join(a.build, "samples", "http_server")
+    every = {
+        "eddy": [eddy, "--listen", "127.0.0.1:%d" % ports["eddy"], "--root", www, "--backend", a.backend],
+        "eddy-epoll": [eddy, "--listen", "127.0.0.1:%d" % ports["eddy-epoll"], "--root", www,
+                       "--backend", "epoll"],
+        "eddy-libuv": [eddy, "--listen", "127.0.0.1:%d" % ports["eddy-libuv"], "--root", www,
+                       "--backend", "libuv"],
+        "eddy-sendfile": [eddy, "--listen", "127.0.0.1:%d" % ports["eddy-sendfile"], "--root", www,
+                          "--backend", a.backend, "--sendfile-min", "0"],
         "nginx": ["nginx", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf")],
         "h2o": ["h2o", "-c", os.path.join(tmp, "h2o.conf")],
     }
+    cmds = {n: every[n] for n in a.servers.split(",")}
     procs = {}
     try:
         for name, cmd in cmds.items():
@@ -152,9 +162,9 @@ def main():
         for w in a.workloads.split(","):
             med = {n: [statistics.median(x[i] for x in res[(w, n)]) for i in range(3)] for n in cmds}
             for n in cmds:
-                print("| %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f |" % (
-                    w, n, med[n][0], med[n][1], med[n][2], med[n][0] / med["nginx"][0],
-                    med[n][0] / med["h2o"][0]))
+                ref = lambda r: "%.2f" % (med[n][0] / med[r][0]) if r in med else "-"
+                print("| %s | %s | %.0f | %.2f | %.2f | %s | %s |" % (
+                    w, n, med[n][0], med[n][1], med[n][2], ref("nginx"), ref("h2o")))
             print("| %s | (all rounds, req/s) | %s |" % (w, "; ".join(
                 "%s %s" % (n, " ".join("%.0f" % x[0] for x in res[(w, n)])) for n in cmds)))
     finally:

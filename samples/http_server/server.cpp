@@ -11,9 +11,6 @@ namespace http {
 
 namespace fs = eddy::fs;
 
-// Files up to this size are read into the response buffer and leave in the same
-// send as their headers (and any pipelined neighbours); larger ones go by sendfile.
-constexpr std::uint64_t inline_file_max = 64 * 1024;
 
 // Sends and empties `out` (before a file goes by sendfile).
 eddy::task<void> server::write_out(const eddy::tcp_stream& s, std::string& out) {
@@ -205,7 +202,7 @@ eddy::task<void> server::serve_static(const eddy::tcp_stream& s, const request& 
            std::to_string(range.first + range.length - 1) + "/" + std::to_string(st.size) + "\r\n";
   out += "\r\n";
   if (!head && range.length != 0) {
-    if (range.length <= inline_file_max) {
+    if (range.length < o_.sendfile_min) {
       const std::size_t at = out.size();
       out.resize(at + range.length);
       const std::size_t n = co_await of->f.read_at(

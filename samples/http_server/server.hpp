@@ -31,6 +31,10 @@ struct server_options {
   bool access_log = false;
   std::chrono::milliseconds file_cache_ttl{1000};  // 0: open, stat and close per request
   std::size_t file_cache_entries = 1024;
+  // Bodies shorter than this are read (eddy::fs) into the response buffer and
+  // leave in the same send as their headers and pipelined neighbours; longer ones
+  // go by eddy::send_file. main() picks the default per backend (docs/http_server.md).
+  std::uint64_t sendfile_min = 64 * 1024 + 1;
 };
 
 class server {
