@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <stdexcept>
 #include <utility>
 
@@ -27,6 +28,20 @@ namespace {
 // One op moves at most this much: fits io_op::len, and a pool worker is never
 // held for more than one such chunk.
 constexpr std::size_t chunk = std::size_t{1} << 30;
+
+// Reads and writes from this size on are marked run_async: io_uring would
+// otherwise copy them inline on the loop thread (a 256 KiB page-cache read is
+// tens of microseconds), stalling the loop and keeping the copies on one core.
+// bench/fs measured it (docs/fs.md); small ones stay inline, where they are
+// cheapest. EDDY_FS_ASYNC_MIN (bytes) overrides it, for benchmarks.
+std::size_t async_min() noexcept {
+  static const std::size_t v = [] {
+    if (const char* e = std::getenv("EDDY_FS_ASYNC_MIN"); e != nullptr && *e != '\0')
+      return static_cast<std::size_t>(std::strtoull(e, nullptr, 10));
+    return std::size_t{64} * 1024;
+  }();
+  return v;
+}
 
 int open_os_flags(open_flags f) {
   const bool r = has(f, open_flags::read);
@@ -95,6 +110,7 @@ task<std::size_t> file::read_at(std::span<std::byte> buf, std::uint64_t offset) 
     op.buf = buf.data() + done;
     op.len = static_cast<unsigned>(n);
     op.offset = offset + done;
+    op.run_async = n >= async_min();
     int r = native ? co_await detail::native_op(op, "eddy::fs::read") : -EOPNOTSUPP;
     if (r == -EOPNOTSUPP) {
       native = false;
@@ -121,6 +137,7 @@ task<std::size_t> file::write_at(std::span<const std::byte> buf, std::uint64_t o
     op.buf = const_cast<std::byte*>(buf.data() + done);
     op.len = static_cast<unsigned>(n);
     op.offset = offset + done;
+    op.run_async = n >= async_min();
     int r = native ? co_await detail::native_op(op, "eddy::fs::write") : -EOPNOTSUPP;
     if (r == -EOPNOTSUPP) {
       native = false;

@@ -119,6 +119,7 @@ eddy::detail::raw_op_awaiter native_op(const io_op& op, const char* what) {
   a.op.len = op.len;
   a.op.flags = op.flags;
   a.op.offset = op.offset;
+  a.op.run_async = op.run_async;
   return a;
 }
 

@@ -334,6 +334,7 @@ class uring_backend final : public backend {
         io_uring_prep_nop(s);
         break;
     }
+    if (op.run_async) s->flags |= IOSQE_ASYNC;
     io_uring_sqe_set_data(s, &op);
     op.state = op_state::in_flight;
     ++in_flight_;

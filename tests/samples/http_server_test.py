@@ -346,6 +346,35 @@ class http_server_tests:
         self.assertGreater(time.time() - start, IDLE_TIMEOUT * 0.5)
         s.close()
 
+    def test_connections_over_the_limit_are_closed_at_once(self):
+        srv = server(self.backend, self.root, "--max-connections", "5")
+        try:
+            held = [raw(srv.port) for _ in range(5)]
+            for s in held:  # each is served: the five are inside the limit
+                s.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertEqual(read_response(s)[0], 200)
+            extra = raw(srv.port)
+            self.assertTrue(closed_within(extra, 5), "a sixth connection was kept")
+            extra.close()
+            held.pop().close()
+            for _ in range(100):  # the server notices the close, then has room again
+                again = raw(srv.port)
+                try:
+                    again.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if read_response(again)[0] == 200:
+                        break
+                except (EOFError, ConnectionResetError, BrokenPipeError):
+                    time.sleep(0.02)
+                finally:
+                    again.close()
+            else:
+                self.fail("no room after a connection closed")
+            for s in held:
+                s.close()
+        finally:
+            rc, err = srv.stop()
+            self.assertEqual(rc, 0, err)
+
     def test_many_idle_keep_alive_connections_are_served_and_reclaimed(self):
         n = int(os.environ.get("EDDY_HTTP_IDLE_CONNS", "2000"))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

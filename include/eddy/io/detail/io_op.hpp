@@ -79,6 +79,10 @@ struct io_op {
   // recv_multi: this completion's bytes are in receive buffer `buffer_id`.
   bool has_buffer = false;
   std::uint16_t buffer_id = 0;
+  // A hint: the op is big (a large file read or write) and worth running off the
+  // submitting thread, so the loop goes on meanwhile (io_uring: IOSQE_ASYNC, the
+  // kernel's io-wq threads copy the bytes). Backends without such threads ignore it.
+  bool run_async = false;
   int aux_fd = -1;
   void* buf = nullptr;
   void* aux = nullptr;
