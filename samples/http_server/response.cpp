@@ -168,9 +168,15 @@ range_result parse_range(std::string_view h, std::uint64_t size, byte_range& out
 }
 
 void append_head(std::string& out, int status, bool keep_alive) {
-  char line[64];
-  const int n = std::snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, reason(status));
-  out.append(line, static_cast<std::size_t>(n));
+  if (status == 200) {
+    out += "HTTP/1.1 200 OK\r\n";  // nearly every response: no formatting
+  } else {
+    out += "HTTP/1.1 ";
+    out += std::to_string(status);
+    out += ' ';
+    out += reason(status);
+    out += "\r\n";
+  }
   out += "Server: eddy\r\nDate: ";
   out += date_now();
   out += keep_alive ? "\r\n" : "\r\nConnection: close\r\n";
