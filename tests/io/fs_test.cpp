@@ -91,7 +91,7 @@ class fs_test : public eddy_test::loop_test {
 
 TEST_P(fs_test, a_file_is_written_read_back_synced_and_closed) {
   const std::string p = dir_ / "a.bin";
-  const auto data = pattern(3 * 1024 * 1024 + 17);
+  const auto data = pattern(1024 * 1024 + 17);
   auto f = [](std::string p, std::vector<std::byte> data) -> task<bool> {
     auto file = co_await fs::file::open(
         p, fs::open_flags::read | fs::open_flags::write | fs::open_flags::create, {.mode = 0600});

@@ -8,7 +8,7 @@ outside was never opened), slowloris closed at the header timeout, idle keep-ali
 closed at its timeout, and many idle connections served and reclaimed.
 
 usage: http_server_test.py PROGRAM [unittest args]
-EDDY_HTTP_IDLE_CONNS (default 2000) sets the idle-connection count (10000 by hand);
+EDDY_HTTP_IDLE_CONNS (default 1000) sets the idle-connection count (10000 by hand);
 EDDY_BACKEND narrows the run to one backend.
 """
 import ctypes
@@ -376,7 +376,7 @@ class http_server_tests:
             self.assertEqual(rc, 0, err)
 
     def test_many_idle_keep_alive_connections_are_served_and_reclaimed(self):
-        n = int(os.environ.get("EDDY_HTTP_IDLE_CONNS", "2000"))
+        n = int(os.environ.get("EDDY_HTTP_IDLE_CONNS", "1000"))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < n + 100:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1000), hard))

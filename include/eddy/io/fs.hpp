@@ -138,7 +138,8 @@ class file {
   task<std::size_t> write_at(std::span<const std::byte> buf, std::uint64_t offset) const;
   /// read_at the file's position, which then advances by the count.
   task<std::size_t> read(std::span<std::byte> buf);
-  /// write_at the file's position, which then advances (append files: the end).
+  /// write_at the file's position, which then advances by the count (a file opened
+  /// with `append` receives the bytes at its end whatever the position, as pwrite does).
   task<std::size_t> write(std::span<const std::byte> buf);
   /// The position `read` and `write` use.
   std::uint64_t position() const noexcept { return pos_; }
