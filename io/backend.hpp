@@ -43,6 +43,10 @@ struct backend_caps {
   bool defer_taskrun = false;
   bool batched_submission = false;  // io_capabilities::batched_submission
   bool poll_holds_file = false;     // io_capabilities::poll_holds_file
+  /// openat, statx, fsync, renameat, unlinkat, mkdirat (and read/write/close on a
+  /// regular file) run without blocking the loop thread (io_uring). Elsewhere
+  /// submit() refuses them with -EOPNOTSUPP and eddy::fs uses the blocking pool.
+  bool file_ops = false;
 };
 
 /// What a backend is built with: the part of loop_options backends read.

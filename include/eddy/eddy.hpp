@@ -9,6 +9,8 @@
 #include <eddy/io/accepted.hpp>
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
+#include <eddy/io/fs.hpp>
+#include <eddy/io/send_file.hpp>
 #include <eddy/io/kernel_features.hpp>
 #include <eddy/io/recv_buffer.hpp>
 #include <eddy/io/stream.hpp>

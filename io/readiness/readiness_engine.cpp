@@ -152,6 +152,9 @@ bool readiness_engine::submit(io_op& op) {
     default:
       break;
   }
+  // A file op would block the loop thread here (a regular file is always
+  // "ready"): refuse it, and eddy::fs takes it to the blocking pool.
+  if (is_file_op(op.code)) return complete_inline(op, -EOPNOTSUPP);
   const dir d = direction(op);
   if (d == dir_none) return complete_inline(op, -EINVAL);  // accept_multi: not offered
   if (op.fd < 0) return complete_inline(op, -EBADF);

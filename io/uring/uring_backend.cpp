@@ -35,6 +35,8 @@
 //    while its cancel is in the backlog leaves it, so a cancel never reaches a
 //    later op that reuses the address.
 #include <liburing.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -109,6 +111,12 @@ class uring_backend final : public backend {
       caps_.multishot_recv = caps_.multishot_accept;
       // Buffer rings (register_buf_ring) came with 5.19; multishot recv with 6.0.
       caps_.provided_buffers = caps_.multishot_recv;
+      // OPENAT2 (5.6), STATX (5.6), RENAMEAT/UNLINKAT (5.11), MKDIRAT (5.15).
+      caps_.file_ops = io_uring_opcode_supported(probe, IORING_OP_OPENAT2) &&
+                       io_uring_opcode_supported(probe, IORING_OP_STATX) &&
+                       io_uring_opcode_supported(probe, IORING_OP_RENAMEAT) &&
+                       io_uring_opcode_supported(probe, IORING_OP_UNLINKAT) &&
+                       io_uring_opcode_supported(probe, IORING_OP_MKDIRAT);
       io_uring_free_probe(probe);
     }
     // ASYNC_CANCEL by fd came with 5.19, as did DEFER_TASKRUN's predecessor work;
@@ -200,7 +208,7 @@ class uring_backend final : public backend {
     if (op.code == op_code::nop) {
       return complete_inline(op, 0);
     }
-    if (op.fd < 0) {
+    if (op.fd < 0 && !is_path_op(op.code)) {
       return complete_inline(op, -EBADF);
     }
     if (op.code == op_code::recv_multi && !bufring_) {
@@ -272,10 +280,37 @@ class uring_backend final : public backend {
       case op_code::splice:
         io_uring_prep_splice(s, op.fd, -1, op.aux_fd, -1, op.len, op.flags);
         break;
+      // File ops (eddy::fs). The kernel tries each inline and hands what would
+      // block (a page-cache miss, a lookup that sleeps) to its io-wq workers; no
+      // SQPOLL (libuv 1.45+ met kernel bugs there and made it opt-in).
+      case op_code::openat:
+        io_uring_prep_openat2(s, op.fd, static_cast<const char*>(op.buf),
+                              static_cast<open_how*>(op.aux));
+        break;
+      case op_code::statx:
+        io_uring_prep_statx(s, op.fd, static_cast<const char*>(op.buf),
+                            static_cast<int>(op.flags), op.len, static_cast<struct statx*>(op.aux));
+        break;
+      case op_code::fsync:
+        io_uring_prep_fsync(s, op.fd, (op.flags & fsync_datasync) ? IORING_FSYNC_DATASYNC : 0u);
+        break;
+      case op_code::renameat:
+        io_uring_prep_renameat(s, op.fd, static_cast<const char*>(op.buf), op.aux_fd,
+                               static_cast<const char*>(op.aux), op.flags);
+        break;
+      case op_code::unlinkat:
+        io_uring_prep_unlinkat(s, op.fd, static_cast<const char*>(op.buf),
+                               static_cast<int>(op.flags));
+        break;
+      case op_code::mkdirat:
+        io_uring_prep_mkdirat(s, op.fd, static_cast<const char*>(op.buf),
+                              static_cast<mode_t>(op.len));
+        break;
       default:
         io_uring_prep_nop(s);
         break;
     }
+    if (op.run_async) s->flags |= IOSQE_ASYNC;
     io_uring_sqe_set_data(s, &op);
     op.state = op_state::in_flight;
     ++in_flight_;

@@ -3,7 +3,7 @@
 
 EDDY_PACKAGES=(meson ninja-build g++ pkg-config cmake python3 liburing-dev libuv1-dev
                libgtest-dev libbenchmark-dev libcereal-dev
-               python3-dev python3-uvloop python3-aiohttp wrk openssl libssl-dev redis-server libhiredis-dev)
+               python3-dev python3-uvloop python3-aiohttp wrk openssl libssl-dev redis-server libhiredis-dev libhttp-parser-dev)
 
 eddy_log() { printf '== %s\n' "$*" >&2; }
 

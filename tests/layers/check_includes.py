@@ -64,6 +64,9 @@ def layer_of(path):
         return BACKENDS
     if path.startswith(("include/eddy/runtime/", "runtime/")):
         return RUNTIME
+    # Files use the blocking pool on epoll and libuv: they sit with sched/.
+    if path.startswith("io/fs/") or path in ("include/eddy/io/fs.hpp", "include/eddy/io/send_file.hpp"):
+        return SCHED
     if path.startswith(("include/eddy/io/", "io/")):
         return IO
     if path.startswith(("include/eddy/sched/", "sched/")):

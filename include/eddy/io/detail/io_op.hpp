@@ -38,7 +38,31 @@ enum class op_code : std::uint8_t {
   // buffer is held while the socket is idle. In flight until a completion with
   // `more` false (EOF, an error, -ENOBUFS when the buffers ran out, or a cancel).
   recv_multi,    // fd, len = most bytes per completion (the receive limit), flags = MSG_*
+  // File-system operations (eddy::fs). A backend that can run them without
+  // blocking its thread says so in caps().file_ops (io_uring: native ops); the
+  // others complete them inline with -EOPNOTSUPP and eddy::fs runs the same op
+  // on the blocking pool instead (io/fs/blocking_op.cpp). `fd` is a directory fd
+  // or AT_FDCWD (negative) for the path ops; paths are NUL-terminated and stay
+  // alive, like every buffer, until the op completes.
+  openat,    // fd = dirfd, buf = path, aux = struct open_how* (Linux openat2 ABI); res = fd
+  statx,     // fd = dirfd, buf = path, aux = struct statx*, flags = AT_*, len = STATX_* mask
+  fsync,     // fd, flags = fsync_datasync or 0
+  renameat,  // fd = old dirfd, buf = old path, aux_fd = new dirfd, aux = new path, flags = RENAME_*
+  unlinkat,  // fd = dirfd, buf = path, flags = AT_REMOVEDIR or 0
+  mkdirat,   // fd = dirfd, buf = path, len = mode
 };
+
+/// fsync's flags: sync the data (and the metadata needed to read it) only.
+inline constexpr unsigned fsync_datasync = 1;
+
+/// True for the ops that take a directory fd, where AT_FDCWD (negative) is valid.
+constexpr bool is_path_op(op_code c) noexcept {
+  return c == op_code::openat || c == op_code::statx || c == op_code::renameat ||
+         c == op_code::unlinkat || c == op_code::mkdirat;
+}
+constexpr bool is_file_op(op_code c) noexcept {
+  return is_path_op(c) || c == op_code::fsync;
+}
 
 enum class op_state : std::uint8_t { idle, in_flight, done };
 
@@ -56,6 +80,10 @@ struct io_op {
   // recv_multi: this completion's bytes are in receive buffer `buffer_id`.
   bool has_buffer = false;
   std::uint16_t buffer_id = 0;
+  // A hint: the op is big (a large file read or write) and worth running off the
+  // submitting thread, so the loop goes on meanwhile (io_uring: IOSQE_ASYNC, the
+  // kernel's io-wq threads copy the bytes). Backends without such threads ignore it.
+  bool run_async = false;
   int aux_fd = -1;
   // recv_multi: backend-private (the readiness engine's current read size).
   unsigned rx_size = 0;

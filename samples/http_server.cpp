@@ -1,0 +1,170 @@
+// http_server: an HTTP/1.1 server on eddy: GET /plaintext answers the 13 bytes
+// "Hello, World!" (for benchmarks), every other GET or HEAD is a file under
+// --root (Content-Type by extension, Last-Modified / If-Modified-Since, one
+// Range, small files read with eddy::fs and sent with their headers, large ones
+// with eddy::send_file). Keep-alive and pipelining; limits and timeouts in
+// samples/http_server/server.hpp. docs/http_server.md has the figures.
+//
+//   http_server --listen HOST:PORT [--root DIR] [--threads N] [--backend NAME]
+//               [--header-timeout S] [--idle-timeout S] [--max-header-bytes N]
+//               [--max-body-bytes N] [--max-connections N] [--file-cache S] [--access-log]
+//
+// Prints "listening on HOST PORT" once it accepts; SIGINT or SIGTERM stops it
+// (exit 0). Exit status 1 if it could not run, 2 for bad usage.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include <eddy/eddy.hpp>
+
+#include "common/cli.hpp"
+#include "common/multi_loop.hpp"
+#include "http_server/server.hpp"
+
+namespace {
+
+constexpr const char* prog = "http_server";
+
+constexpr const char* usage =
+    "usage: http_server --listen HOST:PORT [options]\n"
+    "  --listen HOST:PORT     numeric address ([::1]:8080 for IPv6); port 0: the kernel picks\n"
+    "  --root DIR             serve the files under DIR (default: only /plaintext)\n"
+    "  --threads N            loops, one per thread, 0..1024; 0 = one per core (default 1)\n"
+    "  --backend NAME         auto, io_uring, epoll or libuv (default auto)\n"
+    "  --header-timeout S     a request's headers must arrive within S seconds (default 10)\n"
+    "  --idle-timeout S       close keep-alive connections idle for S seconds (default 30)\n"
+    "  --max-header-bytes N   request line + headers, 256..1048576 (default 8192): else 431\n"
+    "  --max-body-bytes N     request body, 0..1073741824 (default 1048576): else 413\n"
+    "  --max-connections N    per loop, 1..1000000 (default 100000)\n"
+    "  --file-cache S         keep open files and their stat for S seconds, 0..60 (default 1;\n"
+    "                         0: open, stat and close per request)\n"
+    "  --sendfile-min N       bodies of N bytes or more go by sendfile, smaller ones are read\n"
+    "                         and sent with their headers, 0..1073741824 (default 65537)\n"
+    "  --access-log           print each request on stdout\n"
+    "  --help                 this text\n";
+
+struct options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  eddy::backend_kind backend = eddy::backend_kind::automatic;
+  std::size_t threads = 1;
+  http::server_options server;
+};
+
+void split_listen(sample::arg_reader& r, options& o) {
+  const std::string v(r.value());
+  const auto colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    sample::usage_error(prog, "--listen: '" + v + "' is not HOST:PORT");
+  std::string host = v.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  o.host = host;
+  try {
+    o.port = eddy::parse_port(v.substr(colon + 1));
+  } catch (const eddy::address_error&) {
+    sample::usage_error(prog, "--listen: '" + v.substr(colon + 1) + "' is not a port (0..65535)");
+  }
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  sample::arg_reader r(prog, argc, argv);
+  while (auto name = r.next()) {
+    if (*name == "--help") {
+      r.no_value();
+      std::fputs(usage, stdout);
+      std::exit(0);
+    } else if (*name == "--listen") {
+      split_listen(r, o);
+    } else if (*name == "--root") {
+      o.server.root = r.value();
+    } else if (*name == "--threads") {
+      o.threads = static_cast<std::size_t>(sample::count_value(r, 0, 1024));
+    } else if (*name == "--backend") {
+      o.backend = sample::backend_value(r);
+    } else if (*name == "--header-timeout") {
+      o.server.header_timeout = sample::seconds_value(r, 0.01, 3600);
+    } else if (*name == "--idle-timeout") {
+      o.server.idle_timeout = sample::seconds_value(r, 0.01, 86400);
+    } else if (*name == "--max-header-bytes") {
+      o.server.lim.max_header_bytes = static_cast<std::size_t>(sample::count_value(r, 256, 1 << 20));
+    } else if (*name == "--max-body-bytes") {
+      o.server.lim.max_body_bytes = static_cast<std::size_t>(sample::count_value(r, 0, 1 << 30));
+    } else if (*name == "--max-connections") {
+      o.server.max_connections = static_cast<std::size_t>(sample::count_value(r, 1, 1'000'000));
+    } else if (*name == "--file-cache") {
+      o.server.file_cache_ttl = sample::seconds_value(r, 0, 60);
+    } else if (*name == "--sendfile-min") {
+      o.server.sendfile_min = static_cast<std::uint64_t>(sample::count_value(r, 0, 1 << 30));
+    } else if (*name == "--access-log") {
+      r.no_value();
+      o.server.access_log = true;
+    } else {
+      sample::usage_error(prog, "unknown option '" + std::string(*name) + "'");
+    }
+  }
+  return o;
+}
+
+eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& conns,
+                             http::server& srv, std::uint64_t* accepted) {
+  for (;;) {
+    bool backoff = false;
+    try {
+      conns.spawn(srv.serve(co_await listener.accept())).detach();
+      ++*accepted;
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "%s: accept: %s\n", prog, e.what());
+      backoff = true;
+    }
+    if (backoff) co_await eddy::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// One loop's share: accept and serve until cancelled (the first signal), then
+// close the listener and every connection.
+eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
+  http::server srv(o.server);
+  eddy::task_group conns;
+  std::uint64_t accepted = 0;
+  auto sweeper = eddy::spawn(srv.sweep());
+  auto acceptor = eddy::spawn(accept_loop(listener, conns, srv, &accepted));
+  try {
+    co_await acceptor;
+  } catch (const eddy::cancelled_error&) {
+  }
+  acceptor.cancel();
+  try {
+    co_await acceptor;
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_await listener.close();
+  conns.cancel();
+  co_await conns.join();
+  sweeper.cancel();
+  try {
+    co_await sweeper;
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_return accepted;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o = parse(argc, argv);
+  if (!o.server.root.empty()) {
+    o.server.root_fd = ::open(o.server.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (o.server.root_fd < 0) {
+      std::perror(("http_server: --root " + o.server.root).c_str());
+      return 1;
+    }
+  }
+  sample::raise_fd_limit();
+  eddy::loop_options lo;
+  lo.backend = o.backend;
+  return sample::run_on_loops<options>(prog, o.threads, lo,
+                                       sample::bind_address(prog, o.host, o.port), &serve_loop, o);
+}
