@@ -264,6 +264,16 @@ TEST(loop_options_test, invalid_options_are_rejected_with_the_field_named) {
   o = {};
   o.idle_spin = std::chrono::microseconds(5000);
   expect_bad(o, "idle_spin");
+  o = {};
+  o.trim_after_tasks = 200'000'000;
+  expect_bad(o, "trim_after_tasks");
+  o = {};
+  o.uring_features = static_cast<eddy::uring_feature_set>(9);
+  expect_bad(o, "uring_features");
+  o = {};
+  ::setenv("EDDY_URING_FEATURES", "newest", 1);
+  expect_bad(o, "EDDY_URING_FEATURES");
+  ::unsetenv("EDDY_URING_FEATURES");
 }
 
 TEST_P(loop_test, block_hooks_run_around_the_kernel_wait_and_nowhere_else) {
