@@ -237,6 +237,13 @@ eddy::task<void> serve_connection(proxy& p, eddy::tcp_stream client) {
     proxy& p;
     ~count_down() { --p.live; }
   } counted{p};
+  try {
+    // Before the TLS handshake: its flights and the tickets after it are small
+    // writes that Nagle would hold for the client's delayed ACK (40 ms each).
+    client.set_nodelay(true);
+  } catch (const std::system_error&) {
+    co_return;  // the client is already gone
+  }
 #ifdef EDDY_SAMPLE_TLS
   eddy::tls_stream tls_client;
   if (p.tls_server) {
@@ -258,11 +265,6 @@ eddy::task<void> serve_connection(proxy& p, eddy::tcp_stream client) {
     std::fprintf(stderr, "%s: upstream %s:%u: %s\n", prog, p.opts.upstream_host.c_str(),
                  static_cast<unsigned>(p.opts.upstream_port), e.what());
     co_return;
-  }
-  try {
-    if (client) client.set_nodelay(true);
-  } catch (const std::system_error&) {
-    co_return;  // the client is already gone
   }
   tcp_proxy::side down{std::move(client)};
 #ifdef EDDY_SAMPLE_TLS

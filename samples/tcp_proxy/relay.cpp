@@ -24,6 +24,7 @@
 #include <eddy/runtime/task_group.hpp>
 #include <eddy/runtime/time.hpp>
 #include <system_error>
+#include <type_traits>
 
 namespace tcp_proxy {
 namespace {
@@ -41,31 +42,6 @@ struct link {
   }
 };
 
-eddy::task<eddy::recv_buffer> receive(side& s) {
-#ifdef EDDY_SAMPLE_TLS
-  if (s.is_tls()) co_return co_await s.tls.receive();
-#endif
-  co_return co_await s.tcp.receive();
-}
-
-eddy::task<std::size_t> write_some(side& s, std::span<const std::byte> b) {
-#ifdef EDDY_SAMPLE_TLS
-  if (s.is_tls()) co_return co_await s.tls.write_some(b);
-#endif
-  co_return co_await s.tcp.write_some(b);
-}
-
-// EOF forwarded: a FIN, or over TLS close_notify and then a FIN.
-eddy::task<void> shutdown_write(side& s) {
-#ifdef EDDY_SAMPLE_TLS
-  if (s.is_tls()) {
-    co_await s.tls.shutdown_write();
-    co_return;
-  }
-#endif
-  s.tcp.shutdown_write();
-}
-
 eddy::task<void> close(side& s) {
 #ifdef EDDY_SAMPLE_TLS
   // close() sends close_notify unless shutdown_write already did, or the stream broke.
@@ -77,21 +53,36 @@ eddy::task<void> close(side& s) {
 // Copies through the loop-lent receive buffers: an idle direction holds no buffer
 // (io_uring's provided-buffer ring), a busy one holds the chunk being written. A
 // TLS side decrypts into a record-sized block of its own and encrypts on write.
-eddy::task<void> copy_direction(link& l, side& from, side& to) {
+// A template over the two sides' types, so a plain relay pays nothing for TLS.
+template <class From, class To>
+eddy::task<void> copy_loop(link& l, From& from, To& to) {
   for (;;) {
-    eddy::recv_buffer chunk = co_await receive(from);
+    eddy::recv_buffer chunk = co_await from.receive();
     if (chunk.empty()) break;
     l.touch();
     // write_some rather than write_all: every partial write into a slow reader is
     // progress, and must keep the idle timeout away.
     while (!chunk.empty()) {
-      const std::size_t n = co_await write_some(to, chunk.data());
+      const std::size_t n = co_await to.write_some(chunk.data());
       chunk.consume(n);
       l.touch();
     }
   }
-  co_await shutdown_write(to);
+  // EOF forwarded: a FIN, or over TLS close_notify and then a FIN.
+  if constexpr (std::is_same_v<To, eddy::tcp_stream>)
+    to.shutdown_write();
+  else
+    co_await to.shutdown_write();
   l.direction_done();
+}
+
+eddy::task<void> copy_direction(link& l, side& from, side& to) {
+#ifdef EDDY_SAMPLE_TLS
+  if (from.is_tls() && to.is_tls()) co_return co_await copy_loop(l, from.tls, to.tls);
+  if (from.is_tls()) co_return co_await copy_loop(l, from.tls, to.tcp);
+  if (to.is_tls()) co_return co_await copy_loop(l, from.tcp, to.tls);
+#endif
+  co_await copy_loop(l, from.tcp, to.tcp);
 }
 
 [[noreturn]] void throw_errno(const char* what) {
