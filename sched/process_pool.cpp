@@ -97,7 +97,9 @@ struct pp_pending_call {
   bool suspended = false;
   std::coroutine_handle<> h{};
   task_core* waiter = nullptr;
-  cancel_hook hook{&on_cancel};
+  cancel_hook hook{&on_cancel, [](const cancel_hook*, wait_description& d) noexcept {
+                      d.kind = "a process pool call";
+                    }};
 
   pp_pending_call() = default;
   pp_pending_call(const pp_pending_call&) = delete;
