@@ -27,6 +27,32 @@ std::string ms_text(std::int64_t ns) {
   return b;
 }
 
+// "eddy::task<int> {anonymous}::serve(options)" -> "{anonymous}::serve": GCC names a
+// coroutine's body after its frame type, too long for a line per task.
+std::string short_function(const char* f) {
+  if (f == nullptr || *f == '\0') return "?";
+  std::string s(f);
+  // The name ends at the '(' of the parameter list: the first '(' outside <...>.
+  int depth = 0;
+  std::size_t end = s.size();
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '<') ++depth;
+    else if (s[i] == '>') --depth;
+    else if (s[i] == '(' && depth == 0) {
+      end = i;
+      break;
+    }
+  }
+  s.resize(end);
+  depth = 0;
+  for (std::size_t i = s.size(); i-- > 0;) {  // the return type ends at the last space outside <...>
+    if (s[i] == '>') ++depth;
+    else if (s[i] == '<') --depth;
+    else if (s[i] == ' ' && depth == 0) return s.substr(i + 1);
+  }
+  return s;
+}
+
 }  // namespace
 
 std::vector<task_info> loop::tasks() const {
@@ -80,11 +106,10 @@ std::string loop::dump_tasks() const {
   for (const task_info& t : ts) {
     const char* file = t.spawned_at.file_name();
     const char* slash = file != nullptr ? std::strrchr(file, '/') : nullptr;
-    char line[256];
+    char line[160];
     std::snprintf(line, sizeof line, "  task %p spawned at %s:%u (%s), age %s, %s", t.id,
                   slash != nullptr ? slash + 1 : (file != nullptr && *file ? file : "?"),
-                  static_cast<unsigned>(t.spawned_at.line()),
-                  t.spawned_at.function_name() != nullptr ? t.spawned_at.function_name() : "?",
+                  static_cast<unsigned>(t.spawned_at.line()), short_function(t.spawned_at.function_name()).c_str(),
                   ms_text(t.age.count()).c_str(), t.state);
     s += line;
     if (!t.awaiting.empty()) s += ": " + t.awaiting;

@@ -191,8 +191,10 @@ void run_handle(handle_object* h) {
     delete t;  // the firing timer still holds its own reference until it returns
   }
   if (h->cancelled || h->callback == nullptr) return;
+  const long long t0 = h->core->slow_ns != 0 ? monotonic_ns() : 0;
   PyObject* r = call_in_context(h->context, h->callback, &PyTuple_GET_ITEM(h->args, 0),
                                 PyTuple_GET_SIZE(h->args));
+  if (t0 != 0) check_slow(h, monotonic_ns() - t0);
   if (r == nullptr) {
     PyObject* cb = PyObject_Repr(h->callback);
     const char* s = cb != nullptr ? PyUnicode_AsUTF8(cb) : nullptr;

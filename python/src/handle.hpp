@@ -31,6 +31,10 @@ struct handle_object {
 handle_object* new_handle(core_object* core, PyObject* const* args, Py_ssize_t nargs,
                           PyObject* context, bool is_timer, const char* method);
 void run_handle(handle_object* h);
+// Slow-callback naming (operability.cpp): the clock, and the report of a callback
+// that ran longer than core->slow_ns.
+long long monotonic_ns() noexcept;
+void check_slow(handle_object* h, long long ns);
 void cancel_pending_timers(core_object* core);
 
 }  // namespace eddypy
