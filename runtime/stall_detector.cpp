@@ -30,6 +30,7 @@
 //     the stalls left out.
 #include <cxxabi.h>
 #include <execinfo.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -250,7 +251,16 @@ std::shared_ptr<stall_entry> stall_arm(loop& l, const loop_options& o) {
     r.handler_installed = true;
   }
   r.entries.push_back(e.get());
-  if (!r.watchdog.joinable()) r.watchdog = std::thread([&r, g = r.generation] { r.run(g); });
+  if (!r.watchdog.joinable()) {
+    // The watchdog takes no signal: a program that blocks SIGTERM to read it from a
+    // signalfd (eddy::signal_set) after this loop was made must not have it
+    // delivered to this thread instead (default action: the process dies).
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r.watchdog = std::thread([&r, g = r.generation] { r.run(g); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
   r.cv.notify_all();
   return e;
 }

@@ -72,6 +72,8 @@ constexpr const char* usage =
     "                     (default 0; one loop only)\n"
     "  --grace S          on SIGINT/SIGTERM, let connections finish for up to S seconds,\n"
     "                     0..3600, then close them (default 1; one loop only)\n"
+    "  --metrics on|off   busy/idle time in the loop's metrics (default on; off is for\n"
+    "                     measuring what they cost, bench/operability.py)\n"
     "  -h, --help         this text\n"
     "  --version          the program's and eddy's version\n"
     "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0); a\n"
@@ -84,7 +86,8 @@ struct options {
   std::size_t threads = 1;
   unsigned work_us = 0;
   std::chrono::milliseconds stats{0};
-  std::chrono::milliseconds grace = 1s;  // echo clients rarely close on cue: keep it short
+  std::chrono::milliseconds grace = 1s;
+  bool metrics = true;  // echo clients rarely close on cue: keep it short
 };
 
 options parse(int argc, char** argv) {
@@ -103,6 +106,10 @@ options parse(int argc, char** argv) {
       o.stats = std::chrono::seconds(sample::count_value(r, 0, 86400));
     } else if (*name == "--grace") {
       o.grace = sample::seconds_value(r, 0, 3600);
+    } else if (*name == "--metrics") {
+      const std::string_view v = r.value();
+      if (v != "on" && v != "off") sample::usage_error(prog, "--metrics: '" + std::string(v) + "' is not on or off");
+      o.metrics = v == "on";
     } else if (*name == "--host") {
       o.host = r.value();
     } else if (*name == "--port") {
@@ -254,6 +261,7 @@ int main(int argc, char** argv) {
   sample::raise_fd_limit();
   eddy::loop_options lo;
   lo.backend = o.backend;
+  lo.metrics = o.metrics;
   if (o.threads != 1)
     return sample::run_on_loops<options>(prog, o.threads, lo, sample::bind_address(prog, o.host, o.port),
                                          &serve_loop, o);

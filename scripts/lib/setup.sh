@@ -3,7 +3,8 @@
 
 EDDY_PACKAGES=(meson ninja-build g++ pkg-config cmake python3 liburing-dev libuv1-dev
                libgtest-dev libbenchmark-dev libcereal-dev
-               python3-dev python3-uvloop python3-aiohttp wrk openssl)
+               python3-dev python3-uvloop python3-aiohttp wrk openssl
+               python3-mesonpy python3-venv)
 
 eddy_log() { printf '== %s\n' "$*" >&2; }
 

@@ -3,6 +3,9 @@
 // -rdynamic so backtrace_symbols can name this file's functions.
 #include <dirent.h>
 
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -51,9 +54,9 @@ class stall : public eddy_test::loop_test {
 };
 
 TEST_P(stall, a_50ms_busy_callback_gives_exactly_one_report_naming_it) {
-  arm(20ms);
+  arm(10ms);
   run([]() -> eddy::task<void> {
-    co_await eddy::yield_now();
+    co_await eddy::sleep_for(20ms);  // the watchdog thread is up and sampling (not a stall)
     stall_test_busy_spin(50ms);
     co_await eddy::sleep_for(30ms);  // the watchdog sees the loop move on
   }());
@@ -65,12 +68,20 @@ TEST_P(stall, a_50ms_busy_callback_gives_exactly_one_report_naming_it) {
     if (names) {
       ++naming;
       EXPECT_EQ(r.loop_id, lp().id());
-      EXPECT_GE(r.stalled, 20ms);
-      EXPECT_EQ(r.threshold, 20ms);
+      EXPECT_GE(r.stalled, 10ms);
+      EXPECT_EQ(r.threshold, 10ms);
       EXPECT_NE(r.text().find("stalled for"), std::string::npos);
     }
   }
+#if defined(__SANITIZE_THREAD__)
+  // TSan defers a signal to a thread until that thread calls an intercepted
+  // function, which a busy loop never does: the stack is taken after the stall,
+  // too late to be kept. The report itself must still come, exactly once.
+  EXPECT_EQ(got_->reports.size(), 1u);
+  (void)naming;
+#else
   EXPECT_EQ(naming, 1) << (got_->reports.empty() ? std::string("no report") : got_->reports[0].text());
+#endif
   EXPECT_GE(lp().metrics().stalls, 1u);
 }
 
@@ -100,6 +111,40 @@ TEST_P(stall, off_starts_no_thread_and_armed_stops_its_thread_on_close) {
     on.close();
     EXPECT_EQ(thread_count(), base);
   }
+}
+
+std::vector<std::string> task_ids() {
+  std::vector<std::string> ids;
+  if (DIR* d = ::opendir("/proc/self/task")) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ids.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  return ids;
+}
+
+// Regression: the watchdog took process-directed signals a program had blocked
+// elsewhere to read them from a signalfd (SIGTERM killed echo_server).
+TEST_P(stall, the_watchdog_thread_blocks_every_signal) {
+  const std::vector<std::string> before = task_ids();
+  arm(25ms);
+  int checked = 0;
+  for (const std::string& id : task_ids()) {
+    if (std::find(before.begin(), before.end(), id) != before.end()) continue;
+    FILE* f = std::fopen(("/proc/self/task/" + id + "/status").c_str(), "r");
+    ASSERT_NE(f, nullptr);
+    char line[256];
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      unsigned long long blk = 0;
+      if (std::sscanf(line, "SigBlk: %llx", &blk) == 1) {
+        EXPECT_NE(blk & (1ull << (SIGTERM - 1)), 0u) << line;
+        EXPECT_NE(blk & (1ull << (SIGINT - 1)), 0u) << line;
+        ++checked;
+      }
+    }
+    std::fclose(f);
+  }
+  EXPECT_EQ(checked, 1);
 }
 
 TEST_P(stall, a_bad_threshold_is_refused) {
