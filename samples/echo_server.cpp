@@ -69,7 +69,7 @@ constexpr const char* usage =
     "  --work-us N        spend N microseconds of CPU hashing each chunk before echoing\n"
     "                     it, 0..1000000 (default 0)\n"
     "  --stats N          log a one-line summary every N seconds, 0..86400; 0 = never\n"
-    "                     (default 0; one loop only)\n"
+    "                     (default 0; with --threads, the loops' sum)\n"
     "  --grace S          on SIGINT/SIGTERM, let connections finish for up to S seconds,\n"
     "                     0..3600, then close them (default 1; one loop only)\n"
     "  --metrics on|off   busy/idle time in the loop's metrics (default on; off is for\n"
@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
   lo.metrics = o.metrics;
   if (o.threads != 1)
     return sample::run_on_loops<options>(prog, o.threads, lo, sample::bind_address(prog, o.host, o.port),
-                                         &serve_loop, o);
+                                         &serve_loop, o, o.stats);
   try {
     return eddy::run(serve(o), lo);
   } catch (const std::exception& e) {

@@ -73,7 +73,7 @@ constexpr const char* usage =
     "  --threads N             loop threads, 0..1024; 0 = one per core; each loop has its\n"
     "                          own SO_REUSEPORT listener (default 1)\n"
     "  --stats N               log a one-line summary every N seconds, 0..86400; 0 = never\n"
-    "                          (default 0; one loop only)\n"
+    "                          (default 0; with --threads, the loops' sum)\n"
     "  -h, --help              this text\n"
     "  --version               the program's and eddy's version\n"
     "Prints \"listening on HOST PORT\" when ready. SIGUSR2 logs a dump of every task.\n";
@@ -323,7 +323,7 @@ int main(int argc, char** argv) {
   sample::raise_fd_limit();
   eddy::loop_options lo;
   lo.backend = o.backend;
-  if (o.threads != 1) return sample::run_on_loops<options>(prog, o.threads, lo, o.listen, &serve_loop, o);
+  if (o.threads != 1) return sample::run_on_loops<options>(prog, o.threads, lo, o.listen, &serve_loop, o, o.stats);
   try {
     return eddy::run(serve(o), lo);
   } catch (const std::exception& e) {
