@@ -38,7 +38,7 @@ std::string short_function(const char* f) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '<') ++depth;
     else if (s[i] == '>') --depth;
-    else if (s[i] == '(' && depth == 0) {
+    else if (s[i] == '(' && depth == 0 && s.compare(i, 3, "()(") != 0) {  // not operator()'s own
       end = i;
       break;
     }

@@ -134,7 +134,7 @@ eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::sock
     std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
     std::fflush(stdout);
     sig = co_await stop.wait();
-    std::fprintf(stderr, "%s: %s, closing the connections of %zu loops\n", prog, sigabbrev_np(sig), g->size());
+    logf(prog, "%s, closing the connections of %zu loops", sigabbrev_np(sig), g->size());
   }
   ops.cancel();
   try {
@@ -160,7 +160,7 @@ eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::sock
   } catch (const eddy::cancelled_error&) {
   }
   if (failure) std::rethrow_exception(failure);
-  std::fprintf(stderr, "%s: connections accepted per loop: %s\n", prog, spread.c_str());
+  logf(prog, "connections accepted per loop: %s", spread.c_str());
   *status = 0;
 }
 
