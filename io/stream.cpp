@@ -183,9 +183,14 @@ void rethrow_write_error(const stream_state& s) {
   if (s.werr) std::rethrow_exception(s.werr);
 }
 
-std::string quote_limit(const char* what, std::size_t limit) {
+// Where the limit came from, for the error: the call's argument, or the option.
+const char* limit_source(std::size_t arg) noexcept {
+  return arg == 0 ? " (stream_options::read_limit)" : " (the limit argument)";
+}
+
+std::string quote_limit(const char* what, std::size_t limit, std::size_t arg) {
   return std::string("eddy::stream::") + what + ": no delimiter within the limit of " +
-         std::to_string(limit) + " bytes (stream_options::read_limit)";
+         std::to_string(limit) + " bytes" + limit_source(arg);
 }
 
 }  // namespace
@@ -329,6 +334,7 @@ task<std::string> stream::read_exact_string(std::size_t n) {
 task<std::string> stream::read_until(std::string delim, std::size_t limit) {
   auto s = s_;
   if (delim.empty()) throw std::invalid_argument("eddy::stream::read_until: empty delimiter");
+  const std::size_t arg = limit;
   if (limit == 0) limit = s->o.read_limit;
   std::size_t searched = 0;  // bytes already known to hold no complete delimiter start
   for (;;) {
@@ -336,12 +342,12 @@ task<std::string> stream::read_until(std::string delim, std::size_t limit) {
     const auto at = have.find(delim, searched);
     if (at != std::string_view::npos) {
       const std::size_t len = at + delim.size();
-      if (len > limit) throw stream_limit_error(quote_limit("read_until", limit));
+      if (len > limit) throw stream_limit_error(quote_limit("read_until", limit, arg));
       std::string out(have.substr(0, len));
       s->consume(len);
       co_return out;
     }
-    if (have.size() >= limit) throw stream_limit_error(quote_limit("read_until", limit));
+    if (have.size() >= limit) throw stream_limit_error(quote_limit("read_until", limit, arg));
     searched = have.size() >= delim.size() ? have.size() - delim.size() + 1 : 0;
     if (!co_await fill(s)) {
       std::string partial(s->rdata(), s->rsize());
@@ -354,6 +360,7 @@ task<std::string> stream::read_until(std::string delim, std::size_t limit) {
 
 task<std::string> stream::read_line(std::size_t limit) {
   auto s = s_;
+  const std::size_t arg = limit;
   if (limit == 0) limit = s->o.read_limit;
   std::size_t searched = 0;
   for (;;) {
@@ -362,20 +369,34 @@ task<std::string> stream::read_line(std::size_t limit) {
     if (at != std::string_view::npos) {
       if (at + 1 > limit)
         throw stream_limit_error("eddy::stream::read_line: line longer than the limit of " +
-                                 std::to_string(limit) + " bytes (stream_options::read_limit)");
+                                 std::to_string(limit) + " bytes" + limit_source(arg));
       std::string out(have.substr(0, at + 1));
       s->consume(at + 1);
       co_return out;
     }
     if (have.size() >= limit)
       throw stream_limit_error("eddy::stream::read_line: line longer than the limit of " +
-                               std::to_string(limit) + " bytes (stream_options::read_limit)");
+                               std::to_string(limit) + " bytes" + limit_source(arg));
     searched = have.size();
     if (!co_await fill(s)) {
       std::string rest(s->rdata(), s->rsize());  // `have` may dangle: fill moved the buffer
       s->consume(s->rsize());
       co_return rest;
     }
+  }
+}
+
+task<std::size_t> stream::discard_line() {
+  auto s = s_;
+  std::size_t dropped = 0;
+  for (;;) {
+    const std::string_view have(s->rdata(), s->rsize());
+    const auto at = have.find('\n');
+    const std::size_t n = at == std::string_view::npos ? have.size() : at + 1;
+    s->consume(n);
+    dropped += n;
+    if (at != std::string_view::npos) co_return dropped;
+    if (!co_await fill(s)) co_return dropped;
   }
 }
 

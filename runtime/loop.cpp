@@ -28,6 +28,7 @@
 
 #include "io/backend.hpp"
 #include "runtime/log.hpp"
+#include "runtime/loop_metrics.hpp"
 #include "runtime/memory_trim.hpp"
 
 namespace eddy {
@@ -144,6 +145,9 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   ready_batch_ = opts.ready_batch;
   coop_budget_ = opts.coop_budget != 0 ? opts.coop_budget : default_coop_budget;
   trim_after_tasks_ = opts.trim_after_tasks;
+  metrics_on_ = opts.metrics;
+  poll_times_ = opts.task_poll_times;
+  id_ = detail::next_loop_id();
   idle_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.idle_spin).count();
   offload_spin_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(opts.offload_spin).count();
   backend_kind requested = opts.backend;
@@ -184,6 +188,7 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
                      },
                      this});
   }
+  stall_ = detail::stall_arm(*this, opts);  // last: a throw above leaves nothing armed
   detail::log_debug("loop %p: backend %.*s (%s)", static_cast<void*>(this),
                     static_cast<int>(backend_name().size()), backend_name().data(),
                     backend_reason_.c_str());
@@ -211,6 +216,7 @@ void loop::enter_thread() {
   const std::uint64_t me = this_thread_id();
   if (owner_thread_ == 0) {
     owner_thread_ = me;
+    tid_.store(detail::current_tid(), std::memory_order_relaxed);
     backend_->attach_thread();
   } else if (owner_thread_ != me) {
     throw std::logic_error("eddy::loop: run from a thread other than the one that first ran it");
@@ -218,9 +224,11 @@ void loop::enter_thread() {
   prev_current_ = tls_current_loop;
   tls_current_loop = this;
   running_ = true;
+  note_running(true);
 }
 
 void loop::leave_thread() noexcept {
+  note_running(false);
   tls_current_loop = prev_current_;
   running_ = false;
   detail::tls_current_core = nullptr;
@@ -233,6 +241,9 @@ detail::task_core* loop::start(std::coroutine_handle<> frame, detail::promise_ba
   c->loop_ = this;
   c->promise_ = p;
   c->frame_ = frame.address();
+  c->spawned_ns_ = c->last_run_ns_ = now_ns_;
+  c->scheduled_ = true;
+  ++tasks_spawned_;
   p->core_ = c;
   link_live(c);
   return c;
@@ -252,7 +263,11 @@ void loop::call_soon_entry(void (*fn)(void*, void*, bool), void* a) {
 
 void loop::poke_host() noexcept { backend_->poke(); }
 
-bool detail::submit_op(loop& l, io_op& op) { return l.backend_->submit(op); }
+bool detail::submit_op(loop& l, io_op& op) {
+  const auto k = static_cast<std::size_t>(op.code);
+  ++l.ops_submitted_[k < loop_metrics::op_kinds ? k : loop_metrics::op_kinds - 1];
+  return l.backend_->submit(op);
+}
 
 void detail::cancel_op(loop& l, io_op& op) noexcept { l.backend_->cancel(op); }
 
@@ -310,9 +325,12 @@ loop_stats loop::stats() const noexcept {
 void loop::drain_remote() {
   if (shared_->head.load(std::memory_order_relaxed) == nullptr) return;
   detail::remote_node* n = shared_->take_all();
+  std::uint64_t progress = progress_.load(std::memory_order_relaxed);
   while (n != nullptr) {
     detail::remote_node* next = n->next;
     detail::tls_current_core = nullptr;
+    ++remote_posts_;
+    progress_.store(++progress, std::memory_order_relaxed);
     try {
       n->fn(n, true);
     } catch (...) {
@@ -323,17 +341,22 @@ void loop::drain_remote() {
 }
 
 std::size_t loop::run_ready_batch() {
+  if (poll_times_) return run_ready_batch_timed();
   const std::size_t budget = ready_batch_ != 0 ? ready_batch_ : default_ready_budget;
   // After stop() the batch ends with what was queued when it began (asyncio's
   // iteration); after stop_now() it ends at once. One load of stop_ per entry.
   const std::size_t queued = ready_.size();
   std::size_t n = budget;
   coop_exhausted_ = false;  // a yield outside a batch (a posted callback) ends none
+  // One relaxed store per entry: the stall detector's heartbeat and the
+  // `callbacks` metric.
+  std::uint64_t progress = progress_.load(std::memory_order_relaxed);
   while (n != 0 && !ready_.empty()) {
     if (stop_ && (cut_batch_ || budget - n >= queued)) break;
     --n;
     const detail::ready_entry e = ready_.pop();
     detail::tls_coop_left = coop_budget_;
+    progress_.store(++progress, std::memory_order_relaxed);
     try {
       e.fn(e.a, e.b, true);
     } catch (...) {
@@ -359,6 +382,7 @@ void loop::run_once(bool block) {
 void loop::iterate(bool block, bool block_after_work) {
   ++iterations_;
   if (live_count_ > trim_peak_) trim_peak_ = live_count_;
+  if (metrics_on_) now_ns_ = clock_ns();
   drain_remote();
   const std::size_t ran = run_ready_batch();
   if (!wheel_.empty()) wheel_.advance(clock_ns());
@@ -370,7 +394,7 @@ void loop::iterate(bool block, bool block_after_work) {
                               shared_->head.load(std::memory_order_relaxed) != nullptr ||
                               shared_->stop_requested.load(std::memory_order_relaxed);
   if (must_not_block) {
-    if (backend_->in_flight() != 0) backend_->reap(budget);
+    if (backend_->in_flight() != 0) io_completions_ += backend_->reap(budget);
     return;
   }
   // Nothing to do: before blocking, watch the cross-thread queue for a while if
@@ -380,7 +404,12 @@ void loop::iterate(bool block, bool block_after_work) {
     std::int64_t until = idle_spin_ns_ != 0 ? now + idle_spin_ns_ : 0;
     if (remote_watch_until_ns_ > until) until = remote_watch_until_ns_;
     remote_watch_until_ns_ = 0;
-    if (until > now && spin_for_remote_work(until)) return;
+    if (until > now) {
+      phase_.store(2, std::memory_order_relaxed);  // watching, not stalled
+      const bool work = spin_for_remote_work(until);
+      phase_.store(1, std::memory_order_relaxed);
+      if (work) return;
+    }
   }
   std::int64_t timeout = -1;
   if (!wheel_.empty()) {
@@ -414,11 +443,19 @@ void loop::iterate(bool block, bool block_after_work) {
         if (l.before_block_ != nullptr) l.before_block_(l.block_hook_arg_);
       }
       ~block_scope() {
+        l.phase_.store(1, std::memory_order_relaxed);
         if (l.after_block_ != nullptr) l.after_block_(l.block_hook_arg_);
         l.shared_->sleeping.store(l.hosted_, std::memory_order_relaxed);
       }
     } scope(*this);
-    backend_->wait(timeout, budget);
+    const std::int64_t wait_start = metrics_on_ ? clock_ns() : 0;
+    phase_.store(2, std::memory_order_relaxed);
+    io_completions_ += backend_->wait(timeout, budget);
+    ++blocking_waits_;
+    if (metrics_on_) {
+      now_ns_ = clock_ns();
+      idle_ns_ += now_ns_ - wait_start;
+    }
   }
   if (!wheel_.empty()) wheel_.advance(clock_ns());
 }
@@ -470,7 +507,11 @@ bool loop::spin_for_remote_work(std::int64_t until_ns) {
         shared_->stop_requested.load(std::memory_order_relaxed))
       return true;
     if ((round & 63) == 63) {
-      if (backend_->completions_pending() && backend_->reap(1024) != 0) return true;
+      if (backend_->completions_pending()) {
+        const unsigned got = backend_->reap(1024);
+        io_completions_ += got;
+        if (got != 0) return true;
+      }
       if (!ready_.empty()) return true;
       if (clock_ns() >= limit) return false;
     }
@@ -586,6 +627,7 @@ void loop::close() {
   }
   shared_->be = nullptr;
   backend_.reset();
+  stall_.reset();
 }
 
 bool timer_handle::cancel() noexcept {

@@ -16,6 +16,7 @@ namespace eddy::detail {
 
 constinit thread_local task_core* tls_current_core = nullptr;
 constinit thread_local unsigned tls_coop_left = 0;
+constinit thread_local task_core* tls_timed_core = nullptr;
 
 void throw_empty_task() {
   throw std::logic_error("eddy::task: empty task (default-constructed or moved-from)");
@@ -36,6 +37,7 @@ void finalize(task_core* c) noexcept {
 std::coroutine_handle<> on_root_done(task_core* c) noexcept {
   c->done_ = true;
   c->hook_ = nullptr;
+  if (tls_timed_core == c) tls_timed_core = nullptr;
   detail::loop_unlink_live(*c->loop_, c);
   if (c->on_done_ != nullptr) c->on_done_(c, c->on_done_arg_);
   std::coroutine_handle<> next = std::noop_coroutine();

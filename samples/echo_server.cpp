@@ -2,6 +2,7 @@
 //
 //   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll|libuv]
 //               [--threads N] [--work-us N] [--recv-limit BYTES] [--discard]
+//               [--stats N] [--grace S] [--metrics on|off]
 //
 // --discard reads and drops what arrives instead of echoing it: the server side of
 // bench/compare's one-way stream row.
@@ -18,7 +19,10 @@
 //
 // It prints "listening on HOST PORT" on stdout once it accepts (with --port 0 the
 // kernel picks the port; scripts read it from that line), and runs until SIGINT or
-// SIGTERM, then stops accepting, closes every connection and exits 0.
+// SIGTERM; then (eddy::graceful_shutdown) it stops accepting, lets the connections
+// finish for up to --grace seconds (their clients close them), cancels the rest and
+// exits 0; a second signal cancels at once. --stats N logs a one-line summary every
+// N seconds; SIGUSR2 logs a dump of every task (docs/operability.md shows both).
 //
 // Each connection reads with receive(): on io_uring one multishot recv fills
 // buffers from the loop's provided-buffer ring, so a connection waiting for data
@@ -42,6 +46,7 @@
 #include <eddy/runtime/run.hpp>
 #include <eddy/runtime/task_group.hpp>
 #include <eddy/runtime/time.hpp>
+#include <eddy/sched/graceful_shutdown.hpp>
 #include <eddy/sched/signal_set.hpp>
 #include <exception>
 #include <span>
@@ -50,6 +55,7 @@
 
 #include "common/cli.hpp"
 #include "common/multi_loop.hpp"
+#include "common/operator.hpp"
 
 namespace {
 
@@ -69,8 +75,16 @@ constexpr const char* usage =
     "  --recv-limit BYTES most bytes one receive hands over, 16384..4194304\n"
     "                     (loop_options::recv_limit; default 262144)\n"
     "  --discard          read and drop instead of echoing (a sink)\n"
-    "  --help             this text\n"
-    "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0).\n";
+    "  --stats N          log a one-line summary every N seconds, 0..86400; 0 = never\n"
+    "                     (default 0; with --threads, the loops' sum)\n"
+    "  --grace S          on SIGINT/SIGTERM, let connections finish for up to S seconds,\n"
+    "                     0..3600, then close them (default 1; one loop only)\n"
+    "  --metrics on|off   busy/idle time in the loop's metrics (default on; off is for\n"
+    "                     measuring what they cost, bench/operability.py)\n"
+    "  -h, --help         this text\n"
+    "  --version          the program's and eddy's version\n"
+    "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0); a\n"
+    "second signal closes what is left at once. SIGUSR2 logs a dump of every task.\n";
 
 struct options {
   std::string host = "127.0.0.1";
@@ -80,6 +94,9 @@ struct options {
   unsigned work_us = 0;
   std::size_t recv_limit = 256 * 1024;
   bool discard = false;
+  std::chrono::milliseconds stats{0};
+  std::chrono::milliseconds grace = 1s;  // echo clients rarely close on cue: keep it short
+  bool metrics = true;
 };
 
 options parse(int argc, char** argv) {
@@ -90,6 +107,18 @@ options parse(int argc, char** argv) {
       r.no_value();
       std::fputs(usage, stdout);
       std::exit(0);
+    } else if (*name == "--version") {
+      r.no_value();
+      sample::print_version(prog);
+      std::exit(0);
+    } else if (*name == "--stats") {
+      o.stats = std::chrono::seconds(sample::count_value(r, 0, 86400));
+    } else if (*name == "--grace") {
+      o.grace = sample::seconds_value(r, 0, 3600);
+    } else if (*name == "--metrics") {
+      const std::string_view v = r.value();
+      if (v != "on" && v != "off") sample::usage_error(prog, "--metrics: '" + std::string(v) + "' is not on or off");
+      o.metrics = v == "on";
     } else if (*name == "--host") {
       o.host = r.value();
     } else if (*name == "--port") {
@@ -144,7 +173,7 @@ eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us, bool discard) {
     // the server's problem: say it.
     const int code = e.code().value();
     if (code != ECONNRESET && code != EPIPE && code != ETIMEDOUT)
-      std::fprintf(stderr, "%s: connection: %s\n", prog, e.what());
+      sample::logf(prog, "connection: %s", e.what());
   }
   co_await s.close();
 }
@@ -160,7 +189,7 @@ eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& con
     } catch (const std::system_error& e) {
       // accept() already absorbs EMFILE and aborted connections; anything else
       // (ENOBUFS, ENOMEM) is transient on a server, so say it and carry on.
-      std::fprintf(stderr, "%s: accept: %s\n", prog, e.what());
+      sample::logf(prog, "accept: %s", e.what());
       backoff = true;
     }
     if (backoff) {
@@ -186,21 +215,44 @@ eddy::task<void> stop_serving(eddy::join_handle<void>& acceptor, eddy::tcp_liste
 
 eddy::task<int> serve(options o) {
   // Before anything could start a thread: signals must stay blocked in all of them.
-  eddy::signal_set stop{SIGINT, SIGTERM};
+  eddy::graceful_shutdown shutdown;  // SIGINT, SIGTERM
+  eddy::signal_set usr2{SIGUSR2};
   eddy::tcp_listener listener =
       eddy::tcp_listener::bind(sample::bind_address(prog, o.host, o.port));
   const eddy::socket_address bound = listener.local_address();
   std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
   std::fflush(stdout);
 
-  eddy::task_group conns;
+  eddy::task_group& conns = shutdown.connections();
   std::uint64_t accepted = 0;
   eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, o.discard, &accepted));
-  const int sig = co_await stop.wait();
-  std::fprintf(stderr, "%s: %s, closing %zu connection(s)\n", prog, sigabbrev_np(sig),
-               conns.size());
-
-  co_await stop_serving(acceptor, listener, conns);
+  eddy::join_handle<void> dumper = eddy::spawn(sample::dump_on_signal(prog, usr2));
+  eddy::join_handle<void> stats;
+  if (o.stats.count() != 0) {
+    stats = eddy::spawn(sample::print_stats(prog, o.stats, [&conns, &accepted] {
+      return "conns " + std::to_string(conns.size()) + " accepted " + std::to_string(accepted);
+    }));
+  }
+  const int sig = co_await shutdown.wait();
+  sample::logf(prog, "%s, stopped accepting; %zu connection(s) open, up to %.1f s to finish",
+               sig != 0 ? sigabbrev_np(sig) : "stop", conns.size(), static_cast<double>(o.grace.count()) / 1000.0);
+  acceptor.cancel();
+  try {
+    co_await acceptor;
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_await listener.close();
+  const eddy::shutdown_result r = co_await shutdown.drain(o.grace);
+  sample::logf(prog, "%zu connection(s) finished, %zu closed%s", r.finished, r.cancelled,
+               r.second_signal ? " at a second signal" : r.cancelled != 0 ? " at the deadline" : "");
+  for (eddy::join_handle<void>* h : {&dumper, &stats}) {
+    if (!h->valid()) continue;
+    h->cancel();
+    try {
+      co_await *h;
+    } catch (const eddy::cancelled_error&) {
+    }
+  }
   co_return 0;
 }
 
@@ -226,9 +278,10 @@ int main(int argc, char** argv) {
   eddy::loop_options lo;
   lo.backend = o.backend;
   lo.recv_limit = o.recv_limit;
+  lo.metrics = o.metrics;
   if (o.threads != 1)
     return sample::run_on_loops<options>(prog, o.threads, lo, sample::bind_address(prog, o.host, o.port),
-                                         &serve_loop, o);
+                                         &serve_loop, o, o.stats);
   try {
     return eddy::run(serve(o), lo);
   } catch (const std::exception& e) {

@@ -1,8 +1,17 @@
 // eddy_info: which backend a loop gets here, why each other one was or was not
 // chosen, and what the kernel offers (the compat/ probes). Honours EDDY_BACKEND.
 //
-//   build/samples/eddy_info
+//   build/samples/eddy_info [--help | --version]
+//
+// It also prints eddy's and liburing's versions and the limits that decide what a
+// server can do here: open files (one per connection), locked memory (io_uring
+// rings and buffer rings count against it on kernels before 5.12) and
+// /proc/sys/kernel/io_uring_disabled (1: only root or the io_uring group; 2: none).
+#include <sys/resource.h>
+
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <exception>
 #include <memory>
 #include <stdexcept>
@@ -12,13 +21,52 @@
 
 namespace {
 
+#ifndef EDDY_VERSION
+#define EDDY_VERSION "unknown"
+#endif
+#ifndef EDDY_LIBURING_VERSION
+#define EDDY_LIBURING_VERSION ""
+#endif
+
 const char* yn(bool b) { return b ? "yes" : "no"; }
+
+std::string limit_text(int resource) {
+  rlimit rl{};
+  if (::getrlimit(resource, &rl) != 0) return "unknown";
+  auto one = [](rlim_t v) { return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v); };
+  return one(rl.rlim_cur) + " (hard " + one(rl.rlim_max) + ")";
+}
 
 }  // namespace
 
-int main() try {
+int main(int argc, char** argv) try {
+  if (argc > 1) {
+    if (std::strcmp(argv[1], "--version") == 0) {
+      std::printf("eddy_info (eddy %s)\n", EDDY_VERSION);
+      return 0;
+    }
+    const bool help = std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0;
+    std::fprintf(help ? stdout : stderr,
+                 "%susage: eddy_info [--help | --version]\n"
+                 "Prints the backend a loop gets here (EDDY_BACKEND is honoured) and why, every\n"
+                 "backend's availability, the kernel's features, eddy's and liburing's versions\n"
+                 "and the limits that matter to a server (open files, locked memory,\n"
+                 "io_uring_disabled).\n",
+                 help ? "" : "eddy_info: unknown argument\n");
+    return help ? 0 : 2;
+  }
   const eddy::kernel_features f = eddy::probe_kernel_features();
-  std::printf("kernel %s\n\n", f.kernel_release.c_str());
+  std::printf("eddy %s, liburing %s\n", EDDY_VERSION,
+              *EDDY_LIBURING_VERSION ? EDDY_LIBURING_VERSION : "(not built with it)");
+  std::printf("kernel %s\n", f.kernel_release.c_str());
+  std::string disabled = "absent (kernel before 6.6: io_uring allowed)";
+  if (std::ifstream in("/proc/sys/kernel/io_uring_disabled"); in) {
+    int v = -1;
+    in >> v;
+    disabled = std::to_string(v) + (v == 0 ? " (allowed)" : v == 1 ? " (root or io_uring group only)" : " (disabled)");
+  }
+  std::printf("limits: open files %s, locked memory %s, io_uring_disabled %s\n\n",
+              limit_text(RLIMIT_NOFILE).c_str(), limit_text(RLIMIT_MEMLOCK).c_str(), disabled.c_str());
 
   // backend_kind::from_env: EDDY_BACKEND, or auto. When no backend can run, say
   // so and still print what the probes found.

@@ -2,7 +2,7 @@
 //
 //   tcp_proxy --listen HOST:PORT --upstream HOST:PORT [--backend auto|io_uring|epoll|libuv]
 //             [--idle-timeout S] [--connect-timeout S] [--max-conns N] [--splice]
-//             [--grace S] [--threads N]
+//             [--grace S] [--threads N] [--stats N]
 //             [--tls-cert FILE --tls-key FILE] [--tls-handshake-timeout S]
 //             [--upstream-tls [--upstream-ca FILE] [--upstream-sni NAME]]
 //
@@ -32,7 +32,9 @@
 //
 // SIGTERM or SIGINT: stop accepting, close the listener, let the relays finish for
 // up to --grace seconds, then close whatever is left; a second signal closes it at
-// once. Exit 0. Exit 1 if the proxy could not run (address in use), 2 for bad usage.
+// once (eddy::graceful_shutdown). Exit 0. Exit 1 if the proxy could not run (address
+// in use), 2 for bad usage. --stats N logs a one-line summary every N seconds;
+// SIGUSR2 logs a dump of every task (docs/operability.md).
 //
 // It prints "listening on HOST PORT" on stdout when ready (--listen HOST:0 lets the
 // kernel pick the port).
@@ -45,6 +47,7 @@
 #include <eddy/runtime/task_group.hpp>
 #include <eddy/runtime/time.hpp>
 #include <eddy/runtime/when.hpp>
+#include <eddy/sched/graceful_shutdown.hpp>
 #include <eddy/sched/signal_set.hpp>
 #include <eddy/sched/tcp_connect.hpp>
 #include <exception>
@@ -58,6 +61,7 @@
 
 #include "common/cli.hpp"
 #include "common/multi_loop.hpp"
+#include "common/operator.hpp"
 #include "tcp_proxy/relay.hpp"
 
 namespace {
@@ -92,8 +96,11 @@ constexpr const char* usage =
     "                          system's store\n"
     "  --upstream-sni NAME     the name sent to and verified on the upstream; default:\n"
     "                          the upstream's host\n"
-    "  --help                  this text\n"
-    "Prints \"listening on HOST PORT\" when ready.\n";
+    "  --stats N               log a one-line summary every N seconds, 0..86400; 0 = never\n"
+    "                          (default 0; with --threads, the loops' sum)\n"
+    "  -h, --help              this text\n"
+    "  --version               the program's and eddy's version\n"
+    "Prints \"listening on HOST PORT\" when ready. SIGUSR2 logs a dump of every task.\n";
 
 struct options {
   eddy::socket_address listen;
@@ -112,6 +119,7 @@ struct options {
   bool upstream_tls = false;
   std::string upstream_ca;
   std::string upstream_sni;
+  std::chrono::milliseconds stats{0};
 };
 
 eddy::host_port host_port_value(sample::arg_reader& r) {
@@ -139,6 +147,12 @@ options parse(int argc, char** argv) {
       r.no_value();
       std::fputs(usage, stdout);
       std::exit(0);
+    } else if (*name == "--version") {
+      r.no_value();
+      sample::print_version(prog);
+      std::exit(0);
+    } else if (*name == "--stats") {
+      o.stats = std::chrono::seconds(sample::count_value(r, 0, 86400));
     } else if (*name == "--listen") {
       const eddy::host_port hp = host_port_value(r);
       o.listen = sample::bind_address(prog, hp.host, hp.port);
@@ -326,7 +340,8 @@ eddy::task<void> drain(eddy::task_group& conns, std::chrono::milliseconds grace)
 eddy::task<int> serve(options o) {
   // Before anything could start a thread (name resolution does): signals must stay
   // blocked in all of them.
-  eddy::signal_set stop{SIGINT, SIGTERM};
+  eddy::graceful_shutdown shutdown;  // SIGINT, SIGTERM
+  eddy::signal_set usr2{SIGUSR2};
   proxy p{o, std::nullopt};
   try {
     p.upstream_addr = eddy::socket_address::ip(o.upstream_host, o.upstream_port);
@@ -341,21 +356,39 @@ eddy::task<int> serve(options o) {
   std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
   std::fflush(stdout);
 
-  eddy::task_group conns;
+  eddy::task_group& conns = shutdown.connections();
   eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(p, listener, conns));
-  const int sig = co_await stop.wait();
+  eddy::join_handle<void> dumper = eddy::spawn(sample::dump_on_signal(prog, usr2));
+  eddy::join_handle<void> stats;
+  if (o.stats.count() != 0) {
+    stats = eddy::spawn(sample::print_stats(prog, o.stats, [&p] {
+      return "relays " + std::to_string(p.live) + " accepted " + std::to_string(p.accepted) + " refused " +
+             std::to_string(p.refused);
+    }));
+  }
+  const int sig = co_await shutdown.wait();
   acceptor.cancel();
   try {
     co_await acceptor;
   } catch (const eddy::cancelled_error&) {
   }
   co_await listener.close();
-  std::fprintf(stderr, "%s: %s, stopped accepting; %zu relay(s) open, %llu refused so far\n", prog,
-               sigabbrev_np(sig), p.live, static_cast<unsigned long long>(p.refused));
-  // Whichever comes first: every relay done (or the grace period over), or a
-  // second signal. when_any cancels the loser and waits for it; a cancelled drain
-  // has cancelled the relays and waited for them, so none is left either way.
-  co_await eddy::when_any(drain(conns, o.grace), stop.wait());
+  sample::logf(prog, "%s, stopped accepting; %zu relay(s) open, %llu refused so far", sig != 0 ? sigabbrev_np(sig) : "stop",
+               p.live, static_cast<unsigned long long>(p.refused));
+  // Every relay done, or the grace period over (the rest are closed), or a
+  // second signal (closes them at once): none is left either way.
+  const eddy::shutdown_result r = co_await shutdown.drain(o.grace);
+  if (r.cancelled != 0)
+    sample::logf(prog, "%s, closed the remaining %zu relay(s)",
+                 r.second_signal ? "second signal" : "grace period over", r.cancelled);
+  for (eddy::join_handle<void>* h : {&dumper, &stats}) {
+    if (!h->valid()) continue;
+    h->cancel();
+    try {
+      co_await *h;
+    } catch (const eddy::cancelled_error&) {
+    }
+  }
   co_return 0;
 }
 
@@ -405,7 +438,7 @@ int main(int argc, char** argv) {
   sample::raise_fd_limit();
   eddy::loop_options lo;
   lo.backend = o.backend;
-  if (o.threads != 1) return sample::run_on_loops<options>(prog, o.threads, lo, o.listen, &serve_loop, o);
+  if (o.threads != 1) return sample::run_on_loops<options>(prog, o.threads, lo, o.listen, &serve_loop, o, o.stats);
   try {
     return eddy::run(serve(o), lo);
   } catch (const std::exception& e) {

@@ -98,7 +98,9 @@ struct pp_pending_call {
   bool suspended = false;
   std::coroutine_handle<> h{};
   task_core* waiter = nullptr;
-  cancel_hook hook{&on_cancel};
+  cancel_hook hook{&on_cancel, [](const cancel_hook*, wait_description& d) noexcept {
+                      d.kind = "a process pool call";
+                    }};
 
   pp_pending_call() = default;
   pp_pending_call(const pp_pending_call&) = delete;
@@ -577,16 +579,34 @@ void process_pool_core::close() noexcept {
   }
 }
 
+namespace {
+
+// A helper that has exited but whose reader task has not run yet (it learns of the
+// death on a later turn of the loop): a snapshot must not show it alive. A poll of
+// its pidfd with no timeout says so at once.
+bool exited_unseen(const pp_helper_slot& s) noexcept {
+  if (s.st == pp_helper_slot::state::dead || s.proc.pidfd() < 0) return false;
+  pollfd p{s.proc.pidfd(), POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
+}  // namespace
+
 process_pool_stats process_pool_core::stats() const noexcept {
   process_pool_stats st;
+  std::uint64_t unseen = 0;
   for (const auto& s : slots_) {
+    if (exited_unseen(*s)) {
+      ++unseen;
+      continue;
+    }
     if (s->st == pp_helper_slot::state::ready) ++st.helpers_ready;
     if (s->st == pp_helper_slot::state::starting) ++st.helpers_starting;
     for (const pp_flight& f : s->flights)
       if (f.call) ++st.in_flight;
   }
   st.helpers_started = started_;
-  st.helpers_died = died_;
+  st.helpers_died = died_ + unseen;
   st.queued = queue_.size();
   return st;
 }
@@ -594,7 +614,7 @@ process_pool_stats process_pool_core::stats() const noexcept {
 std::vector<pid_t> process_pool_core::pids() const {
   std::vector<pid_t> v;
   for (const auto& s : slots_)
-    if (s->st != pp_helper_slot::state::dead) v.push_back(s->proc.pid());
+    if (s->st != pp_helper_slot::state::dead && !exited_unseen(*s)) v.push_back(s->proc.pid());
   return v;
 }
 

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <string_view>
 #include <random>
 #include <thread>
 #include <vector>
@@ -23,6 +25,16 @@ using namespace std::chrono_literals;
 
 eddy::task<void> empty_task() { co_return; }
 
+// bench/operability.py measures what metrics and the stall detector cost:
+// EDDY_BENCH_METRICS=off turns busy/idle timing off; EDDY_STALL_MS arms the stall
+// detector (read by the loop itself).
+eddy::loop_options bench_loop_options() {
+  eddy::loop_options o;
+  if (const char* m = std::getenv("EDDY_BENCH_METRICS"); m != nullptr && std::string_view(m) == "off")
+    o.metrics = false;
+  return o;
+}
+
 eddy::task<void> spawn_join_body(benchmark::State* state) {
   for (auto _ : *state) {
     auto h = eddy::spawn(empty_task());
@@ -32,7 +44,7 @@ eddy::task<void> spawn_join_body(benchmark::State* state) {
 
 // spawn an empty task and await its join handle.
 void BM_spawn_join(benchmark::State& state) {
-  eddy::loop l;
+  eddy::loop l(bench_loop_options());
   l.run(spawn_join_body(&state));
   l.close();
   state.SetItemsProcessed(state.iterations());
@@ -43,7 +55,7 @@ BENCHMARK(BM_spawn_join);
 // schedule a callback and run it; the loop turns once per 256 callbacks, as a
 // busy loop would.
 void BM_call_soon(benchmark::State& state) {
-  eddy::loop l;
+  eddy::loop l(bench_loop_options());
   std::uint64_t ran = 0;
   int pending = 0;
   for (auto _ : state) {

@@ -6,6 +6,12 @@
 // config name for consumers.
 #pragma once
 
+// Before any standard header: a compiler in C++17 mode then shows this line first,
+// not the errors <coroutine> and <concepts> give in that mode.
+#if __cplusplus < 202002L
+#error "eddy needs C++20 or later: compile with -std=c++20 (or -std=c++23, ...)"
+#endif
+
 #include <eddy/io/accepted.hpp>
 #include <eddy/io/address.hpp>
 #include <eddy/io/fd.hpp>
@@ -22,10 +28,13 @@
 #include <eddy/runtime/channel.hpp>
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/event.hpp>
+#include <eddy/runtime/group_metrics.hpp>
+#include <eddy/runtime/interval.hpp>
 #include <eddy/runtime/join_set.hpp>
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/loop_channel.hpp>
 #include <eddy/runtime/loop_group.hpp>
+#include <eddy/runtime/metrics.hpp>
 #include <eddy/runtime/mutex.hpp>
 #include <eddy/runtime/outcome.hpp>
 #include <eddy/runtime/run.hpp>
@@ -37,6 +46,7 @@
 #include <eddy/runtime/when.hpp>
 #include <eddy/sched/dns.hpp>
 #include <eddy/sched/fork_join.hpp>
+#include <eddy/sched/graceful_shutdown.hpp>
 #include <eddy/sched/offload.hpp>
 #include <eddy/sched/process_pool.hpp>
 #include <eddy/sched/remote.hpp>

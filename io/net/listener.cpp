@@ -85,7 +85,10 @@ struct accept_waiter {
   listener_state* s;
   std::coroutine_handle<> h{};
   task_core* core = nullptr;
-  cancel_hook hook{&on_cancel};
+  cancel_hook hook{&on_cancel, [](const cancel_hook* hk, wait_description& d) noexcept {
+                      d.kind = "accept";
+                      d.fd = outer_of(const_cast<cancel_hook*>(hk), &accept_waiter::hook)->s->fd;
+                    }};
   accept_waiter* next = nullptr;
   accept_waiter* prev = nullptr;
   bool linked = false;

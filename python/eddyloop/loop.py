@@ -20,6 +20,9 @@ import warnings
 import weakref
 from asyncio import base_events, constants, events, futures, selector_events, sslproto, unix_events
 
+from asyncio import format_helpers
+from asyncio.log import logger
+
 from . import _core
 from . import sendfile as _sendfile
 
@@ -62,6 +65,29 @@ class Loop(base_events.BaseEventLoop):
         # The socket pair signals wake the loop through (see _take_signal_wakeup),
         # made here as asyncio's selector loop makes its self-pipe.
         self._make_self_pipe()
+
+    # ---- operability (docs/operability.md) --------------------------------------
+
+    def metrics(self):
+        """eddy's loop metrics as a dict: busy_time and idle_time (seconds),
+        utilization, iterations, callbacks, io_completions, live_tasks, ready_depth,
+        in_flight_io, armed_timers, ops_submitted by kind, ..."""
+        self._check_closed()
+        return self._core.metrics()
+
+    def set_slow_callback(self, seconds):
+        """Log (on asyncio's logger, as debug mode does) every callback or task step
+        that runs longer than `seconds`; 0 or None turns it off. Cheap enough to
+        leave on: two clock reads per callback."""
+        self._core.set_slow_callback(float(seconds or 0))
+
+    def _eddy_slow_callback(self, callback, seconds):
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, futures.Future):
+            what = repr(owner)  # a task step: name the task and its coroutine
+        else:
+            what = format_helpers._format_callback_source(callback, ())
+        logger.warning("Executing %s took %.3f seconds", what, seconds)
 
     @property
     def backend(self):

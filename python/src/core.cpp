@@ -26,6 +26,9 @@
 
 namespace eddypy {
 
+PyObject* core_metrics(PyObject* self, PyObject*);  // operability.cpp
+PyObject* core_set_slow_callback(PyObject* self, PyObject* arg);
+
 module_state g;
 
 PyObject* call_in_context(PyObject* context, PyObject* callback, PyObject* const* args,
@@ -427,6 +430,9 @@ PyMethodDef core_methods[] = {
     {"stop", core_stop, METH_NOARGS, "Stop after the current iteration."},
     {"close", core_close, METH_NOARGS, "Cancel everything pending and release the loop."},
     {"stats", core_stats, METH_NOARGS, "eddy's loop counters (leak checks)."},
+    {"metrics", core_metrics, METH_NOARGS, "eddy's loop metrics (loop_metrics) as a dict."},
+    {"set_slow_callback", core_set_slow_callback, METH_O,
+     "set_slow_callback(seconds): name callbacks slower than this; 0 turns it off."},
     {nullptr, nullptr, 0, nullptr},
 };
 

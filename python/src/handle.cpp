@@ -192,8 +192,10 @@ void run_handle(handle_object* h) {
   }
   // A closed loop runs nothing more (asyncio's close() drops the ready queue).
   if (h->cancelled || h->callback == nullptr || h->core->closed) return;
+  const long long t0 = h->core->slow_ns != 0 ? monotonic_ns() : 0;
   PyObject* r = call_in_context(h->context, h->callback, &PyTuple_GET_ITEM(h->args, 0),
                                 PyTuple_GET_SIZE(h->args));
+  if (t0 != 0) check_slow(h, monotonic_ns() - t0);
   if (r == nullptr) {
     if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
       report_error(h->core, "");  // kept for run_forever, which re-raises it

@@ -38,6 +38,10 @@ void run_handle(handle_object* h);
 // Call with no Python error set.
 std::string describe_callback(PyObject* callback, PyObject* args);
 
+// Slow-callback naming (operability.cpp): the clock, and the report of a callback
+// that ran longer than core->slow_ns.
+long long monotonic_ns() noexcept;
+void check_slow(handle_object* h, long long ns);
 void cancel_pending_timers(core_object* core);
 
 }  // namespace eddypy

@@ -5,6 +5,7 @@
 namespace eddypy {
 PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs);
 PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs);
+PyObject* info(PyObject*, PyObject*);  // operability.cpp
 }
 
 namespace {
@@ -18,6 +19,7 @@ PyMethodDef module_methods[] = {
      "watch(core, fd, writable, handle[, borrow_core]) -> Watcher"},
     {"wait_fd", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::wait_fd)), METH_FASTCALL,
      "wait_fd(core, fd, writable, fut) -> Watcher: fut's result is set once fd is ready"},
+    {"info", eddypy::info, METH_NOARGS, "info() -> dict: the backend a loop gets here and why; kernel features"},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -30,6 +30,7 @@ struct core_object {
   bool ring_writes;        // io_uring: transport writes go through the ring (transport.cpp)
   bool send_now;           // EDDYLOOP_SEND_NOW: write() sends at once instead of once per turn
   bool closed;
+  long long slow_ns;       // name callbacks slower than this (operability.cpp); 0 = off
 };
 
 extern PyTypeObject core_type;

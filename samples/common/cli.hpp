@@ -4,6 +4,8 @@
 // "could not run" (1).
 #pragma once
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -34,6 +36,7 @@ class arg_reader {
   std::optional<std::string_view> next() {
     if (i_ >= argc_) return std::nullopt;
     std::string_view a = argv_[i_++];
+    if (a == "-h") a = "--help";
     if (a.size() < 3 || a.substr(0, 2) != "--")
       usage_error(prog_, "unexpected argument '" + std::string(a) + "'");
     inline_value_.reset();
@@ -112,13 +115,34 @@ inline eddy::backend_kind backend_value(arg_reader& r) {
                             eddy::backend_names());
 }
 
-// A numeric address and port (no name lookup: a server binds what it is told).
+// An address to bind: numeric, or a host name resolved once at start-up (the
+// first address getaddrinfo gives, as a server's config file would be read).
 inline eddy::socket_address bind_address(const char* prog, const std::string& host,
                                          std::uint16_t port) {
   try {
     return eddy::socket_address::ip(host, port);
   } catch (const eddy::address_error& e) {
-    usage_error(prog, std::string("bad address: ") + e.what());
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_ADDRCONFIG;
+    addrinfo* res = nullptr;
+    // Something that looks like an address but is not one ("300.1.1.1", "::g") is
+    // a typo, not a name to look up.
+    const bool looks_numeric = host.find_first_not_of("0123456789.") == std::string::npos ||
+                               host.find(':') != std::string::npos;
+    const int rc = host.empty() || host.size() > 253 || looks_numeric ? EAI_NONAME
+                                                     : ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || res == nullptr)
+      usage_error(prog, std::string("bad address: ") + e.what() + "; as a host name: " +
+                            (rc != 0 ? ::gai_strerror(rc) : "no address"));
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* src = res->ai_family == AF_INET6
+                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+    ::inet_ntop(res->ai_family, src, text, sizeof text);
+    ::freeaddrinfo(res);
+    return eddy::socket_address::ip(text, port);
   }
 }
 

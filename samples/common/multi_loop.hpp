@@ -15,6 +15,8 @@
 //     cancels them again: close whatever is left now.
 //  5. Loop 0 awaits every loop's task; each returns how many connections it
 //     accepted, printed per loop so a test can see the spread.
+// Meanwhile loop 0 dumps every loop's tasks on SIGUSR2 (each dump taken on its own
+// loop) and, with --stats N, logs the group's summed metrics every N seconds.
 #pragma once
 
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <eddy/io/tcp.hpp>
+#include <eddy/runtime/group_metrics.hpp>
 #include <eddy/runtime/loop_channel.hpp>
 #include <eddy/runtime/loop_group.hpp>
 #include <eddy/runtime/spawn_on.hpp>
@@ -31,6 +34,8 @@
 #include <exception>
 #include <string>
 #include <vector>
+
+#include "operator.hpp"
 
 namespace sample {
 
@@ -66,10 +71,44 @@ eddy::task<void> cancel_on_second_signal(eddy::signal_set* stop,
   for (auto& h : *loops) h.cancel();
 }
 
+inline eddy::task<void> group_operator(const char* prog, eddy::loop_group* g, eddy::signal_set* usr2,
+                                       std::chrono::milliseconds stats) {
+  auto dumps = [](const char* p, eddy::loop_group* grp, eddy::signal_set* sigs) -> eddy::task<void> {
+    for (;;) {
+      (void)co_await sigs->wait();
+      logf(p, "SIGUSR2: task dump of %zu loops follows", grp->size());
+      std::fputs((co_await eddy::group_dump_tasks(*grp)).c_str(), stderr);
+      std::fflush(stderr);
+    }
+  };
+  if (stats.count() == 0) co_return co_await dumps(prog, g, usr2);
+  eddy::join_handle<void> dumper = eddy::spawn(dumps(prog, g, usr2));
+  eddy::interval every(stats, eddy::missed_tick::skip);
+  co_await every.tick();
+  eddy::loop_metrics last = co_await eddy::group_metrics(*g);
+  auto last_at = eddy::clock::now();
+  try {
+    for (;;) {
+      co_await every.tick();
+      const eddy::loop_metrics now = co_await eddy::group_metrics(*g);
+      const auto at = eddy::clock::now();
+      logf(prog, "stats: loops %zu | %s", now.loops, now.delta(last).summary(at - last_at).c_str());
+      last = now;
+      last_at = at;
+    }
+  } catch (...) {
+    dumper.cancel();
+    throw;
+  }
+}
+
 template <class Ctx>
 eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::socket_address addr,
-                               per_loop_serve<Ctx> serve, const Ctx* ctx, int* status) {
+                               per_loop_serve<Ctx> serve, const Ctx* ctx, int* status,
+                               std::chrono::milliseconds stats) {
   eddy::signal_set stop{SIGINT, SIGTERM};
+  eddy::signal_set usr2{SIGUSR2};
+  eddy::join_handle<void> ops = eddy::spawn(group_operator(prog, g, &usr2, stats));
   eddy::tcp_listen_options lo;
   lo.backlog = 4096;
   lo.reuse_port = true;
@@ -95,7 +134,12 @@ eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::sock
     std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
     std::fflush(stdout);
     sig = co_await stop.wait();
-    std::fprintf(stderr, "%s: %s, closing the connections of %zu loops\n", prog, sigabbrev_np(sig), g->size());
+    logf(prog, "%s, closing the connections of %zu loops", sigabbrev_np(sig), g->size());
+  }
+  ops.cancel();
+  try {
+    co_await ops;
+  } catch (const eddy::cancelled_error&) {
   }
   for (auto& h : loops) h.cancel();
   eddy::join_handle<void> second = eddy::spawn(cancel_on_second_signal<Ctx>(&stop, &loops));
@@ -116,7 +160,7 @@ eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::sock
   } catch (const eddy::cancelled_error&) {
   }
   if (failure) std::rethrow_exception(failure);
-  std::fprintf(stderr, "%s: connections accepted per loop: %s\n", prog, spread.c_str());
+  logf(prog, "connections accepted per loop: %s", spread.c_str());
   *status = 0;
 }
 
@@ -124,12 +168,14 @@ eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::sock
 /// on `addr`; returns the exit status (0 after a signal, 1 if it could not run).
 template <class Ctx>
 int run_on_loops(const char* prog, std::size_t threads, const eddy::loop_options& lo, eddy::socket_address addr,
-                 per_loop_serve<Ctx> serve, const Ctx& ctx) {
+                 per_loop_serve<Ctx> serve, const Ctx& ctx,
+                 std::chrono::milliseconds stats = std::chrono::milliseconds(0)) {
   // Before the group starts a thread: every loop thread inherits this mask.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   int status = 1;
   try {
@@ -139,7 +185,7 @@ int run_on_loops(const char* prog, std::size_t threads, const eddy::loop_options
     go.sigint_cancels = false;  // loop 0's signal_set handles SIGINT and SIGTERM
     eddy::loop_group g(go);
     g.run([&](std::size_t i) -> eddy::task<void> {
-      if (i == 0) return run_loop_zero<Ctx>(prog, &g, addr, serve, &ctx, &status);
+      if (i == 0) return run_loop_zero<Ctx>(prog, &g, addr, serve, &ctx, &status, stats);
       return [](std::size_t) -> eddy::task<void> { co_return; }(i);  // loop i serves spawn_on work
     });
   } catch (const eddy::loop_group_error& e) {

@@ -3,7 +3,11 @@
 
 EDDY_PACKAGES=(meson ninja-build g++ pkg-config cmake python3 liburing-dev libuv1-dev
                libgtest-dev libbenchmark-dev libcereal-dev
-               python3-dev python3-uvloop python3-aiohttp wrk openssl libssl-dev redis-server libhiredis-dev libhttp-parser-dev)
+               python3-dev python3-uvloop python3-aiohttp wrk openssl
+               libssl-dev                       # io/tls (issue 22)
+               redis-server libhiredis-dev      # sched/cluster (issue 25)
+               libhttp-parser-dev               # samples/http_server (issue 23)
+               python3-mesonpy python3-venv)    # eddyloop from pip (issue 24)
 
 eddy_log() { printf '== %s\n' "$*" >&2; }
 

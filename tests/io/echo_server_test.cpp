@@ -2,6 +2,8 @@
 // names the binary), checked from outside with plain sockets: byte-exact echoes
 // with the half-close passed back, signals end it with status 0, bad options end
 // it with status 2 and a reason.
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "program_support.hpp"
@@ -114,8 +116,45 @@ TEST_P(echo_server_test, sigint_with_open_connections_closes_them_and_exits_0) {
   EXPECT_FALSE(client_socket::connect(port_).valid());
 }
 
+// Operability (docs/operability.md): --stats N logs a summary line every N
+// seconds, SIGUSR2 logs a task dump naming each task's spawn site and what it
+// awaits, SIGTERM drains (--grace) and says how it ended; every line is stamped.
+TEST_P(echo_server_test, stats_lines_a_task_dump_on_sigusr2_and_a_graceful_stop) {
+  server_->signal(SIGTERM);
+  ASSERT_EQ(server_->wait_exit(), 0);
+  server_.emplace(echo_server(), std::vector<std::string>{"--port", "0", "--backend", GetParam(), "--stats",
+                                                          "1", "--grace", "0.2"});
+  port_ = server_->wait_listening();
+  ASSERT_NE(port_, 0) << server_->stderr_text();
+  client_socket c = client_socket::connect(port_);
+  ASSERT_TRUE(c.send_all("ping"));
+  ASSERT_EQ(c.recv_exact(4), "ping");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // at least one stats line
+  server_->signal(SIGUSR2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server_->signal(SIGTERM);
+  EXPECT_TRUE(c.closed_by_peer());  // after the grace period
+  ASSERT_EQ(server_->wait_exit(), 0);
+  const std::string err = server_->stderr_text();
+  for (const char* want : {"echo_server: stats: conns 1 accepted 1 | busy ", "SIGUSR2: task dump follows",
+                           "live task(s)", "spawned at echo_server.cpp:", "accept on fd ",
+                           "TERM, stopped accepting; 1 connection(s) open",
+                           "0 connection(s) finished, 1 closed at the deadline"})
+    EXPECT_NE(err.find(want), std::string::npos) << "no '" << want << "' in:\n" << err;
+  EXPECT_EQ(err.rfind("20", 0), 0u) << "log lines start with a timestamp:\n" << err;
+  server_.reset();
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, echo_server_test, ::testing::ValuesIn(program_backends()),
                          [](const auto& info) { return info.param; });
+
+TEST(echo_server_options, version_and_short_help_exit_0) {
+  if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";
+  for (const char* arg : {"--version", "-h"}) {
+    child_process p(echo_server(), {arg});
+    EXPECT_EQ(p.wait_exit(), 0) << arg;
+  }
+}
 
 TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
   if (echo_server().empty()) GTEST_SKIP() << "EDDY_ECHO_SERVER is not set";

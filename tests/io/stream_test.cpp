@@ -74,6 +74,37 @@ TEST_P(stream_test, a_line_over_the_limit_is_a_clear_error_and_consumes_nothing)
   EXPECT_TRUE(run(f()));
 }
 
+// Regression: the error blamed stream_options::read_limit for a limit the call
+// passed, and an over-long line could not be skipped without reading it whole.
+TEST_P(stream_test, the_error_names_the_limit_argument_and_discard_line_skips_the_rest) {
+  auto f = []() -> task<bool> {
+    auto [a, b] = stream_pair();
+    a.write(std::string(300'000, 'z') + "\nnext\n");
+    bool named = false;
+    auto writer = eddy::spawn([](eddy::stream* w) -> task<void> { co_await w->flush(); }(&a));
+    try {
+      (void)co_await b.read_line(64);
+    } catch (const eddy::stream_limit_error& e) {
+      const std::string w = e.what();
+      named = w.find("(the limit argument)") != std::string::npos && w.find("read_limit") == std::string::npos;
+    }
+    const std::size_t dropped = co_await b.discard_line();
+    const bool next = co_await b.read_line(64) == "next\n";
+    co_await writer;
+    a.write(std::string_view("tail without newline"));
+    co_await a.flush();
+    co_await a.close();
+    const std::size_t at_eof = co_await b.discard_line();
+    co_await b.close();
+    EXPECT_TRUE(named);
+    EXPECT_EQ(dropped, 300'001u);
+    EXPECT_TRUE(next);
+    EXPECT_EQ(at_eof, 20u);
+    co_return named && dropped == 300'001 && next && at_eof == 20;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
 TEST_P(stream_test, read_until_at_end_of_stream_reports_the_partial_data) {
   auto f = []() -> task<bool> {
     auto [a, b] = stream_pair();

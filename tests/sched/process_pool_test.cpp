@@ -445,6 +445,30 @@ TEST_P(ProcessPool, RepeatedStartFailuresAreReportedNotRetriedForever) {
   run_on(GetParam(), start_failures());
 }
 
+// Regression: stats() and helper_pids() showed a killed helper alive (died 0, its
+// pid listed) until the loop had turned once more.
+task<void> killed_helper_seen_at_once() {
+  process_pool pool({.helpers = 1});
+  EXPECT_EQ(co_await pool.call<square>(3), 9);
+  const pid_t pid = pool.helper_pids().at(0);
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  EXPECT_GE(pidfd, 0);
+  ::kill(pid, SIGKILL);
+  pollfd p{pidfd, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 5000), 1);  // dead now; the loop has not run since
+  ::close(pidfd);
+  EXPECT_EQ(pool.stats().helpers_died, 1u);
+  const std::vector<pid_t> pids = pool.helper_pids();
+  EXPECT_EQ(std::count(pids.begin(), pids.end(), pid), 0);
+  EXPECT_EQ(co_await pool.call<square>(4), 16);  // served by the replacement
+  EXPECT_EQ(pool.stats().helpers_died, 1u);      // counted once
+  co_await pool.shutdown();
+}
+
+TEST_P(ProcessPool, AKilledHelperIsSeenDeadWithoutALoopTurn) {
+  run_on(GetParam(), killed_helper_seen_at_once());
+}
+
 // ---- cancellation and timeouts ---------------------------------------------------
 
 task<void> timeout_kills() {

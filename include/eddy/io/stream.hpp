@@ -113,6 +113,16 @@ class stream {
   /// without '\n' ("" when nothing is). Throws stream_limit_error (with the limit
   /// in the message) for a line longer than `limit` (0: read_limit).
   task<std::string> read_line(std::size_t limit = 0);
+  /// Discards bytes up to and including the next '\n' (or to the end of stream)
+  /// and returns how many: after read_line's stream_limit_error, skips the rest of
+  /// the over-long line without holding it (no limit applies: nothing is kept).
+  /// Cancel-safe: what was discarded before a cancellation stays discarded.
+  ///
+  /// ```cpp
+  /// try { line = co_await s.read_line(64); }
+  /// catch (const eddy::stream_limit_error&) { co_await s.discard_line(); reply("414"); }
+  /// ```
+  task<std::size_t> discard_line();
   /// Waits until `n` bytes are buffered (or end of stream) and returns a view of
   /// the buffered bytes without consuming them (valid until the next read).
   /// n ≤ read_limit, else stream_limit_error.

@@ -79,7 +79,9 @@ class [[nodiscard]] join_handle {
   struct awaiter {
     detail::task_core* c;
     detail::task_core* me = nullptr;
-    detail::cancel_hook hook{&forward_cancel};
+    detail::cancel_hook hook{&forward_cancel, [](const detail::cancel_hook*, detail::wait_description& d) noexcept {
+                               d.kind = "a spawned task (join)";
+                             }};
     bool precancelled = false;
     bool holds_ref = false;
 

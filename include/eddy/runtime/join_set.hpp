@@ -57,7 +57,10 @@ class join_set_base {
  private:
   struct [[nodiscard]] join_awaiter : waiter {
     join_set_base* s;
-    explicit join_awaiter(join_set_base* sp) noexcept : s(sp) { hook.request = &on_join_cancel; }
+    explicit join_awaiter(join_set_base* sp) noexcept : s(sp) {
+      hook.request = &on_join_cancel;
+      hook.describe = [](const cancel_hook*, wait_description& d) noexcept { d.kind = "join_set join"; };
+    }
     bool await_ready() noexcept {
       if (take_precancel()) {  // forward it, and still wait for every task
         precancelled = false;
@@ -138,8 +141,8 @@ class join_set : public detail::join_set_base {
   /// Starts `t` as a task of this set (on a later turn of the loop, as
   /// eddy::spawn). Throws std::logic_error for an empty task, loop_closed_error
   /// after the loop closed.
-  void spawn(task<T> t) {
-    join_handle<T> h = loop::current().spawn(std::move(t));
+  void spawn(task<T> t, std::source_location site = std::source_location::current()) {
+    join_handle<T> h = loop::current().spawn(std::move(t), site);
     detail::task_core* c = h.core();
     ++c->refs_;  // the set's reference, released when the outcome is delivered
     h.detach();

@@ -3,17 +3,25 @@
 // timer_handle.hpp (a task), loop_options.hpp (its options).
 #pragma once
 
+// Before any standard header, so that a compiler in C++17 mode shows this first.
+#if __cplusplus < 202002L
+#error "eddy needs C++20 or later: compile with -std=c++20 (or -std=c++23, ...)"
+#endif
+
+#include <atomic>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <eddy/runtime/detail/await_traits.hpp>
 #include <eddy/runtime/detail/ready_queue.hpp>
@@ -23,6 +31,7 @@
 #include <eddy/runtime/join_handle.hpp>
 #include <eddy/runtime/loop_handle.hpp>
 #include <eddy/runtime/loop_options.hpp>
+#include <eddy/runtime/metrics.hpp>
 #include <eddy/runtime/task.hpp>
 #include <eddy/runtime/timer_handle.hpp>
 
@@ -32,6 +41,7 @@ namespace detail {
 class backend;
 struct loop_access;
 struct io_op;
+class stall_entry;
 bool submit_op(loop& l, io_op& op);
 void cancel_op(loop& l, io_op& op) noexcept;
 }
@@ -84,7 +94,7 @@ class loop {
   /// another thread, loop_closed_error if closed, std::runtime_error if `stop()`
   /// was called before `main` finished (main keeps running on the next run).
   template <class T>
-  T run(task<T> main);
+  T run(task<T> main, std::source_location site = std::source_location::current());
 
   /// Runs until the spawned task behind `h` has finished (run() for a task that was
   /// spawned already). Same errors as run().
@@ -157,9 +167,10 @@ class loop {
   /// A handle other threads may hold. Thread-safe.
   loop_handle handle() const noexcept { return loop_handle(shared_); }
 
-  /// Starts `t` on this loop; see eddy::spawn.
+  /// Starts `t` on this loop; see eddy::spawn. `site` is where task dumps say it
+  /// was spawned (the caller, by default).
   template <class T>
-  join_handle<T> spawn(task<T> t);
+  join_handle<T> spawn(task<T> t, std::source_location site = std::source_location::current());
 
   /// The loop clock, read now.
   static clock::time_point now() noexcept { return clock::now(); }
@@ -193,6 +204,30 @@ class loop {
   const std::string& backend_reason() const noexcept { return backend_reason_; }
   loop_stats stats() const noexcept;
 
+  /// The loop's metrics now (see loop_metrics). Loop thread only (or while the
+  /// loop is not running); other loops' through loop_group::metrics().
+  loop_metrics metrics() const noexcept;
+
+  /// Every live task: where it was spawned, its state, what it awaits and for
+  /// how long (see task_info). Loop thread only, or while the loop is not
+  /// running: a dump of another loop is taken on that loop's thread (post it
+  /// there: loop_group::dump_tasks does), never by reading its tasks from here,
+  /// so it is safe while tasks run on other loops.
+  ///
+  /// ```cpp
+  /// for (const eddy::task_info& t : eddy::loop::current().tasks())
+  ///   std::printf("%s:%u %s %s\n", t.spawned_at.file_name(), t.spawned_at.line(), t.state,
+  ///               t.awaiting.c_str());
+  /// ```
+  std::vector<task_info> tasks() const;
+  /// tasks() as text, one line per task, oldest first, headed by the loop's id,
+  /// backend and metrics summary (what the samples print on SIGUSR2).
+  std::string dump_tasks() const;
+
+  /// A number unique to this loop in the process (0, 1, 2, ... in creation order);
+  /// stall reports and dumps name the loop by it.
+  unsigned id() const noexcept { return id_; }
+
   /// The loop running on this thread. Throws std::logic_error if there is none.
   static loop& current();
   /// The loop running on this thread, or nullptr.
@@ -200,6 +235,7 @@ class loop {
 
  private:
   friend struct detail::loop_access;
+  friend class detail::stall_entry;
   friend bool detail::submit_op(loop&, detail::io_op&);
   friend void detail::cancel_op(loop&, detail::io_op&) noexcept;
   static constexpr unsigned default_ready_budget = 256;
@@ -207,6 +243,7 @@ class loop {
   // For eddy's own awaitables, through detail::loop_access.
   void schedule(detail::task_core* core, std::coroutine_handle<> h) {
     ready_.push(&resume_entry, h.address(), core);
+    if (core != nullptr) core->scheduled_ = true;
   }
   // The running task spent its coop budget: queue it again and end the batch.
   void coop_yield(detail::task_core* core, std::coroutine_handle<> h) {
@@ -240,7 +277,14 @@ class loop {
   void expect_remote(std::int64_t within_ns) noexcept;
   static void resume_entry(void* a, void* b, bool run) {
     if (!run) return;
-    detail::tls_current_core = static_cast<detail::task_core*>(b);
+    auto* c = static_cast<detail::task_core*>(b);
+    detail::tls_current_core = c;
+    if (c != nullptr) {
+      c->scheduled_ = false;
+      ++c->polls_;
+      ++c->loop_->task_polls_;
+      c->last_run_ns_ = c->loop_->now_ns_;
+    }
     std::coroutine_handle<>::from_address(a).resume();
   }
   template <class F>
@@ -281,6 +325,8 @@ class loop {
   bool spin_for_remote_work(std::int64_t until_ns);
   void trim_when_idle(std::int64_t& timeout) noexcept;
   std::size_t run_ready_batch();
+  std::size_t run_ready_batch_timed();  // loop_options::task_poll_times
+  void note_running(bool on) noexcept;  // busy-time bookkeeping at running_scope
   void drain_remote();
   void enter_thread();
   void leave_thread() noexcept;
@@ -321,6 +367,29 @@ class loop {
   bool closed_ = false;
   bool running_ = false;
   bool hosted_ = false;  // attached to a host's uv_loop_t
+
+  // Metrics (runtime/loop_metrics.cpp). progress_ (callbacks run) and phase_ are
+  // atomics because the stall detector's thread samples them; only this thread
+  // writes them, with relaxed stores (plain moves on x86).
+  std::atomic<std::uint64_t> progress_{0};
+  std::atomic<int> phase_{0};  // 0 not running, 1 running, 2 blocked in the kernel
+  std::uint64_t blocking_waits_ = 0;
+  std::uint64_t io_completions_ = 0;
+  std::uint64_t remote_posts_ = 0;
+  std::uint64_t tasks_spawned_ = 0;
+  std::uint64_t task_polls_ = 0;
+  std::uint64_t ops_submitted_[loop_metrics::op_kinds] = {};
+  std::uint64_t poll_hist_[loop_metrics::poll_buckets] = {};
+  std::uint64_t poll_ns_ = 0;
+  std::int64_t now_ns_ = 0;          // the loop clock as last read (task dumps' "since")
+  std::int64_t running_ns_ = 0;      // time inside running scopes, closed ones
+  std::int64_t run_started_ns_ = 0;  // when the current running scope began
+  std::int64_t idle_ns_ = 0;
+  unsigned id_ = 0;
+  std::atomic<int> tid_{0};  // the loop thread's kernel tid (stall backtraces)
+  bool metrics_on_ = true;
+  bool poll_times_ = false;
+  std::shared_ptr<detail::stall_entry> stall_;  // null while the stall detector is off
 };
 
 namespace detail {
@@ -367,17 +436,19 @@ inline void loop_expect_remote(loop& l, std::int64_t within_ns) noexcept {
 /// **Thread safety:** loop thread only (use call_soon_threadsafe from elsewhere).
 /// **Cancel safety:** not a suspension point.
 template <class T>
-join_handle<T> spawn(task<T> t) {
-  return loop::current().spawn(std::move(t));
+join_handle<T> spawn(task<T> t, std::source_location site = std::source_location::current()) {
+  return loop::current().spawn(std::move(t), site);
 }
 
 template <class T>
-join_handle<T> loop::spawn(task<T> t) {
+join_handle<T> loop::spawn(task<T> t, std::source_location site) {
   check_open("spawn");
   if (!t.valid()) detail::throw_empty_task();
   auto h = t.release();
   try {
-    return join_handle<T>(start(h, &h.promise()));
+    detail::task_core* c = start(h, &h.promise());
+    c->site_ = site;
+    return join_handle<T>(c);
   } catch (...) {
     h.destroy();
     throw;
@@ -385,9 +456,9 @@ join_handle<T> loop::spawn(task<T> t) {
 }
 
 template <class T>
-T loop::run(task<T> main) {
+T loop::run(task<T> main, std::source_location site) {
   check_not_hosted("run");  // before spawning: a refused run starts nothing
-  join_handle<T> h = spawn(std::move(main));
+  join_handle<T> h = spawn(std::move(main), site);
   run_until(h.core());
   return detail::take_result<T>(h.core());
 }

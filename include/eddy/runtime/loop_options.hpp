@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 
 #include <eddy/io/backend_kind.hpp>
 
@@ -20,6 +21,7 @@ enum class uring_feature_set : unsigned char {
   /// operations one by one). For testing the path older kernels take.
   baseline,
 };
+struct stall_report;
 
 /// Options for a new loop. Every field is checked by the loop's constructor, which
 /// throws std::invalid_argument naming the field, its range and the value given.
@@ -107,6 +109,23 @@ struct loop_options {
   /// uv_loop_t must outlive the eddy loop. Thread safety: the host loop is used
   /// only on the thread that runs it.
   uv_loop_s* uv_loop = nullptr;
+  /// Busy and idle time in loop::metrics() (two clock reads per loop turn; the
+  /// other metrics are counters kept regardless). Default on.
+  bool metrics = true;
+  /// Per-task poll counts' companion: time each task poll and keep a histogram of
+  /// poll times (loop_metrics::poll_time_hist) and each task's total (task_info::
+  /// poll_ns), as tokio-metrics does. Two clock reads per poll; default off.
+  bool task_poll_times = false;
+  /// The stall detector (docs/operability.md): report when one callback or task
+  /// step holds the loop longer than this, with a backtrace of the loop thread
+  /// taken while it is still stalled. 0 turns it off; -1 (the default) reads
+  /// `EDDY_STALL_MS` from the environment (unset or 0: off). 1..60000 ms; Seastar
+  /// uses 25 ms. Off costs nothing: no thread, no signal handler, no clock read.
+  std::chrono::milliseconds stall_threshold{-1};
+  /// Where stall reports go (on the detector's thread, one at a time); empty =
+  /// print stall_report::text() to stderr. At most one report per loop per
+  /// second; the next report counts the ones left out.
+  std::function<void(const stall_report&)> on_stall{};
 };
 
 }  // namespace eddy

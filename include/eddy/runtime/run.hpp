@@ -55,9 +55,9 @@ class sigint_cancels_main {
 /// int main() { return eddy::run(async_main()); }
 /// ```
 template <class T>
-T run(task<T> main, loop_options opts = {}) {
-  loop l(opts);
-  join_handle<T> h = l.spawn(std::move(main));
+T run(task<T> main, loop_options opts = {}, std::source_location site = std::source_location::current()) {
+  loop l(std::move(opts));
+  join_handle<T> h = l.spawn(std::move(main), site);
   std::exception_ptr error;
   bool interrupted = false;
   {

@@ -56,9 +56,9 @@ class task_group {
   /// Starts `t` as a child. Throws std::logic_error once the group has been
   /// joined to completion.
   template <class T>
-  join_handle<T> spawn(task<T> t) {
+  join_handle<T> spawn(task<T> t, std::source_location site = std::source_location::current()) {
     check_spawn();
-    join_handle<T> h = l_->spawn(std::move(t));
+    join_handle<T> h = l_->spawn(std::move(t), site);
     adopt(h.core());
     return h;
   }
@@ -83,7 +83,12 @@ class task_group {
  private:
   struct [[nodiscard]] join_awaiter : detail::waiter {
     task_group* g;
-    explicit join_awaiter(task_group* gg) noexcept : g(gg) { hook.request = &on_join_cancel; }
+    explicit join_awaiter(task_group* gg) noexcept : g(gg) {
+      hook.request = &on_join_cancel;
+      hook.describe = [](const detail::cancel_hook*, detail::wait_description& d) noexcept {
+        d.kind = "task_group join";
+      };
+    }
     bool await_ready() noexcept {
       if (take_precancel()) {  // a pending cancellation: forward it, still wait
         precancelled = false;

@@ -16,7 +16,7 @@ struct [[nodiscard]] sleep_awaiter {
   loop* l;
   std::int64_t deadline_ns;
   timer_node node{};
-  cancel_hook hook{&on_cancel};
+  cancel_hook hook{&on_cancel, &describe};
   task_core* core = nullptr;
   std::coroutine_handle<> h{};
   bool cancelled = false;
@@ -50,6 +50,10 @@ struct [[nodiscard]] sleep_awaiter {
   static void on_fire(timer_node* n) noexcept {
     sleep_awaiter* s = outer_of(n, &sleep_awaiter::node);
     detail::loop_schedule(*s->l, s->core, s->h);
+  }
+  static void describe(const cancel_hook* hk, wait_description& d) noexcept {
+    d.kind = "timer";
+    d.deadline_ns = outer_of(const_cast<cancel_hook*>(hk), &sleep_awaiter::hook)->deadline_ns;
   }
   static bool on_cancel(cancel_hook* hk) noexcept {
     sleep_awaiter* s = outer_of(hk, &sleep_awaiter::hook);
@@ -88,10 +92,13 @@ task<await_result_t<A>> as_task(A a) {
   co_return co_await std::move(a);
 }
 
+// deadline_ns < 0: a relative limit, counted from when the returned task starts
+// (its first await), not from when it was made: tasks are lazy.
 template <class T>
 task<T> timeout_task(std::int64_t deadline_ns, task<T> inner, std::string what = {},
                      std::int64_t limit_ns = 0) {
   loop& l = loop::current();
+  if (deadline_ns < 0) deadline_ns = detail::loop_clock_ns(l) + limit_ns;
   join_handle<T> child = l.spawn(std::move(inner));
   bool expired = false;
   detail::task_core* c = child.core();
@@ -161,6 +168,41 @@ inline detail::sleep_awaiter sleep_until(clock::time_point when) {
 /// **Cancel safety:** a cancellation point; nothing to undo.
 inline detail::yield_awaiter yield_now() noexcept { return {}; }
 
+/// Awaits `aw` until the time point `when` (on `eddy::clock`) at most: with_timeout
+/// with an absolute deadline (tokio's `timeout_at`, asyncio's `timeout_at`). A
+/// deadline already past still starts `aw` and cancels it at once. The
+/// timeout_error names the limit as it was when with_deadline was called. Same
+/// cancel safety as with_timeout; `what` names the operation as there.
+///
+/// **Thread safety:** loop thread only.
+/// **Cancel safety:** as with_timeout.
+///
+/// ```cpp
+/// const auto deadline = eddy::clock::now() + 5s;  // one budget for the whole exchange
+/// auto line = co_await eddy::with_deadline(deadline, s.read_line(), "request line");
+/// co_await eddy::with_deadline(deadline, s.write_all(reply));
+/// ```
+template <class A>
+task<detail::await_result_t<A>> with_deadline(clock::time_point when, A aw, std::string what = {}) {
+  loop& l = loop::current();
+  using R = detail::await_result_t<A>;
+  const std::int64_t at = detail::loop_to_ns(l, when);
+  const std::int64_t now = detail::loop_clock_ns(l);
+  const std::int64_t limit = at > now ? at - now : 0;
+  const std::int64_t deadline = at > 0 ? at : 0;
+  if constexpr (std::is_same_v<std::decay_t<A>, task<R>>) {
+    return detail::timeout_task<R>(deadline, std::move(aw), std::move(what), limit);
+  } else {
+    return detail::timeout_task<R>(deadline, detail::as_task(std::move(aw)), std::move(what), limit);
+  }
+}
+
+/// The same as with_deadline (tokio's and asyncio's name).
+template <class A>
+task<detail::await_result_t<A>> timeout_at(clock::time_point when, A aw, std::string what = {}) {
+  return with_deadline(when, std::move(aw), std::move(what));
+}
+
 /// with_timeout, naming the operation for the error: the timeout_error's message
 /// reads "eddy: <what> timed out after <d>" (without a name: "eddy: operation
 /// timed out after <d>"). Same errors, thread safety and cancel safety.
@@ -173,16 +215,19 @@ task<detail::await_result_t<A>> with_timeout(std::chrono::duration<Rep, Period> 
   const std::int64_t ns = detail::checked_ns(d, "eddy::with_timeout");
   loop& l = loop::current();
   using R = detail::await_result_t<A>;
+  (void)l;  // checks that a loop runs here
   if constexpr (std::is_same_v<std::decay_t<A>, task<R>>) {
-    return detail::timeout_task<R>(detail::loop_clock_ns(l) + ns, std::move(aw), std::move(what), ns);
+    return detail::timeout_task<R>(-1, std::move(aw), std::move(what), ns);
   } else {
-    return detail::timeout_task<R>(detail::loop_clock_ns(l) + ns, detail::as_task(std::move(aw)),
-                                   std::move(what), ns);
+    return detail::timeout_task<R>(-1, detail::as_task(std::move(aw)), std::move(what), ns);
   }
 }
 
-/// Awaits `aw` for at most `d`. On expiry the operation is cancelled, awaited until
-/// it has really stopped, and timeout_error is thrown. Throws std::invalid_argument
+/// Awaits `aw` for at most `d`, counted from when the returned task is first
+/// awaited (tasks are lazy: a with_timeout made now and awaited later gets its
+/// whole `d` then; use with_deadline for a fixed point in time). On expiry the
+/// operation is cancelled, awaited until it has really stopped, and timeout_error
+/// is thrown. Throws std::invalid_argument
 /// for a negative duration. `aw` is any awaitable: a task, a sleep, an fd or socket
 /// operation (`eddy::read(fd, buf)`), a channel or event wait; it runs as a child
 /// task (so it starts on the next turn of the loop).

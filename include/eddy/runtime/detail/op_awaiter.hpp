@@ -25,7 +25,7 @@ struct [[nodiscard]] op_awaiter {
   loop* l;
   task_core* core = nullptr;
   std::coroutine_handle<> h{};
-  cancel_hook hook{&on_cancel};
+  cancel_hook hook{&on_cancel, &describe};
   bool precancelled = false;
   const char* what;
 
@@ -78,6 +78,11 @@ struct [[nodiscard]] op_awaiter {
   static void on_complete(io_op* o) noexcept {
     op_awaiter* a = outer_of(o, &op_awaiter::op);
     loop_schedule(*a->l, a->core, a->h);
+  }
+  static void describe(const cancel_hook* hk, wait_description& d) noexcept {
+    const op_awaiter* a = outer_of(const_cast<cancel_hook*>(hk), &op_awaiter::hook);
+    d.kind = loop_metrics::op_kind_name(static_cast<std::size_t>(a->op.code));
+    d.fd = a->op.fd;
   }
   static bool on_cancel(cancel_hook* hk) noexcept {
     op_awaiter* a = outer_of(hk, &op_awaiter::hook);

@@ -19,6 +19,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <source_location>
 
 namespace eddy {
 class loop;
@@ -28,8 +29,18 @@ namespace eddy::detail {
 
 struct promise_base;
 
+/// What a suspended task waits for, as a task dump shows it (cancel_hook::describe).
+struct wait_description {
+  const char* kind = nullptr;    // "recv", "timer", "join", "event/mutex/semaphore/channel", ...
+  int fd = -1;                   // the operation's fd, or -1
+  std::int64_t deadline_ns = -1;  // a timer's deadline on the loop clock, or -1
+};
+
 struct cancel_hook {
   bool (*request)(cancel_hook*) noexcept;
+  // Optional: fills in what the awaiting task waits for (task dumps). Costs nothing
+  // until a dump asks.
+  void (*describe)(const cancel_hook*, wait_description&) noexcept = nullptr;
 };
 
 class task_core {
@@ -51,6 +62,14 @@ class task_core {
   bool cancel_pending_ = false;
   bool result_taken_ = false;
   bool close_cancelled_ = false;
+  bool scheduled_ = false;  // queued to run (task dumps)
+  // Task dumps and per-task metrics (runtime/task_dump.cpp): where it was spawned,
+  // the loop clock at spawn and at its last resumption, polls and time polled.
+  std::source_location site_{};
+  std::int64_t spawned_ns_ = 0;
+  std::int64_t last_run_ns_ = 0;
+  std::uint64_t polls_ = 0;
+  std::uint64_t poll_ns_ = 0;
 
   /// Links this task first in a group's sibling list (task_group, join_set).
   void link_sibling(task_core*& head) noexcept {
@@ -78,6 +97,10 @@ class task_core {
 /// Inline completions the running task may still make before it yields
 /// (loop_options::coop_budget); the loop refills it at each resumption.
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local unsigned tls_coop_left;
+
+// The task whose poll is being timed (loop_options::task_poll_times); cleared when
+// it finishes, so the loop never touches a freed core.
+[[gnu::tls_model("initial-exec")]] extern constinit thread_local task_core* tls_timed_core;
 
 inline task_core* current_core() noexcept { return tls_current_core; }
 

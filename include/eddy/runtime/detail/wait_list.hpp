@@ -27,7 +27,7 @@ struct waiter {
   loop* l = nullptr;
   task_core* core = nullptr;
   std::coroutine_handle<> h{};
-  cancel_hook hook{&on_cancel};
+  cancel_hook hook{&on_cancel, &describe};
   bool cancelled = false;
   bool precancelled = false;
 
@@ -43,6 +43,9 @@ struct waiter {
     if (precancelled || cancelled) throw cancelled_error{};
   }
   static inline bool on_cancel(cancel_hook* hk) noexcept;
+  static void describe(const cancel_hook*, wait_description& d) noexcept {
+    d.kind = "event, mutex, semaphore or channel";
+  }
 };
 
 struct wait_list : intrusive_list<waiter> {

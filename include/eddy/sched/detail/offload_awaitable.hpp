@@ -293,7 +293,9 @@ class [[nodiscard]] offload_awaitable {
   thread_pool* pool_;
   work_class* work_;
   offload_state<R>* job_;
-  cancel_hook hook_{&on_cancel};
+  cancel_hook hook_{&on_cancel, [](const cancel_hook*, wait_description& d) noexcept {
+                      d.kind = "a thread pool job";
+                    }};
   std::int64_t started_ns_ = 0;
   bool cancelled_ = false;
 };
