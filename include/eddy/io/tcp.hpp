@@ -116,6 +116,10 @@ class tcp_stream : public detail::stream_socket {
   /// read; on epoll it reads into pooled blocks once the socket is readable.
   /// Cancel-safe: bytes that arrive while nobody waits stay queued.
   using stream_socket::receive;
+  /// Caps what one receive() hands over (16 KiB..loop_options::recv_limit; 0 = the
+  /// loop's limit), e.g. to keep a latency-sensitive connection's reads small. Loop
+  /// thread only; takes effect from the next arming of the receive.
+  using stream_socket::set_receive_limit;
 
   // ---- writing (every send is MSG_NOSIGNAL: EPIPE, never SIGPIPE) ----
 
