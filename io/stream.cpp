@@ -281,8 +281,10 @@ task<void> stream::read_exact(std::span<std::byte> buf) {
   // read buffer, so nothing is consumed.
   auto s = s_;
   std::size_t have = std::min(buf.size(), s->rsize());
-  std::memcpy(buf.data(), s->rbytes(), have);
-  s->consume(have);
+  if (have != 0) {  // an empty read buffer may have no storage: memcpy(_, nullptr, 0) is UB
+    std::memcpy(buf.data(), s->rbytes(), have);
+    s->consume(have);
+  }
   try {
     while (have < buf.size()) {
       const std::size_t n = co_await read_direct(s, buf.subspan(have));

@@ -18,6 +18,7 @@ each round); the table gives the median of the rounds and eddy's ratio to
 uvloop and to asyncio measured in the same run.
 
     /usr/bin/python3 bench/python/run.py --build release [--rounds 5] [--secs 3]
+        [--baseline OTHER_BUILD]   (eddyloop of another build as a fourth contender)
 """
 
 import argparse
@@ -32,6 +33,16 @@ import time
 TICK = os.sysconf("SC_CLK_TCK")
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOOPS = ["asyncio", "uvloop", "eddy"]
+# --baseline DIR adds "eddy-base": eddyloop from another build (a previous commit),
+# run as a fourth contender in the same alternated rounds.
+BASE_ENV = None
+
+
+def contender(env, loop):
+    """The environment and --loop value a contender's server runs with."""
+    if loop == "eddy-base":
+        return BASE_ENV, "eddy"
+    return env, loop
 MODES = ["protocol", "streams", "sock", "aiohttp", "https", "static"]
 WRK_MODES = ("aiohttp", "https", "static")
 
@@ -50,6 +61,7 @@ def run_wrk(args, env, loop, port, tls=None, static=None):
     """(d); (e) with tls=(cert, key); (f) with static=PATH, the file served: aiohttp
     under wrk (1 thread, 100 connections)."""
     mode = "https" if tls else "static" if static else "aiohttp"
+    env, loop = contender(env, loop)
     # aiohttp logs every request still open at SIGTERM ("Task was destroyed but it is
     # pending!") on every loop: kept out of the table's way, shown if the server fails.
     errors_file = tempfile.TemporaryFile("w+")
@@ -99,6 +111,7 @@ def run_echo(args, env, loop, mode, port):
     """(a)-(c): one echo server under echo_load. Also samples how busy the client
     was inside the measured window: near 1.0 means the load generator, not the
     server, set the figure (the run then understates the faster server)."""
+    env, loop = contender(env, loop)
     server = subprocess.Popen(
         ["taskset", "-c", str(args.server_cpu), sys.executable, os.path.join(HERE, "echo_server.py"),
          "--loop", loop, "--mode", mode, "--port", str(port)],
@@ -132,6 +145,7 @@ def run_echo(args, env, loop, mode, port):
 
 
 def run_micro(args, env, loop):
+    env, loop = contender(env, loop)
     out = subprocess.run(["taskset", "-c", str(args.server_cpu), sys.executable,
                           os.path.join(HERE, "micro.py"), "--loop", loop],
                          capture_output=True, text=True, env=env, timeout=300)
@@ -154,6 +168,7 @@ def main():
                          "its CPU near 120k req/s, below what the fastest loop serves)")
     ap.add_argument("--static-kib", type=int, default=256, help="(f)'s file size, KiB (1..65536)")
     ap.add_argument("--json-out")
+    ap.add_argument("--baseline", help="another build dir: its eddyloop joins the rounds as eddy-base")
     args = ap.parse_args()
     if not 1 <= args.rounds <= 50 or not 0 < args.secs <= 60 or not 0 <= args.warmup <= 60:
         raise SystemExit("--rounds 1..50, --secs (0, 60], --warmup [0, 60]")
@@ -168,6 +183,12 @@ def main():
         raise SystemExit(f"{args.echo_load} not found: build it (ninja -C {args.build} bench/echo_load)")
     env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(args.build), "python"))
     env.setdefault("EDDY_BACKEND", "io_uring")
+    global BASE_ENV
+    if args.baseline:
+        if not os.path.isdir(os.path.join(args.baseline, "python", "eddyloop")):
+            raise SystemExit(f"--baseline {args.baseline}: no python/eddyloop there (build it with -Dpython=enabled)")
+        BASE_ENV = dict(env, PYTHONPATH=os.path.join(os.path.abspath(args.baseline), "python"))
+        LOOPS.append("eddy-base")
     tls = None
     if "https" in modes:
         certdir = tempfile.TemporaryDirectory()
@@ -183,7 +204,7 @@ def main():
     busy = {}  # (echo mode, loop) -> [client CPU busy fraction]
     port = 25100
     for rnd in range(args.rounds):
-        order = LOOPS[rnd % 3:] + LOOPS[:rnd % 3]
+        order = LOOPS[rnd % len(LOOPS):] + LOOPS[:rnd % len(LOOPS)]
         for mode in modes:
             for loop in order:
                 port += 1
@@ -212,8 +233,9 @@ def main():
     print(f"\nbackend={env['EDDY_BACKEND']} rounds={args.rounds} secs={args.secs} "
           f"server cpu {args.server_cpu}, echo_load --engine {args.engine} cpu {args.client_cpu}; "
           f"median of rounds\n")
-    print("| benchmark | asyncio | uvloop | eddyloop | eddy / uvloop | eddy / asyncio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| benchmark | asyncio | uvloop | eddyloop | eddy / uvloop | eddy / asyncio |" +
+          (" eddy-base | eddy / eddy-base |" if BASE_ENV else ""))
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if BASE_ENV else ""))
     summary = {}
     for row in rows:
         med = {l: statistics.median(results[(row, l)]) for l in LOOPS}
@@ -221,7 +243,8 @@ def main():
         if row in MODES and row not in WRK_MODES:
             summary[row]["client_busy"] = {l: busy[(row, l)] for l in LOOPS}
         print(f"| {row} ({units[row]}) | {med['asyncio']:,.0f} | {med['uvloop']:,.0f} | {med['eddy']:,.0f} | "
-              f"{med['eddy'] / med['uvloop']:.2f}x | {med['eddy'] / med['asyncio']:.2f}x |")
+              f"{med['eddy'] / med['uvloop']:.2f}x | {med['eddy'] / med['asyncio']:.2f}x |" +
+              (f" {med['eddy-base']:,.0f} | {med['eddy'] / med['eddy-base']:.3f}x |" if BASE_ENV else ""))
     # A loop whose run had the client's CPU nearly full was held back by the client.
     bound = [f"{row}/{l} ({statistics.median(busy[(row, l)]):.0%})" for row in modes if row not in WRK_MODES
              for l in LOOPS if statistics.median(busy[(row, l)]) > 0.95]
@@ -229,7 +252,7 @@ def main():
     if echo_modes:
         print("\nclient CPU busy (median over the measured window): " +
               ", ".join(f"{row}: " + " / ".join(f"{statistics.median(busy[(row, l)]):.0%}" for l in LOOPS)
-                        for row in echo_modes) + " (asyncio / uvloop / eddy)")
+                        for row in echo_modes) + " (" + " / ".join(LOOPS) + ")")
     if bound:
         print("client-bound (the server may be faster than shown): " + ", ".join(bound))
     if args.json_out:
