@@ -139,6 +139,10 @@ bool try_reap(int pidfd, siginfo_t& info) {
                  WEXITED | WNOHANG) == 0)
       return info.si_pid != 0;
     if (errno == EINTR) continue;
+    // A pidfd that became O_NONBLOCK (libuv's uv_poll_init sets it on every fd it
+    // watches, and the fd is shared with the file) answers a not-yet-exited child
+    // with EAGAIN instead of si_pid == 0 (waitid(2), Linux 5.10+).
+    if (errno == EAGAIN) return false;
     throw_errno(errno, "waitid");
   }
 }
@@ -146,6 +150,11 @@ bool try_reap(int pidfd, siginfo_t& info) {
 siginfo_t reap_blocking(int pidfd) {
   siginfo_t info{};
   while (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED) != 0) {
+    if (errno == EAGAIN) {  // an O_NONBLOCK pidfd (see try_reap): wait for the exit
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, -1);
+      continue;
+    }
     if (errno != EINTR) throw_errno(errno, "waitid");
   }
   return info;
