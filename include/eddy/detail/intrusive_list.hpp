@@ -2,7 +2,9 @@
 // the readiness engine's per-fd op lists, the listener's accept waiters, a loop
 // channel's parked senders and the sync primitives' wait lists. The element keeps
 // its own links, so linking allocates nothing and unlinking from the middle (a
-// cancellation) is O(1). detail, not API.
+// cancellation) is O(1). detail, not API. Not synchronized: one thread owns a
+// list (each user says which); nothing here suspends, so cancel safety is the
+// user's.
 #pragma once
 
 namespace eddy::detail {

@@ -197,7 +197,8 @@ class loop {
   void report_exception(std::exception_ptr e) noexcept;
 
   backend_kind backend() const noexcept { return kind_; }
-  /// What the backend does with I/O (see io_capabilities). Any thread.
+  /// What the backend does with I/O (see io_capabilities). **Thread safety:** any
+  /// thread (fixed when the loop is made). **Cancel safety:** n/a (not awaitable).
   io_capabilities io_caps() const noexcept;
   std::string_view backend_name() const noexcept;
   /// Why this backend was chosen (e.g. why io_uring was not).
@@ -205,7 +206,8 @@ class loop {
   loop_stats stats() const noexcept;
 
   /// The loop's metrics now (see loop_metrics). Loop thread only (or while the
-  /// loop is not running); other loops' through loop_group::metrics().
+  /// loop is not running); other loops' through group_metrics(). **Cancel
+  /// safety:** n/a (not awaitable).
   loop_metrics metrics() const noexcept;
 
   /// Every live task: where it was spawned, its state, what it awaits and for
@@ -221,11 +223,12 @@ class loop {
   /// ```
   std::vector<task_info> tasks() const;
   /// tasks() as text, one line per task, oldest first, headed by the loop's id,
-  /// backend and metrics summary (what the samples print on SIGUSR2).
+  /// backend and metrics summary (what the samples print on SIGUSR2). Thread
+  /// safety as tasks(). **Cancel safety:** n/a (neither is awaitable).
   std::string dump_tasks() const;
 
   /// A number unique to this loop in the process (0, 1, 2, ... in creation order);
-  /// stall reports and dumps name the loop by it.
+  /// stall reports and dumps name the loop by it. Any thread; not awaitable.
   unsigned id() const noexcept { return id_; }
 
   /// The loop running on this thread. Throws std::logic_error if there is none.

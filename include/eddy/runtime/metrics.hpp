@@ -14,7 +14,7 @@
 namespace eddy {
 
 /// A snapshot of one loop's counters (`loop::metrics()`), or the sum over a
-/// loop_group (`loop_group::metrics()`, which adds them with `+=`).
+/// loop_group (`group_metrics(g)`, which adds them with `+=`).
 ///
 /// Counters only ever grow; take two snapshots and subtract (`delta`) for rates.
 /// Busy and idle time are what libuv's `uv_metrics_idle_time` and Node's
