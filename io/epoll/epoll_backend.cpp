@@ -12,7 +12,9 @@
 // this the same way). Hence EPOLL_CTL_DEL before every close the engine makes,
 // EEXIST on add taken over with EPOLL_CTL_MOD (which re-arms the edge) plus a
 // probe, and the watch's generation in the event's data beside the fd, so an event
-// of an ended watch is dropped (docs/fd_ownership.md).
+// of an ended watch is dropped (docs/fd_ownership.md). An fd eddy does not own
+// (poll_fd_unowned) is never deleted: each wait on it re-targets the registration
+// with one MOD (ADD if its file was closed meanwhile).
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -94,6 +96,22 @@ class epoll_backend final : public readiness_backend {
     if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) != 0) return -errno;
     return watch_took_over;
   }
+  // An unowned fd (poll_fd_unowned) that was watched before is usually the same
+  // file again: MOD re-targets its registration and, like ADD, makes the kernel
+  // report the current state. ENOENT: the file was closed (its registration went
+  // with it) and the number names a new one, so ADD. A registration of an old
+  // file that a dup elsewhere keeps alive stays behind under its old generation;
+  // its events are dropped, and it goes when that file's last fd closes.
+  int watch_unowned(int fd, std::uint32_t gen, bool maybe_registered) noexcept override {
+    if (!maybe_registered) return watch(fd, gen);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+    ev.data.u64 = static_cast<std::uint32_t>(fd) | (std::uint64_t{gen} << 32);
+    if (::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    if (errno != ENOENT) return -errno;
+    return watch(fd, gen);
+  }
+  bool keeps_unowned() const noexcept override { return true; }
   void forget(int fd) noexcept override {
     // ENOENT/EBADF: nothing registered under fd (it was closed outside eddy).
     (void)::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);

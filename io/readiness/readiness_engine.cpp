@@ -20,7 +20,7 @@ void readiness_engine::retire() noexcept {
     if (retired_) return;
     retired_ = true;
     for (std::size_t fd = 0; fd < fds_.size(); ++fd)
-      if (fds_[fd].watched) registry_release(static_cast<int>(fd), this);
+      if (fds_[fd].watched && !fds_[fd].unowned) registry_release(static_cast<int>(fd), this);
     std::lock_guard<std::mutex> r(remote_mu_);
     closes.swap(remote_closes_);
     remote_pending_.store(false, std::memory_order_relaxed);
@@ -96,11 +96,18 @@ bool readiness_engine::enqueue(int fd, dir d, io_op& op) {
   // by another loop (the stream moved there) and closed there, this number may
   // name a new file that our old registration does not cover. End it and watch
   // afresh (one atomic load; no system call unless the watch is stale).
-  if (st.watched && !registry_owned_by(fd, this)) end_watch(fd, st);
+  if (st.watched && !st.unowned && !registry_owned_by(fd, this)) end_watch(fd, st);
+  if (st.unowned && op.code != op_code::poll) {
+    // An owned op on a number that unowned polls watch: the watch is current
+    // (its polls wait now) and becomes an owned one, kept until eddy closes fd.
+    st.unowned = false;
+    registry_claim(fd, this);
+  }
   if (!st.watched) {
-    const int r = mech_.watch(fd, st.gen);
+    const int r = st.lingering ? mech_.watch_unowned(fd, st.gen, true) : mech_.watch(fd, st.gen);
     if (r < 0) return complete_inline(op, r);
     st.watched = true;
+    st.lingering = false;
     registry_claim(fd, this);
     if (r == watch_took_over) {
       // The registration belonged to an earlier fd of the same file (a dup whose
@@ -200,7 +207,46 @@ readiness_engine::dir readiness_engine::splice_side(const io_op& op) noexcept {
   return in_ok && !out_ok ? dir_out : dir_in;
 }
 
+bool readiness_engine::submit_unowned_poll(fd_state& st, io_op& op) {
+  // Nothing known of the number is trusted (see the header): the first poll
+  // registers whatever file fd names now, and the kernel reports its current
+  // state in the next wait, so no probe either.
+  if (!st.watched) {
+    const int r = mech_.watch_unowned(op.fd, st.gen, st.lingering);
+    if (r < 0) return complete_inline(op, r);
+    st.watched = true;
+    st.unowned = true;
+    st.lingering = false;
+    st.readable = st.writable = false;
+    st.read_closed = false;
+    if (r == watch_took_over) {
+      try {
+        deferred_.push_back({op.fd, st.gen});
+      } catch (...) {
+        // The mechanism reports the current state after a watch anyway.
+      }
+    }
+  }
+  st.lists[dir_poll].push_back(&op);
+  op.state = op_state::in_flight;
+  ++in_flight_;
+  if (level_) mech_.want(op.fd, waiting(st));
+  return false;
+}
+
+void readiness_engine::end_unowned_watch(int fd, fd_state& st) noexcept {
+  const bool keep = mech_.keeps_unowned();
+  if (!keep) mech_.forget(fd);
+  const std::uint32_t next = st.gen + 1;
+  st = fd_state{};
+  st.gen = next;
+  st.lingering = keep;
+}
+
 bool readiness_engine::submit_poll(fd_state& st, io_op& op) {
+  // An unowned fd's polls share a watch only with each other, or join an owned
+  // watch that is there (eddy watches the number for ops of its own).
+  if (op.len == poll_fd_unowned && (!st.watched || st.unowned)) return submit_unowned_poll(st, op);
   // A fresh watch reports the current state in the next wait: no probe needed.
   // Otherwise the engine's flags may be stale (a read outside eddy, say), so if
   // they claim readiness, ask the kernel once.
@@ -233,6 +279,7 @@ void readiness_engine::cancel(io_op& op) noexcept {
   }
   l->remove(&op);
   finish(op, -ECANCELED);
+  end_unowned_if_idle(op.fd, fds_[static_cast<std::size_t>(op.fd)]);
 }
 
 void readiness_engine::end_watch(int fd, fd_state& st) noexcept {
@@ -242,9 +289,9 @@ void readiness_engine::end_watch(int fd, fd_state& st) noexcept {
       finish(*op, -ECANCELED);
     }
   }
-  if (st.watched) {
+  if (st.watched || st.lingering) {
     mech_.forget(fd);
-    registry_release(fd, this);
+    if (!st.unowned) registry_release(fd, this);
   }
   const std::uint32_t next = st.gen + 1;
   st = fd_state{};
@@ -391,7 +438,10 @@ void readiness_engine::ready(int fd, std::uint32_t gen, unsigned events) noexcep
     st.writable = true;
     drain(fd, st, st.lists[dir_out], st.writable);
   }
-  if (!st.lists[dir_poll].empty()) complete_polls(st, events);
+  if (!st.lists[dir_poll].empty()) {
+    complete_polls(st, events);
+    end_unowned_if_idle(fd, st);
+  }
 }
 
 unsigned readiness_engine::run_deferred() noexcept {
@@ -439,6 +489,7 @@ void readiness_engine::probe(int fd) noexcept {
     }
     op = next;
   }
+  end_unowned_if_idle(fd, st);
 }
 
 }  // namespace eddy::detail

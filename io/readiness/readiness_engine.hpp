@@ -34,6 +34,14 @@
 //    probes the fd at once, since no new edge may ever come; and a close made on
 //    another thread or loop is handed to the engine that watches the fd
 //    (fd_registry.hpp).
+//  - An fd eddy does not own (poll_fd_unowned: eddyloop's waits on Python's
+//    sockets) may be closed and its number reused between polls without eddy
+//    knowing, so nothing about it is trusted across waits: the first poll that
+//    waits on it registers it afresh (watch_unowned: epoll's MOD, or ADD for a
+//    new file), and when the last one ends the watch ends too, left in the
+//    kernel under a dead generation where the mechanism can re-target it
+//    cheaply (epoll), forgotten otherwise (libuv). One system call per wait
+//    where a dup, ADD, DEL and close were four.
 //
 // Ops must be on non-blocking fds. An fd must be closed through eddy (close op,
 // close_now, unique_fd) so its waiters and state go with it.
@@ -47,7 +55,6 @@
 
 #include <eddy/detail/intrusive_list.hpp>
 
-#include "io/backend.hpp"
 #include "io/backend.hpp"
 
 namespace eddy::detail {
@@ -83,6 +90,19 @@ class readiness_mechanism {
   /// with `gen`, which the mechanism hands back to ready(). 0, watch_took_over, or
   /// -errno. Called once per watch (until forget).
   virtual int watch(int fd, std::uint32_t gen) noexcept = 0;
+  /// Starts a watch for unowned polls (poll_fd_unowned): fd may name another
+  /// file than at its last watch, which its owner closed without telling eddy.
+  /// `maybe_registered`: an earlier unowned watch of this number was left in the
+  /// kernel (keeps_unowned). The kernel must report the current state after this
+  /// as after watch(). Default: watch().
+  virtual int watch_unowned(int fd, std::uint32_t gen, bool maybe_registered) noexcept {
+    (void)maybe_registered;
+    return watch(fd, gen);
+  }
+  /// True if an unowned watch may be left registered when its last poll ends
+  /// (its events then carry an old generation and are dropped), because
+  /// watch_unowned re-targets it cheaply (epoll: MOD). False: forget() it.
+  virtual bool keeps_unowned() const noexcept { return false; }
   /// fd is about to be closed: end its watch now (epoll: EPOLL_CTL_DEL, which
   /// close() alone does not do while another fd or process holds the file).
   virtual void forget(int fd) noexcept = 0;
@@ -150,6 +170,12 @@ class readiness_engine {
     bool readable = true;  // may be ready: try before waiting
     bool writable = true;
     bool read_closed = false;  // RDHUP, HUP or ERR seen: stays readable
+    // The watch serves unowned polls only (poll_fd_unowned): it ends when the
+    // last of them does, and is not in the fd registry (eddy does not close fd).
+    bool unowned = false;
+    // An ended unowned watch may still be registered in the kernel, for this
+    // file or one since closed (keeps_unowned): the next watch re-targets it.
+    bool lingering = false;
   };
 
   static dir direction(const io_op& op) noexcept;
@@ -168,6 +194,13 @@ class readiness_engine {
   // recv_multi's reads while the fd may be readable; returns completions delivered.
   unsigned receive_multi(fd_state& st, io_op& op) noexcept;
   bool submit_poll(fd_state& st, io_op& op);
+  bool submit_unowned_poll(fd_state& st, io_op& op);
+  // The last unowned poll on fd ended: end its watch (or leave it lingering).
+  void end_unowned_watch(int fd, fd_state& st) noexcept;
+  void end_unowned_if_idle(int fd, fd_state& st) noexcept {
+    if (st.unowned && st.lists[dir_in].empty() && st.lists[dir_out].empty() && st.lists[dir_poll].empty())
+      end_unowned_watch(fd, st);
+  }
   void complete_polls(fd_state& st, unsigned events) noexcept;
 
   static unsigned waiting(const fd_state& st) noexcept;

@@ -124,13 +124,15 @@ PyTypeObject watcher_type = [] {
 }();
 
 // One wait for the sock_* coroutines: resolves `fut` once fd is ready, or ends
-// quietly when fut is done first (the sock_* call was cancelled). io_uring polls
-// the fd itself (ops are tracked by address, and the kernel holds the file);
-// epoll watches a dup for the reason given at the top.
-eddy::task<void> wait_once(core_object* core, int fd, bool owned, short events, PyObject* fut) {
-  // core, fut: strong references released at the end; fd owned if `owned`.
+// quietly when fut is done first (the sock_* call was cancelled). Python's own
+// fd, polled as an fd eddy does not own (eddy::poll_unowned): each wait asks the
+// kernel afresh (epoll: one EPOLL_CTL_MOD), so a socket Python closed and whose
+// number came back for another is never mistaken for the old one, and no dup
+// is made and closed per wait (io_uring's poll holds the file anyway).
+eddy::task<void> wait_once(core_object* core, int fd, short events, PyObject* fut) {
+  // core, fut: strong references released at the end.
   try {
-    co_await eddy::poll(fd, events);
+    co_await eddy::poll_unowned(fd, events);
     if (!core->closed) {
       PyObject* done = PyObject_CallMethod(fut, "done", nullptr);
       const int is_done = done != nullptr ? PyObject_IsTrue(done) : -1;
@@ -159,7 +161,6 @@ eddy::task<void> wait_once(core_object* core, int fd, bool owned, short events, 
       Py_XDECREF(tb);
     }
   }
-  if (owned) eddy::unique_fd(fd).reset();
   Py_DECREF(fut);
   Py_DECREF(reinterpret_cast<PyObject*>(core));
 }
@@ -182,15 +183,9 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   const int writable = PyObject_IsTrue(args[2]);
   if (writable < 0) return nullptr;
-  const bool dup = !core->loop->io_caps().poll_holds_file;
-  const int wfd = dup ? ::fcntl(static_cast<int>(fd), F_DUPFD_CLOEXEC, 0) : static_cast<int>(fd);
-  if (wfd < 0) return PyErr_SetFromErrno(PyExc_OSError);
   if (PyType_Ready(&watcher_type) < 0) return nullptr;
   auto* w = PyObject_New(watcher_object, &watcher_type);
-  if (w == nullptr) {
-    if (dup) ::close(wfd);
-    return nullptr;
-  }
+  if (w == nullptr) return nullptr;
   w->task = nullptr;
   w->handle = nullptr;
   w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
@@ -198,11 +193,10 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(
-        core->loop->spawn(wait_once(core, wfd, dup, writable ? POLLOUT : POLLIN, args[3])));
+        core->loop->spawn(wait_once(core, static_cast<int>(fd), writable ? POLLOUT : POLLIN, args[3])));
   } catch (...) {
     Py_DECREF(args[3]);
     Py_DECREF(args[0]);
-    if (dup) ::close(wfd);
     Py_DECREF(w);
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
     return nullptr;

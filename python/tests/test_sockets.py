@@ -1,6 +1,7 @@
 """sock_* coroutines, add_reader/add_writer and name resolution on the loop."""
 
 import asyncio
+import os
 import socket
 import unittest
 
@@ -80,6 +81,90 @@ class SockTest(LoopTest):
             self.assertEqual(self.loop._core.stats()["live_tasks"], base)
             b.send(b"later")
             self.assertEqual(await self.loop.sock_recv(a, 10), b"later")
+
+        self.run_async(main())
+
+    def _pair_on(self, number):
+        """A non-blocking socketpair whose first socket has fd `number` (free)."""
+        a, b = socket.socketpair()
+        if a.fileno() != number:
+            os.dup2(a.fileno(), number)
+            a.close()
+            a = socket.socket(fileno=number)
+        a.setblocking(False)
+        return a, b
+
+    def test_sock_recv_after_python_closed_and_reused_the_number(self):
+        # Python closes its sockets without telling the loop, and the next socket
+        # often gets the same number: each wait must watch the file the number
+        # names now (epoll: the old file's registration went with it).
+        async def main():
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            number = a.fileno()
+            for round in range(5):
+                t = self.loop.create_task(self.loop.sock_recv(a, 10))
+                await asyncio.sleep(0.005)  # the wait is armed
+                b.send(b"r%d" % round)
+                self.assertEqual(await asyncio.wait_for(t, 5), b"r%d" % round)
+                a.close()
+                b.close()
+                a, b = self._pair_on(number)
+                self.assertEqual(a.fileno(), number)
+            a.close()
+            b.close()
+
+        self.run_async(main())
+
+    def test_sock_recv_ignores_an_old_file_kept_alive_under_a_dup(self):
+        # The old file lives on under a dup (a child, or socket.dup()), so its
+        # kernel registration under the number outlives Python's close: its
+        # events must not end a wait on the new file, and the new file's must.
+        async def main():
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            number = a.fileno()
+            b.send(b"x")
+            self.assertEqual(await self.loop.sock_recv(a, 10), b"x")
+            t = self.loop.create_task(self.loop.sock_recv(a, 10))
+            await asyncio.sleep(0.005)
+            b.send(b"y")
+            self.assertEqual(await asyncio.wait_for(t, 5), b"y")
+            keep = os.dup(number)  # the old file stays open
+            self.addCleanup(os.close, keep)
+            a.close()
+            a2, b2 = self._pair_on(number)
+            self.addCleanup(a2.close)
+            self.addCleanup(b2.close)
+            t = self.loop.create_task(self.loop.sock_recv(a2, 10))
+            await asyncio.sleep(0.005)
+            b.send(b"old")  # readable edge on the old file, same number
+            await asyncio.sleep(0.02)
+            self.assertFalse(t.done())
+            b2.send(b"new")
+            self.assertEqual(await asyncio.wait_for(t, 5), b"new")
+            self.assertEqual(os.read(keep, 10), b"old")  # still on the old file
+            b.close()
+
+        self.run_async(main())
+
+    def test_sock_recv_finds_data_that_came_between_waits(self):
+        # The same file waited on again after data arrived while nobody waited:
+        # the wait ends at once (epoll: the MOD that re-targets the watch reports
+        # the state now), on a stream that always has data ready as on one that
+        # never does.
+        async def main():
+            a, b = socket.socketpair()
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+            a.setblocking(False)
+            for i in range(200):
+                if i % 2:
+                    b.send(b"%03d" % i)
+                    await asyncio.sleep(0)
+                else:
+                    self.loop.call_later(0.001, b.send, b"%03d" % i)
+                self.assertEqual(await asyncio.wait_for(self.loop.sock_recv(a, 3), 5), b"%03d" % i)
 
         self.run_async(main())
 

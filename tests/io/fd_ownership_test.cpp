@@ -265,5 +265,100 @@ TEST_P(fd_ownership_test, numbers_reused_at_once_deliver_to_their_new_owner_only
   EXPECT_EQ(run(f()), 1000);
 }
 
+namespace {
+
+// A pair whose first socket has the number `number` (free now), made as an
+// embedding makes its own sockets, outside eddy.
+std::pair<int, int> raw_pair_on(int number) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) return {-1, -1};
+  if (sv[0] != number) {
+    if (::dup2(sv[0], number) < 0) return {-1, -1};
+    ::close(sv[0]);
+  }
+  return {number, sv[1]};
+}
+
+task<int> poll_unowned_for(int fd, short events, std::chrono::milliseconds limit) {
+  try {
+    co_return static_cast<int>(co_await eddy::with_timeout(limit, eddy::poll_unowned(fd, events)));
+  } catch (const eddy::timeout_error&) {
+    co_return 0;
+  }
+}
+
+}  // namespace
+
+// poll_unowned: the fd is an embedding's (eddyloop's sock_* on Python's sockets),
+// closed with a bare ::close() and its number reused, sometimes while a dup keeps
+// the old file (and, on epoll, its registration under the number) alive. Each
+// wait must watch the file the number names now, and an old file's events must
+// never end it.
+TEST_P(fd_ownership_test, unowned_polls_follow_the_file_a_reused_number_names) {
+  auto f = []() -> task<int> {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) co_return -1;
+    const int number = sv[0];
+    int peer = sv[1];
+    int ok = 0;
+    for (int k = 0; k < 50; ++k) {
+      // Data that came while nobody waited is found at once, and a wait with
+      // nothing pending ends when data comes.
+      if (::send(peer, "a", 1, 0) != 1) co_return -2;
+      if (co_await poll_unowned_for(number, POLLIN, 2s) & POLLIN) ++ok;
+      char b[4];
+      (void)::recv(number, b, sizeof b, 0);
+      auto p = eddy::spawn(poll_unowned_for(number, POLLIN, 2s));
+      co_await eddy::sleep_for(1ms);
+      if (::send(peer, "b", 1, 0) != 1) co_return -3;
+      if (co_await p & POLLIN) ++ok;
+      (void)::recv(number, b, sizeof b, 0);
+      // Behind eddy's back: every other round a dup keeps the old file alive.
+      const int keep = k % 2 ? ::dup(number) : -1;
+      ::close(number);
+      const int old_peer = peer;
+      auto [n2, p2] = raw_pair_on(number);
+      if (n2 != number) co_return -4;
+      peer = p2;
+      auto q = eddy::spawn(poll_unowned_for(number, POLLIN, 2s));
+      co_await eddy::sleep_for(1ms);
+      if (keep >= 0) {
+        (void)::send(old_peer, "x", 1, 0);  // an edge on the old file only
+        co_await eddy::sleep_for(2ms);
+        if (q.done()) co_return -5;
+      }
+      if (::send(peer, "c", 1, 0) != 1) co_return -6;
+      if (co_await q & POLLIN) ++ok;
+      (void)::recv(number, b, sizeof b, 0);
+      ::close(old_peer);
+      if (keep >= 0) ::close(keep);
+    }
+    ::close(number);
+    ::close(peer);
+    co_return ok;
+  };
+  EXPECT_EQ(run(f()), 150);
+}
+
+// An owned op after unowned polls on the same number (an embedding hands its fd
+// to eddy): the owned watch is made (or the unowned one taken over) and works.
+TEST_P(fd_ownership_test, an_owned_read_after_unowned_polls_of_the_same_fd) {
+  auto f = []() -> task<int> {
+    auto [a, b] = eddy::unix_stream::pair();
+    for (int k = 0; k < 3; ++k) {
+      co_await b.write_all(std::string_view("z"));
+      if (!(co_await poll_unowned_for(a.fd(), POLLIN, 2s) & POLLIN)) co_return -1;
+      std::array<std::byte, 4> buf{};
+      if (co_await eddy::with_timeout(2s, a.read_some(buf)) != 1) co_return -2;
+    }
+    std::array<std::byte, 4> buf{};
+    auto r = eddy::spawn(eddy::with_timeout(2s, a.read_some(buf)));
+    co_await eddy::sleep_for(1ms);
+    co_await b.write_all(std::string_view("yy"));
+    co_return static_cast<int>(co_await r);
+  };
+  EXPECT_EQ(run(f()), 2);
+}
+
 EDDY_BACKEND_TEST_SUITE(fd_ownership_test);
 EDDY_BACKEND_TEST_SUITE(fd_ownership_group_test);

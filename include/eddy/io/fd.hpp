@@ -96,6 +96,22 @@ inline detail::size_awaiter poll(int fd, short events) {
                               static_cast<unsigned short>(events));
 }
 
+/// poll() for an fd that eddy does not own and that its owner may close, or
+/// reuse for another file, between two polls without going through eddy: an
+/// embedding's fds (eddyloop's sock_* waits on Python's sockets), a library's.
+/// Each wait that finds nobody else waiting on `fd` asks the kernel afresh (epoll:
+/// one EPOLL_CTL_MOD, or ADD for a new file), so no state kept from an earlier
+/// file can hide readiness; an old file's registration that lingers (while a
+/// dup of it lives elsewhere) raises only events that are dropped. plain poll()
+/// trusts what eddy knows of the number, which is right only for fds closed
+/// through eddy (docs/fd_ownership.md). Do not close `fd` while this waits.
+///
+/// **Thread safety:** loop thread only. **Cancel safety:** cancel-safe.
+inline detail::size_awaiter poll_unowned(int fd, short events) {
+  return detail::size_awaiter(loop::current(), "eddy::poll_unowned", detail::op_code::poll, fd,
+                              nullptr, detail::poll_fd_unowned, static_cast<unsigned short>(events));
+}
+
 /// Closes `fd`, first cancelling every operation in flight on it (they resume
 /// with cancelled_error). Throws std::system_error if close fails (the fd is
 /// released regardless).

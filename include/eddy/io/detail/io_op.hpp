@@ -17,7 +17,7 @@ enum class op_code : std::uint8_t {
   write,     // fd, buf, len, offset
   readv,     // fd, buf = iovec*, len = iovcnt, offset
   writev,    // fd, buf = iovec*, len = iovcnt, offset
-  poll,      // fd, flags = poll mask; res = revents
+  poll,      // fd, flags = poll mask, len = poll_fd_unowned or 0; res = revents
   close,     // fd; in-flight ops on fd are cancelled first
   accept,    // fd, buf = sockaddr*, aux = socklen_t*, flags = accept4 flags
   connect,   // fd, buf = sockaddr*, len = socklen
@@ -51,6 +51,14 @@ enum class op_code : std::uint8_t {
   unlinkat,  // fd = dirfd, buf = path, flags = AT_REMOVEDIR or 0
   mkdirat,   // fd = dirfd, buf = path, len = mode
 };
+
+/// poll's len: the fd is not eddy's. Its owner may close it (and the number may
+/// name another file) between two polls without telling eddy, so the backend
+/// keeps nothing for it that a later poll would trust: a readiness backend
+/// registers the fd afresh for each wait that finds nobody else waiting on it
+/// (epoll: one EPOLL_CTL_MOD, or ADD when the kernel has no registration for the
+/// file the number names now). io_uring's poll holds the file and ignores it.
+inline constexpr unsigned poll_fd_unowned = 1;
 
 /// fsync's flags: sync the data (and the metadata needed to read it) only.
 inline constexpr unsigned fsync_datasync = 1;
