@@ -24,6 +24,8 @@ uvloop and to asyncio measured in the same run.
 import argparse
 import json
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +38,18 @@ LOOPS = ["asyncio", "uvloop", "eddy"]
 # --baseline DIR adds "eddy-base": eddyloop from another build (a previous commit),
 # run as a fourth contender in the same alternated rounds.
 BASE_ENV = None
+
+
+def next_free_port(port):
+    """The first port from `port` on that nothing listens on (a server left behind
+    by an interrupted run would otherwise end this one)."""
+    while True:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                port += 1
 
 
 def contender(env, loop):
@@ -155,6 +169,8 @@ def run_micro(args, env, loop):
 
 
 def main():
+    # SIGTERM (a killed run) unwinds like ^C, so every server it started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True, help="Meson build dir with python/ and bench/echo_load")
     ap.add_argument("--rounds", type=int, default=5)
@@ -207,7 +223,7 @@ def main():
         order = LOOPS[rnd % len(LOOPS):] + LOOPS[:rnd % len(LOOPS)]
         for mode in modes:
             for loop in order:
-                port += 1
+                port = next_free_port(port + 1)
                 if mode in WRK_MODES:
                     results.setdefault((mode, loop), []).append(
                         run_wrk(args, env, loop, port, tls if mode == "https" else None,
