@@ -47,6 +47,11 @@ struct relay_options {
   /// false: copy through buffers the loop lends (`receive()` then write) even
   /// where splice would work.
   bool splice = true;
+  /// If set, kept current as bytes reach their destination (after every write),
+  /// so another task of the loop can watch the relay (an idle timeout, a rate
+  /// meter), and after a failure or a cancel it says what was delivered. Must
+  /// outlive the await.
+  relay_result* progress = nullptr;
 };
 
 /// Moves bytes both ways between the connected stream sockets `a` and `b`
@@ -65,6 +70,9 @@ struct relay_options {
 /// `receive()` has been used on its source (its receiver owns the socket's
 /// incoming bytes, some of which may be queued already), or the kernel refuses
 /// splice for the pair (EINVAL); bytes already in the pipe are delivered first.
+/// A peer's reset never raises SIGPIPE, whatever its disposition (splice has no
+/// MSG_NOSIGNAL: where SIGPIPE is not ignored, each splice out runs with it
+/// blocked and a SIGPIPE it raised is discarded).
 ///
 /// Errors: the first failure (ECONNRESET reading, EPIPE writing, ...) cancels the
 /// other direction, waits for it, and is rethrown as std::system_error naming the
@@ -94,11 +102,11 @@ task<relay_result> relay(detail::stream_socket& a, detail::stream_socket& b,
 namespace detail {
 
 /// What the copying relay needs of a stream: receive() into lent buffers,
-/// write_all, shutdown_write (void or awaitable).
+/// write_some, shutdown_write (void or awaitable).
 template <class S>
 concept relay_stream = requires(S& s, std::span<const std::byte> b) {
   { s.receive() } -> std::same_as<task<recv_buffer>>;
-  s.write_all(b);
+  s.write_some(b);
   s.shutdown_write();
 };
 
@@ -110,15 +118,21 @@ task<void> forward_end(To& to) {
     co_await to.shutdown_write();
 }
 
-/// One direction of the copying relay: receive, write it all, until end of stream.
+/// One direction of the copying relay: receive, write it all, until end of
+/// stream. write_some rather than write_all, so `progress` moves with every
+/// partial write into a slow reader.
 template <class From, class To>
-task<std::uint64_t> relay_copy(From& from, To& to) {
+task<std::uint64_t> relay_copy(From& from, To& to, std::uint64_t* progress) {
   std::uint64_t moved = 0;
   for (;;) {
     recv_buffer chunk = co_await from.receive();
     if (chunk.empty()) break;
-    co_await to.write_all(chunk.data());
-    moved += chunk.size();
+    while (!chunk.empty()) {
+      const std::size_t n = co_await to.write_some(chunk.data());
+      chunk.consume(n);
+      moved += n;
+      if (progress != nullptr) *progress += n;
+    }
   }
   co_await forward_end(to);
   co_return moved;
@@ -127,12 +141,13 @@ task<std::uint64_t> relay_copy(From& from, To& to) {
 }  // namespace detail
 
 /// `relay` for streams that are not both plain sockets: a TLS stream on either
-/// side (tls_stream), or any type with `receive()`, `write_all(span)` and
+/// side (tls_stream), or any type with `receive()`, `write_some(span)` and
 /// `shutdown_write()`. Bytes are copied through the buffers the loop lends
 /// (one receive per step, written whole before the next). The same semantics as
 /// the socket form: counts each way, end of stream forwarded as
 /// `shutdown_write()` (close_notify and then a FIN over TLS), the first failure
-/// cancels the other direction and is rethrown.
+/// cancels the other direction and is rethrown. Of `opts`, only `progress` is
+/// used.
 ///
 /// **Thread safety:** loop thread only; both streams outlive the await.
 /// **Cancel safety:** not cancel-safe, as the socket form: up to one received
@@ -146,8 +161,10 @@ template <class A, class B>
   requires detail::relay_stream<A> && detail::relay_stream<B> &&
            (!(std::derived_from<A, detail::stream_socket> &&
               std::derived_from<B, detail::stream_socket>))
-task<relay_result> relay(A& a, B& b) {
-  auto [ab, ba] = co_await when_all(detail::relay_copy(a, b), detail::relay_copy(b, a));
+task<relay_result> relay(A& a, B& b, relay_options opts = {}) {
+  auto [ab, ba] = co_await when_all(
+      detail::relay_copy(a, b, opts.progress ? &opts.progress->a_to_b : nullptr),
+      detail::relay_copy(b, a, opts.progress ? &opts.progress->b_to_a : nullptr));
   co_return relay_result{ab, ba};
 }
 
