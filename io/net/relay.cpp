@@ -97,11 +97,10 @@ task<std::uint64_t> flush_pipe(int pipe_out, stream_socket& to, std::size_t left
 }
 
 task<std::uint64_t> splice_direction(stream_socket& from, stream_socket& to, bool splice,
-                                     std::size_t pipe_size, std::uint64_t* progress,
-                                     const char* dir) {
+                                     std::size_t pipe_size, bool guard_sigpipe,
+                                     std::uint64_t* progress, const char* dir) {
   if (!splice || from.receiving()) co_return co_await detail::relay_copy(from, to, progress);
   auto [pipe_out, pipe_in] = make_pipe();
-  const bool guard_sigpipe = sigpipe_would_fire();
   std::size_t chunk = 65536;  // the kernel's default pipe: 16 pages
   if (pipe_size != 0) {
     // EPERM (past the user's pipe quota) keeps the default size.
@@ -153,9 +152,10 @@ task<std::uint64_t> splice_direction(stream_socket& from, stream_socket& to, boo
 // Names the direction in a failure of the copy path too, whose errors come from
 // receive/write_all; cancellation passes through untouched.
 task<std::uint64_t> direction(stream_socket& from, stream_socket& to, relay_options opts,
-                              std::uint64_t* progress, const char* dir) {
+                              bool guard_sigpipe, std::uint64_t* progress, const char* dir) {
   try {
-    co_return co_await splice_direction(from, to, opts.splice, opts.pipe_size, progress, dir);
+    co_return co_await splice_direction(from, to, opts.splice, opts.pipe_size, guard_sigpipe,
+                                        progress, dir);
   } catch (const std::system_error& e) {
     std::string_view what = e.what();
     if (what.starts_with("eddy::relay")) throw;
@@ -175,8 +175,10 @@ task<relay_result> relay(stream_socket& a, stream_socket& b, relay_options opts)
     throw std::invalid_argument("eddy::relay: pipe_size " + std::to_string(opts.pipe_size) +
                                 " is outside 4096..1048576 (0 = the kernel's default)");
   relay_result* p = opts.progress;
-  auto [ab, ba] = co_await when_all(direction(a, b, opts, p ? &p->a_to_b : nullptr, "a->b"),
-                                    direction(b, a, opts, p ? &p->b_to_a : nullptr, "b->a"));
+  const bool guard = opts.splice && sigpipe_would_fire();
+  auto [ab, ba] =
+      co_await when_all(direction(a, b, opts, guard, p ? &p->a_to_b : nullptr, "a->b"),
+                        direction(b, a, opts, guard, p ? &p->b_to_a : nullptr, "b->a"));
   co_return relay_result{ab, ba};
 }
 
