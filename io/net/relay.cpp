@@ -26,6 +26,8 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <eddy/io/fd.hpp>
@@ -100,7 +102,10 @@ task<std::uint64_t> splice_direction(stream_socket& from, stream_socket& to, boo
                                      std::size_t pipe_size, bool guard_sigpipe,
                                      std::uint64_t* progress, const char* dir) {
   if (!splice || from.receiving()) co_return co_await detail::relay_copy(from, to, progress);
-  auto [pipe_out, pipe_in] = make_pipe();
+  // No structured bindings in coroutines: GCC 12 mishandles them across suspensions.
+  std::pair<unique_fd, unique_fd> pipe = make_pipe();
+  unique_fd& pipe_out = pipe.first;
+  unique_fd& pipe_in = pipe.second;
   std::size_t chunk = 65536;  // the kernel's default pipe: 16 pages
   if (pipe_size != 0) {
     // EPERM (past the user's pipe quota) keeps the default size.
@@ -176,10 +181,10 @@ task<relay_result> relay(stream_socket& a, stream_socket& b, relay_options opts)
                                 " is outside 4096..1048576 (0 = the kernel's default)");
   relay_result* p = opts.progress;
   const bool guard = opts.splice && sigpipe_would_fire();
-  auto [ab, ba] =
+  std::tuple<std::uint64_t, std::uint64_t> moved =
       co_await when_all(direction(a, b, opts, guard, p ? &p->a_to_b : nullptr, "a->b"),
                         direction(b, a, opts, guard, p ? &p->b_to_a : nullptr, "b->a"));
-  co_return relay_result{ab, ba};
+  co_return relay_result{std::get<0>(moved), std::get<1>(moved)};
 }
 
 }  // namespace eddy

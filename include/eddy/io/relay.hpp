@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <concepts>
 #include <span>
+#include <tuple>
 #include <type_traits>
 
 #include <eddy/io/detail/stream_socket.hpp>
@@ -23,7 +24,8 @@ namespace eddy {
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
 ///
 /// ```cpp
-/// auto [up, down] = co_await eddy::relay(client, upstream);
+/// eddy::relay_result moved = co_await eddy::relay(client, upstream);
+/// log("up {} down {}", moved.a_to_b, moved.b_to_a);
 /// ```
 struct relay_result {
   std::uint64_t a_to_b = 0;
@@ -92,7 +94,7 @@ struct relay_options {
 /// ```cpp
 /// auto client = co_await listener.accept();
 /// auto upstream = co_await eddy::tcp_stream::connect(backend);
-/// auto [sent, received] = co_await eddy::relay(client, upstream);
+/// eddy::relay_result moved = co_await eddy::relay(client, upstream);
 /// co_await client.close();
 /// co_await upstream.close();
 /// ```
@@ -155,17 +157,18 @@ task<std::uint64_t> relay_copy(From& from, To& to, std::uint64_t* progress) {
 ///
 /// ```cpp
 /// auto tls = co_await eddy::tls_stream::accept(std::move(client), ctx);
-/// auto [in, out] = co_await eddy::relay(tls, upstream);  // decrypt, forward, encrypt back
+/// co_await eddy::relay(tls, upstream);  // decrypt, forward, encrypt the replies back
 /// ```
 template <class A, class B>
   requires detail::relay_stream<A> && detail::relay_stream<B> &&
            (!(std::derived_from<A, detail::stream_socket> &&
               std::derived_from<B, detail::stream_socket>))
 task<relay_result> relay(A& a, B& b, relay_options opts = {}) {
-  auto [ab, ba] = co_await when_all(
+  // No structured bindings in coroutines: GCC 12 mishandles them across suspensions.
+  std::tuple<std::uint64_t, std::uint64_t> moved = co_await when_all(
       detail::relay_copy(a, b, opts.progress ? &opts.progress->a_to_b : nullptr),
       detail::relay_copy(b, a, opts.progress ? &opts.progress->b_to_a : nullptr));
-  co_return relay_result{ab, ba};
+  co_return relay_result{std::get<0>(moved), std::get<1>(moved)};
 }
 
 }  // namespace eddy
