@@ -596,9 +596,15 @@ eddy::task<void> read_loop(transport_object* t) {
       }
       deliver(t, b);
       // Paused in the middle of the buffer: the rest waits for resume_reading().
+      // A get_buffer or buffer_updated that raised SystemExit/KeyboardInterrupt
+      // left the connection open: the rest goes on at the next run, as asyncio
+      // reads again once the socket is still readable.
       while (!b.empty() && !t->shut_down && t->data_received != nullptr) {
         t->resume->clear();
-        if (t->reading_paused) co_await t->resume->wait();
+        if (t->reading_paused)
+          co_await t->resume->wait();
+        else
+          co_await eddy::yield_now();
         if (t->shut_down || t->core->closed) break;
         deliver(t, b);
       }

@@ -244,7 +244,74 @@ def pause_inside_buffer_updated(loop, trace):
         w.close()
 
 
+def system_exit_in_get_buffer(first_plain):
+    """get_buffer raising SystemExit leaves run_until_complete with it and the
+    connection open; the next run reads on, every byte kept. first_plain: the
+    buffered protocol comes by set_protocol after a plain one had data."""
+    def scenario(loop, trace):
+        r, w = socket.socketpair()
+        got = bytearray()
+        first_data = loop.create_future()
+        done = loop.create_future()
+        raised = []
+
+        class B(asyncio.BufferedProtocol):
+            def __init__(self):
+                self.buf = bytearray(64)
+
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def get_buffer(self, sizehint):
+                if not raised:
+                    raised.append(True)
+                    raise SystemExit(3)
+                return self.buf
+
+            def buffer_updated(self, n):
+                got.extend(self.buf[:n])
+                if len(got) >= 600 and not done.done():
+                    done.set_result(None)
+
+        class P(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                got.extend(data)
+                b = B()
+                b.transport = self.transport
+                self.transport.set_protocol(b)
+                first_data.set_result(None)
+
+        async def start():
+            transport, _ = await loop.connect_accepted_socket(P if first_plain else B, r)
+            return transport
+        data = payload(600, 4)
+        try:
+            transport = loop.run_until_complete(start())
+            if first_plain:
+                w.sendall(data[:300])
+                loop.run_until_complete(asyncio.wait_for(first_data, 5))
+                w.sendall(data[300:])
+            else:
+                w.sendall(data)
+            try:
+                loop.run_until_complete(asyncio.wait_for(done, 5))
+            except SystemExit as e:
+                trace.append(("exit", e.code))
+            loop.run_until_complete(asyncio.wait_for(done, 5))
+            trace.append(("got", bytes(got) == data, len(got)))
+            transport.close()
+            loop.run_until_complete(asyncio.sleep(0.01))
+        finally:
+            w.close()
+    return scenario
+
+
 SCENARIOS = {
+    "system_exit_in_get_buffer": system_exit_in_get_buffer(False),
+    "system_exit_in_get_buffer_after_a_switch": system_exit_in_get_buffer(True),
     "large_transfer_reads_into_the_protocols_buffer": large_transfer,
     "get_buffer_raises": buffered_error("get_buffer_raises"),
     "empty_buffer": buffered_error("empty_buffer"),
