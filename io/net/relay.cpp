@@ -9,12 +9,11 @@
 //     and an EAGAIN there can only be the socket's;
 //  3. at end of stream, shutdown(SHUT_WR) on the destination, and the direction
 //     ends; the other one goes on.
-// splice is called directly (SIGPIPE kept away, see splice_out) rather than through the backend's splice op: on
-// io_uring that op is always punted to an io-wq worker, which blocks in the
-// socket read, one kernel thread per waiting direction (the trade tcp_proxy
-// measured and refused). EINVAL from splice (a socket type without splice
-// support) turns the direction into a copy, after what is in the pipe has been
-// written out.
+// splice is called directly (SIGPIPE kept away, see splice_out) rather than through the backend's
+// splice op: on io_uring that op is always punted to an io-wq worker, which blocks in the socket
+// read, one kernel thread per waiting direction (the trade tcp_proxy measured and refused). EINVAL
+// from splice (a socket type without splice support) turns the direction into a copy, after what is
+// in the pipe has been written out.
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +21,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <eddy/io/fd.hpp>
+#include <eddy/io/relay.hpp>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -29,9 +30,6 @@
 #include <tuple>
 #include <utility>
 #include <vector>
-
-#include <eddy/io/fd.hpp>
-#include <eddy/io/relay.hpp>
 
 namespace eddy {
 namespace {

@@ -5,17 +5,16 @@
 // receive() already owns, a file type splice refuses) is copied.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <concepts>
-#include <span>
-#include <tuple>
-#include <type_traits>
-
 #include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/io/recv_buffer.hpp>
 #include <eddy/runtime/task.hpp>
 #include <eddy/runtime/when.hpp>
+#include <span>
+#include <tuple>
+#include <type_traits>
 
 namespace eddy {
 
@@ -160,14 +159,13 @@ task<std::uint64_t> relay_copy(From& from, To& to, std::uint64_t* progress) {
 /// co_await eddy::relay(tls, upstream);  // decrypt, forward, encrypt the replies back
 /// ```
 template <class A, class B>
-  requires detail::relay_stream<A> && detail::relay_stream<B> &&
-           (!(std::derived_from<A, detail::stream_socket> &&
-              std::derived_from<B, detail::stream_socket>))
-task<relay_result> relay(A& a, B& b, relay_options opts = {}) {
+requires detail::relay_stream<A> && detail::relay_stream<B> &&
+    (!(std::derived_from<A, detail::stream_socket> && std::derived_from<B, detail::stream_socket>))
+        task<relay_result> relay(A& a, B& b, relay_options opts = {}) {
   // No structured bindings in coroutines: GCC 12 mishandles them across suspensions.
-  std::tuple<std::uint64_t, std::uint64_t> moved = co_await when_all(
-      detail::relay_copy(a, b, opts.progress ? &opts.progress->a_to_b : nullptr),
-      detail::relay_copy(b, a, opts.progress ? &opts.progress->b_to_a : nullptr));
+  std::tuple<std::uint64_t, std::uint64_t> moved =
+      co_await when_all(detail::relay_copy(a, b, opts.progress ? &opts.progress->a_to_b : nullptr),
+                        detail::relay_copy(b, a, opts.progress ? &opts.progress->b_to_a : nullptr));
   co_return relay_result{std::get<0>(moved), std::get<1>(moved)};
 }
 
