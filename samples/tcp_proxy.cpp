@@ -21,7 +21,7 @@
 // shared out: each loop admits its even share (rounded up).
 //
 // Each accepted connection gets its own upstream connection and a relay
-// (tcp_proxy/relay.hpp): both directions copied independently, each half-close
+// (tcp_proxy/relay.hpp, on eddy::relay): both directions moved independently, each half-close
 // forwarded on its own, at most one chunk per direction in flight, an idle timeout
 // that closes both sides.
 //

@@ -19,6 +19,7 @@
 #include <eddy/io/send_file.hpp>
 #include <eddy/io/kernel_features.hpp>
 #include <eddy/io/recv_buffer.hpp>
+#include <eddy/io/relay.hpp>
 #include <eddy/io/stream.hpp>
 #include <eddy/io/tcp.hpp>
 #include <eddy/io/tcp_balancer.hpp>

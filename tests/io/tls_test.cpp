@@ -2,7 +2,8 @@
 // to 4 MiB, TLS 1.2 and 1.3, Unix sockets, ALPN, SNI picking the certificate,
 // resumption on the second connection, mutual TLS, verification failures named
 // (untrusted, expired, wrong name), truncation as an error, close_notify both ways,
-// a read cancelled mid-record, timeouts, the kTLS fallback and why, bad options.
+// a read cancelled mid-record, timeouts, the kTLS fallback and why, bad options,
+// and eddy::relay between a TLS stream and a plain one.
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -39,6 +40,29 @@ task<std::uint64_t> tls_round_trip(eddy::tls_stream* c, std::span<const std::byt
   }
   co_await w;
   EXPECT_EQ(total, data.size());
+  co_return h;
+}
+
+// Sends `data`, then close_notify, and reads the reply to its end; returns the
+// reply's checksum.
+task<std::uint64_t> tls_round_trip_one_way(eddy::tls_stream* c, std::span<const std::byte> data,
+                                           std::size_t expect) {
+  auto writer = [](eddy::tls_stream* c, std::span<const std::byte> d) -> task<void> {
+    co_await c->write_all(d);
+    co_await c->shutdown_write();
+  };
+  auto w = eddy::spawn(writer(c, data));
+  std::vector<std::byte> buf(100'000);
+  std::uint64_t h = checksum({});
+  std::size_t total = 0;
+  for (;;) {
+    const std::size_t n = co_await c->read_some(buf);
+    if (n == 0) break;
+    h = checksum(std::span<const std::byte>(buf.data(), n), h);
+    total += n;
+  }
+  co_await w;
+  EXPECT_EQ(total, expect);
   co_return h;
 }
 
@@ -506,6 +530,57 @@ TEST_P(tls_test, a_hundred_concurrent_clients_each_send_and_receive_their_megaby
     co_return n;
   };
   EXPECT_EQ(run(f()), static_cast<int>(clients));
+}
+
+namespace {
+
+// A TLS-terminating relay: the client speaks TLS to the relay, which speaks
+// plain TCP to its upstream; eddy::relay's copying form joins the two.
+task<bool> tls_to_plain_relay() {
+  auto l = eddy_test::loopback_listener();
+  auto up_l = eddy_test::loopback_listener();
+  auto acc = eddy::spawn(l.accept());
+  const eddy::tls_context cc = eddy_test::default_client();
+  auto conn = eddy::spawn(eddy_test::tls_connect(l.local_address(), cc));
+  eddy::tls_stream front = co_await eddy::tls_stream::accept(co_await acc, eddy_test::default_server());
+  eddy::tls_stream client = co_await conn;
+  auto up_acc = eddy::spawn(up_l.accept());
+  eddy::tcp_stream back = co_await eddy::tcp_stream::connect(up_l.local_address());
+  eddy::tcp_stream upstream = co_await up_acc;
+
+  eddy::relay_result progress;
+  auto r = eddy::spawn(eddy::relay(front, back, {.progress = &progress}));
+  const auto request = payload((1u << 20) + 5, 11);
+  const auto reply = payload((3u << 20) / 2, 12);
+  // The upstream reads the request to its end (the client's close_notify became
+  // a FIN), then answers.
+  auto serve = [](eddy::tcp_stream* u, std::vector<std::byte> answer) -> task<std::uint64_t> {
+    std::vector<std::byte> got;
+    co_await u->read_to_end(got);
+    co_await u->write_all(std::span<const std::byte>(answer));
+    u->shutdown_write();
+    co_return checksum(got);
+  };
+  auto srv = eddy::spawn(serve(&upstream, reply));
+  const std::uint64_t echoed = co_await tls_round_trip_one_way(&client, request, reply.size());
+  const std::uint64_t at_upstream = co_await srv;
+  const eddy::relay_result moved = co_await r;
+  bool ok = at_upstream == checksum(request) && echoed == checksum(reply);
+  ok = ok && moved.a_to_b == request.size() && moved.b_to_a == reply.size();
+  ok = ok && progress.a_to_b == moved.a_to_b && progress.b_to_a == moved.b_to_a;
+  co_await client.close();
+  co_await front.close();
+  co_await back.close();
+  co_await upstream.close();
+  co_await l.close();
+  co_await up_l.close();
+  co_return ok;
+}
+
+}  // namespace
+
+TEST_P(tls_test, relay_joins_a_tls_stream_and_a_plain_one_both_ways_with_half_closes) {
+  EXPECT_TRUE(run(tls_to_plain_relay()));
 }
 
 EDDY_BACKEND_TEST_SUITE(tls_test);

@@ -97,6 +97,9 @@ class stream_socket {
   socket_address local_address() const;
   socket_address peer_address() const;
   int fd() const noexcept { return fd_.get(); }
+  /// True once receive() has been used: its receiver owns the socket's incoming
+  /// bytes (some may be queued), so nothing else may read the fd (eddy::relay).
+  bool receiving() const noexcept { return rx_ != nullptr; }
   explicit operator bool() const noexcept { return static_cast<bool>(fd_); }
   /// receive() hands over at most `n` bytes per call where the backend reads for
   /// it (epoll, libuv, io_uring without a buffer ring); io_uring's ring buffers
