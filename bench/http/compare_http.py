@@ -14,6 +14,7 @@ and ratios to nginx and h2o.
 """
 import argparse
 import os
+import resource
 import re
 import signal
 import socket
@@ -87,9 +88,28 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+PIPELINE_LUA = """
+init = function(args)
+  local r = {}
+  for i = 1, %d do r[i] = wrk.format(nil) end
+  req = table.concat(r)
+end
+request = function() return req end
+"""
+
+PIPELINE = {"depth": 1, "script": None}
+CLIENT = {"busy": []}  # wrk's CPU share of each measured run
+
+
 def wrk(url, seconds, conns):
+    extra = ["-s", PIPELINE["script"]] if PIPELINE["script"] else []
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds,
-                          "--latency", url], check=True, capture_output=True, text=True).stdout
+                          "--latency"] + extra + [url], check=True, capture_output=True, text=True).stdout
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CLIENT["busy"].append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) /
+                          max(1e-9, time.monotonic() - t0))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -110,8 +130,18 @@ def main():
     ap.add_argument("--workloads", default="plaintext,16k,1m")
     ap.add_argument("--servers", default="eddy,nginx,h2o",
                     help="eddy, eddy-epoll, eddy-libuv, eddy-sendfile (16 KiB by sendfile), nginx, h2o")
+    ap.add_argument("--pipeline", type=int, default=1,
+                    help="requests each connection keeps in flight (wrk Lua script), 1..64: with 1, "
+                         "one wrk thread saturates its CPU near 120k req/s on this VM, below what "
+                         "the fastest server answers")
     a = ap.parse_args()
+    if not 1 <= a.pipeline <= 64:
+        raise SystemExit("--pipeline must be 1..64")
     tmp = tempfile.mkdtemp(prefix="eddy_http_bench_")
+    if a.pipeline > 1:
+        PIPELINE["script"] = os.path.join(tmp, "pipeline.lua")
+        with open(PIPELINE["script"], "w") as f:
+            f.write(PIPELINE_LUA % a.pipeline)
     www = os.path.join(tmp, "www")
     os.mkdir(www)
     with open(os.path.join(www, "f16k.bin"), "wb") as f:
@@ -145,6 +175,7 @@ def main():
             wait_port(ports[name])
         paths = {"plaintext": "/plaintext", "16k": "/f16k.bin", "1m": "/f1m.bin"}
         res = {}
+        busy = {}
         tick = os.sysconf("SC_CLK_TCK")
         for w in a.workloads.split(","):
             for name in cmds:  # warm-up
@@ -155,6 +186,7 @@ def main():
                     c0 = cpu_ticks(pid)
                     rps, total, p99 = wrk("http://127.0.0.1:%d%s" % (ports[name], paths[w]),
                                           a.seconds, a.connections)
+                    busy.setdefault((w, name), []).append(CLIENT["busy"][-1])
                     cpu_us = (cpu_ticks(pid) - c0) * 1e6 / tick / max(total, 1)
                     res.setdefault((w, name), []).append((rps, p99, cpu_us))
         print("| workload | server | req/s (median of %d) | p99 ms | server CPU-us/req | vs nginx | vs h2o |" % a.rounds)
@@ -165,6 +197,8 @@ def main():
                 ref = lambda r: "%.2f" % (med[n][0] / med[r][0]) if r in med else "-"
                 print("| %s | %s | %.0f | %.2f | %.2f | %s | %s |" % (
                     w, n, med[n][0], med[n][1], med[n][2], ref("nginx"), ref("h2o")))
+            print("| %s | (wrk CPU busy, median) | %s |" % (w, "; ".join(
+                "%s %.0f%%" % (n, 100 * statistics.median(busy[(w, n)])) for n in cmds)))
             print("| %s | (all rounds, req/s) | %s |" % (w, "; ".join(
                 "%s %s" % (n, " ".join("%.0f" % x[0] for x in res[(w, n)])) for n in cmds)))
     finally:

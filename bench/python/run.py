@@ -185,6 +185,8 @@ def main():
     ap.add_argument("--static-kib", type=int, default=256, help="(f)'s file size, KiB (1..65536)")
     ap.add_argument("--json-out")
     ap.add_argument("--baseline", help="another build dir: its eddyloop joins the rounds as eddy-base")
+    ap.add_argument("--eddy-only", action="store_true",
+                    help="with --baseline: run eddy and eddy-base only (a before/after check in half the time)")
     args = ap.parse_args()
     if not 1 <= args.rounds <= 50 or not 0 < args.secs <= 60 or not 0 <= args.warmup <= 60:
         raise SystemExit("--rounds 1..50, --secs (0, 60], --warmup [0, 60]")
@@ -205,6 +207,10 @@ def main():
             raise SystemExit(f"--baseline {args.baseline}: no python/eddyloop there (build it with -Dpython=enabled)")
         BASE_ENV = dict(env, PYTHONPATH=os.path.join(os.path.abspath(args.baseline), "python"))
         LOOPS.append("eddy-base")
+    if args.eddy_only:
+        if not args.baseline:
+            raise SystemExit("--eddy-only needs --baseline")
+        LOOPS[:] = ["eddy", "eddy-base"]
     tls = None
     if "https" in modes:
         certdir = tempfile.TemporaryDirectory()
@@ -258,8 +264,10 @@ def main():
         summary[row] = {"median": med, "all": {l: results[(row, l)] for l in LOOPS}}
         if row in MODES and row not in WRK_MODES:
             summary[row]["client_busy"] = {l: busy[(row, l)] for l in LOOPS}
-        print(f"| {row} ({units[row]}) | {med['asyncio']:,.0f} | {med['uvloop']:,.0f} | {med['eddy']:,.0f} | "
-              f"{med['eddy'] / med['uvloop']:.2f}x | {med['eddy'] / med['asyncio']:.2f}x |" +
+        fig = lambda l: f"{med[l]:,.0f}" if l in med else "-"
+        vs = lambda l: f"{med['eddy'] / med[l]:.2f}x" if l in med else "-"
+        print(f"| {row} ({units[row]}) | {fig('asyncio')} | {fig('uvloop')} | {fig('eddy')} | "
+              f"{vs('uvloop')} | {vs('asyncio')} |" +
               (f" {med['eddy-base']:,.0f} | {med['eddy'] / med['eddy-base']:.3f}x |" if BASE_ENV else ""))
     # A loop whose run had the client's CPU nearly full was held back by the client.
     bound = [f"{row}/{l} ({statistics.median(busy[(row, l)]):.0%})" for row in modes if row not in WRK_MODES
