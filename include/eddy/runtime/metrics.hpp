@@ -101,6 +101,10 @@ struct loop_metrics {
   std::size_t live_tasks = 0;
   std::size_t ready_depth = 0;    ///< callbacks and resumptions queued
   std::size_t in_flight_io = 0;   ///< operations the backend owns
+  /// The same by kind (named by `op_kind_name`): reads, polls, accepts, ... waiting
+  /// in the kernel or the readiness engine now. An operation that completed at once
+  /// (the epoll backend's first try) is never in flight.
+  std::size_t in_flight[op_kinds] = {};
   std::size_t armed_timers = 0;
   std::size_t loops = 1;          ///< loops summed into this snapshot
   /// Opt-in (`loop_options::task_poll_times`): how long each task poll took.
@@ -118,7 +122,8 @@ struct loop_metrics {
   /// Adds counters and gauges (a loop_group's aggregate).
   loop_metrics& operator+=(const loop_metrics& o) noexcept;
   /// One line for logs: "busy 12.3% iters 1200 ev/iter 3.1 tasks 101 ready 0 io 100
-  /// timers 1 posts 0 polls 3600"; `over` is the interval the counters cover (0 to
+  /// (recv_multi 99, accept_multi 1) timers 1 polls 3600 posts 0" (the kinds in
+  /// flight, most first, when any); `over` is the interval the counters cover (0 to
   /// leave rates out).
   std::string summary(std::chrono::nanoseconds over = {}) const;
 };
