@@ -33,6 +33,27 @@
 
 namespace eddy::detail {
 
+/// The operations a backend owns, in total and by kind (loop_metrics::in_flight).
+/// The backend counts an op in when it takes it (submit returned false) and out
+/// when it delivers the op's final completion: two increments on the loop thread.
+class op_census {
+ public:
+  void in(const io_op& op) noexcept {
+    ++total_;
+    ++by_kind_[static_cast<std::size_t>(op.code)];
+  }
+  void out(const io_op& op) noexcept {
+    --total_;
+    --by_kind_[static_cast<std::size_t>(op.code)];
+  }
+  std::size_t total() const noexcept { return total_; }
+  std::size_t of(op_code c) const noexcept { return by_kind_[static_cast<std::size_t>(c)]; }
+
+ private:
+  std::size_t total_ = 0;
+  std::size_t by_kind_[op_code_count] = {};
+};
+
 struct backend_caps {
   bool ns_timeouts = false;        // wait() honours sub-millisecond timeouts
   bool multishot_accept = false;
@@ -204,6 +225,8 @@ class backend {
   virtual void close_now(int fd) noexcept = 0;
   /// Operations owned by the backend (not counting its own wakeup read).
   virtual std::size_t in_flight() const noexcept = 0;
+  /// The same, by kind.
+  virtual const op_census& in_flight_ops() const noexcept = 0;
   /// Cheap check, for a loop deciding whether it may keep spinning: true if
   /// completions may be waiting to be reaped. May be conservative (true).
   virtual bool completions_pending() noexcept = 0;

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <exception>
@@ -17,6 +18,9 @@
 #include "runtime/loop_metrics.hpp"
 
 namespace eddy {
+
+static_assert(detail::op_code_count < loop_metrics::op_kinds,
+              "loop_metrics::op_kinds must hold every op code and 'other'");
 
 namespace detail {
 
@@ -106,7 +110,12 @@ loop_metrics loop::metrics() const noexcept {
   m.task_polls = task_polls_;
   m.live_tasks = live_count_;
   m.ready_depth = ready_.size();
-  m.in_flight_io = backend_ ? backend_->in_flight() : 0;
+  if (backend_) {
+    const detail::op_census& c = backend_->in_flight_ops();
+    m.in_flight_io = c.total();
+    for (std::size_t i = 0; i < detail::op_code_count; ++i)
+      m.in_flight[i] = c.of(static_cast<detail::op_code>(i));
+  }
   m.armed_timers = wheel_.size();
   m.loops = 1;
   return m;
@@ -126,7 +135,8 @@ const char* loop_metrics::op_kind_name(std::size_t i) noexcept {
   static constexpr const char* names[] = {"nop",     "read",    "write",    "readv",        "writev",
                                           "poll",    "close",   "accept",   "connect",      "recv",
                                           "send",    "recvmsg", "sendmsg",  "shutdown",     "splice",
-                                          "accept_multi", "recv_multi"};
+                                          "accept_multi", "recv_multi", "openat", "statx",
+                                          "fsync",   "renameat", "unlinkat", "mkdirat"};
   if (i < sizeof names / sizeof names[0]) return names[i];
   return i + 1 == op_kinds ? "other" : "op";
 }
@@ -168,6 +178,7 @@ loop_metrics& loop_metrics::operator+=(const loop_metrics& o) noexcept {
   live_tasks += o.live_tasks;
   ready_depth += o.ready_depth;
   in_flight_io += o.in_flight_io;
+  for (std::size_t i = 0; i < op_kinds; ++i) in_flight[i] += o.in_flight[i];
   armed_timers += o.armed_timers;
   loops += o.loops;
   return *this;
@@ -177,19 +188,37 @@ std::string loop_metrics::summary(std::chrono::nanoseconds over) const {
   char buf[320];
   const double secs = std::chrono::duration<double>(over).count();
   int n = std::snprintf(buf, sizeof buf,
-                        "busy %.1f%% iters %llu ev/iter %.1f tasks %zu ready %zu io %zu timers %zu "
-                        "polls %llu posts %llu",
+                        "busy %.1f%% iters %llu ev/iter %.1f tasks %zu ready %zu io %zu",
                         100.0 * utilization(), static_cast<unsigned long long>(iterations),
-                        events_per_iteration(), live_tasks, ready_depth, in_flight_io, armed_timers,
-                        static_cast<unsigned long long>(task_polls),
-                        static_cast<unsigned long long>(remote_posts));
-  if (secs > 0 && n > 0 && static_cast<std::size_t>(n) < sizeof buf)
-    n += std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " iters/s %.0f",
-                       static_cast<double>(iterations) / secs);
-  if (stalls != 0 && n > 0 && static_cast<std::size_t>(n) < sizeof buf)
-    std::snprintf(buf + n, sizeof buf - static_cast<std::size_t>(n), " stalls %llu",
-                  static_cast<unsigned long long>(stalls));
-  return buf;
+                        events_per_iteration(), live_tasks, ready_depth, in_flight_io);
+  std::string out(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+  // The kinds in flight, most first: what the loop is waiting on.
+  std::size_t order[op_kinds];
+  std::size_t shown = 0;
+  for (std::size_t i = 0; i < op_kinds; ++i)
+    if (in_flight[i] != 0) order[shown++] = i;
+  std::sort(order, order + shown, [this](std::size_t a, std::size_t b) {
+    return in_flight[a] != in_flight[b] ? in_flight[a] > in_flight[b] : a < b;
+  });
+  for (std::size_t k = 0; k < shown; ++k) {
+    n = std::snprintf(buf, sizeof buf, "%s%s %zu", k == 0 ? " (" : ", ", op_kind_name(order[k]),
+                      in_flight[order[k]]);
+    if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+  }
+  if (shown != 0) out += ')';
+  n = std::snprintf(buf, sizeof buf, " timers %zu polls %llu posts %llu", armed_timers,
+                    static_cast<unsigned long long>(task_polls),
+                    static_cast<unsigned long long>(remote_posts));
+  if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+  if (secs > 0) {
+    n = std::snprintf(buf, sizeof buf, " iters/s %.0f", static_cast<double>(iterations) / secs);
+    if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+  }
+  if (stalls != 0) {
+    n = std::snprintf(buf, sizeof buf, " stalls %llu", static_cast<unsigned long long>(stalls));
+    if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
 }
 
 }  // namespace eddy

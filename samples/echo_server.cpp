@@ -21,8 +21,9 @@
 // kernel picks the port; scripts read it from that line), and runs until SIGINT or
 // SIGTERM; then (eddy::graceful_shutdown) it stops accepting, lets the connections
 // finish for up to --grace seconds (their clients close them), cancels the rest and
-// exits 0; a second signal cancels at once. --stats N logs a one-line summary every
-// N seconds; SIGUSR2 logs a dump of every task (docs/operability.md shows both).
+// exits 0; a second signal cancels at once. With --threads, every loop does the same
+// with its own connections. --stats N logs a one-line summary every N seconds;
+// SIGUSR2 logs a dump of every task (docs/operability.md shows both).
 //
 // Each connection reads with receive(): on io_uring one multishot recv fills
 // buffers from the loop's provided-buffer ring, so a connection waiting for data
@@ -199,20 +200,6 @@ eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& con
   }
 }
 
-// The end of serving, on either path: stop accepting, close the listener, then
-// cancel the open connections and wait until every one has finished.
-eddy::task<void> stop_serving(eddy::join_handle<void>& acceptor, eddy::tcp_listener& listener,
-                              eddy::task_group& conns) {
-  acceptor.cancel();
-  try {
-    co_await acceptor;
-  } catch (const eddy::cancelled_error&) {
-  }
-  co_await listener.close();
-  conns.cancel();
-  co_await conns.join();
-}
-
 eddy::task<int> serve(options o) {
   // Before anything could start a thread: signals must stay blocked in all of them.
   eddy::graceful_shutdown shutdown;  // SIGINT, SIGTERM
@@ -256,17 +243,19 @@ eddy::task<int> serve(options o) {
   co_return 0;
 }
 
-// --threads N: one loop's share. Runs until cancelled (the first signal), then
-// stops accepting and closes its connections.
-eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
-  eddy::task_group conns;
+// --threads N: one loop's share. Runs until cancelled (the first signal), then stops
+// accepting and lets its connections finish for --grace, as serve() does; a second
+// cancellation (signal) closes them now.
+eddy::task<std::uint64_t> serve_loop(std::size_t index, eddy::tcp_listener& listener, const options& o) {
+  eddy::graceful_shutdown shutdown({});  // loop 0 reads the signals
   std::uint64_t accepted = 0;
-  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, o.discard, &accepted));
+  eddy::join_handle<void> acceptor =
+      eddy::spawn(accept_loop(listener, shutdown.connections(), o.work_us, o.discard, &accepted));
   try {
     co_await acceptor;  // runs until cancelled
   } catch (const eddy::cancelled_error&) {
   }
-  co_await stop_serving(acceptor, listener, conns);
+  co_await sample::drain_loop(prog, index, acceptor, listener, shutdown, o.grace, "connection");
   co_return accepted;
 }
 

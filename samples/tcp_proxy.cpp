@@ -32,7 +32,7 @@
 //
 // SIGTERM or SIGINT: stop accepting, close the listener, let the relays finish for
 // up to --grace seconds, then close whatever is left; a second signal closes it at
-// once (eddy::graceful_shutdown). Exit 0. Exit 1 if the proxy could not run (address
+// once (eddy::graceful_shutdown; with --threads, on every loop). Exit 0. Exit 1 if the proxy could not run (address
 // in use), 2 for bad usage. --stats N logs a one-line summary every N seconds;
 // SIGUSR2 logs a dump of every task (docs/operability.md).
 //
@@ -328,15 +328,6 @@ eddy::task<void> accept_loop(proxy& p, eddy::tcp_listener& listener, eddy::task_
   }
 }
 
-eddy::task<void> drain(eddy::task_group& conns, std::chrono::milliseconds grace) {
-  try {
-    // A timed-out join cancels every relay and waits for them to close.
-    co_await eddy::with_timeout(grace, conns.join());
-  } catch (const eddy::timeout_error&) {
-    std::fprintf(stderr, "%s: grace period over, closed the remaining relays\n", prog);
-  }
-}
-
 eddy::task<int> serve(options o) {
   // Before anything could start a thread (name resolution does): signals must stay
   // blocked in all of them.
@@ -402,29 +393,20 @@ std::optional<eddy::socket_address> numeric_upstream(const options& o) {
 
 // --threads N: one loop's share. The first cancellation (the first signal) stops
 // accepting and lets the relays finish for --grace; a second closes them now.
-eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
+eddy::task<std::uint64_t> serve_loop(std::size_t index, eddy::tcp_listener& listener, const options& o) {
   proxy p{o, numeric_upstream(o)};
 #ifdef EDDY_SAMPLE_TLS
   make_tls_contexts(p);  // per loop: each loop's connections share its context
 #endif
   const std::size_t loops = o.threads == 0 ? eddy::loop_group::default_size() : o.threads;
   p.opts.max_conns = (o.max_conns + loops - 1) / loops;
-  eddy::task_group conns;
-  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(p, listener, conns));
+  eddy::graceful_shutdown shutdown({});  // loop 0 reads the signals
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(p, listener, shutdown.connections()));
   try {
     co_await acceptor;  // runs until cancelled
   } catch (const eddy::cancelled_error&) {
   }
-  co_await listener.close();
-  try {
-    co_await drain(conns, o.grace);
-  } catch (const eddy::cancelled_error&) {
-    conns.cancel();  // a second signal: close what is left now
-  }
-  try {
-    co_await conns.join();
-  } catch (const eddy::cancelled_error&) {
-  }
+  co_await sample::drain_loop(prog, index, acceptor, listener, shutdown, o.grace, "relay");
   co_return p.accepted;
 }
 

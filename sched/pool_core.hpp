@@ -19,6 +19,41 @@
 
 namespace eddy::detail {
 
+// One worker's job durations (pool_stats::queue_wait, run_time). Written only by the
+// worker that owns it, with relaxed load+store (no locked instruction); stats() reads
+// and sums every worker's.
+struct job_timing {
+  std::atomic<std::uint64_t> count{0}, sum_ns{0}, max_ns{0};
+  std::atomic<std::uint64_t> hist[latency_histogram::buckets] = {};
+
+  void add(std::uint64_t ns) noexcept {
+    bump(count, 1);
+    bump(sum_ns, ns);
+    if (ns > max_ns.load(std::memory_order_relaxed)) max_ns.store(ns, std::memory_order_relaxed);
+    bump(hist[latency_histogram::bucket_of(ns)], 1);
+  }
+  void read_into(latency_histogram& h) const noexcept {
+    latency_histogram mine;
+    mine.count = count.load(std::memory_order_relaxed);
+    mine.sum_ns = sum_ns.load(std::memory_order_relaxed);
+    mine.max_ns = max_ns.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < latency_histogram::buckets; ++i)
+      mine.hist[i] = hist[i].load(std::memory_order_relaxed);
+    h += mine;
+  }
+
+ private:
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t by) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+  }
+};
+
+inline std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 // One per worker slot. The atomics an owner writes and others only read (counters) use
 // relaxed load+store instead of fetch_add: no locked instruction on the hot path.
 struct alignas(64) worker {
@@ -36,6 +71,7 @@ struct alignas(64) worker {
   alignas(64) std::atomic<std::uint64_t> executed{0};
   std::atomic<std::uint64_t> stolen{0};
   std::atomic<std::uint32_t> running{0};
+  job_timing queue_wait, run_time;  // timed jobs only (pool_options::metrics)
   std::atomic<slot> state{slot::exited};  // set live by spawn_worker
   std::thread thread;
   const std::uint32_t index;

@@ -61,6 +61,14 @@ namespace eddy::detail {
 
 namespace proto = helper_protocol;
 
+namespace {
+std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 struct pp_pending_call;
 
 struct pp_flight {
@@ -96,6 +104,8 @@ struct pp_pending_call {
   pp_helper_slot* slot = nullptr;
   bool queued = false;
   bool suspended = false;
+  std::int64_t submitted_ns = 0;  // process_pool_stats::queue_wait, run_time
+  std::int64_t sent_ns = 0;
   std::coroutine_handle<> h{};
   task_core* waiter = nullptr;
   cancel_hook hook{&on_cancel, [](const cancel_hook*, wait_description& d) noexcept {
@@ -164,6 +174,7 @@ class process_pool_core : public std::enable_shared_from_this<process_pool_core>
   std::uint64_t next_id_ = 1;
   std::uint64_t started_ = 0;
   std::uint64_t died_ = 0;
+  latency_histogram waits_, runs_;
   unsigned start_failures_ = 0;
   std::string last_start_failure_;
   bool broken_ = false;
@@ -209,7 +220,21 @@ struct pp_call_awaiter {
   }
 };
 
+namespace {
+void record(latency_histogram& h, std::int64_t ns) noexcept {
+  const auto d = static_cast<std::uint64_t>(ns > 0 ? ns : 0);
+  ++h.count;
+  h.sum_ns += d;
+  if (d > h.max_ns) h.max_ns = d;
+  ++h.hist[latency_histogram::bucket_of(d)];
+}
+}  // namespace
+
 void process_pool_core::finish(pp_pending_call* c, pp_outcome o, std::string message) noexcept {
+  if ((o == pp_outcome::result || o == pp_outcome::raised || o == pp_outcome::rejected) && c->sent_ns != 0) {
+    record(waits_, c->sent_ns - c->submitted_ns);
+    record(runs_, steady_now_ns() - c->sent_ns);
+  }
   c->out = o;
   c->message = std::move(message);
   c->slot = nullptr;
@@ -275,6 +300,7 @@ void process_pool_core::submit(pp_pending_call* c) {
     return;
   }
   c->queued = true;
+  c->submitted_ns = steady_now_ns();
   queue_.push_back(c);
   pump();
 }
@@ -294,6 +320,7 @@ void process_pool_core::pump() noexcept {
     queue_.pop_front();
     c->queued = false;
     c->slot = best.get();
+    c->sent_ns = steady_now_ns();
     const std::uint64_t id = next_id_++;
     std::memcpy(c->frame.data() + offsetof(proto::header, id), &id, sizeof id);
     best->flights.push_back({id, c, c->frame.data(), c->frame.size(), 0, {}});
@@ -608,6 +635,8 @@ process_pool_stats process_pool_core::stats() const noexcept {
   st.helpers_started = started_;
   st.helpers_died = died_ + unseen;
   st.queued = queue_.size();
+  st.queue_wait = waits_;
+  st.run_time = runs_;
   return st;
 }
 

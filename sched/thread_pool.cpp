@@ -79,6 +79,9 @@ void pool_core::enqueue(pool_job* job, class_state* cls) {
   const bool inside = current_worker(this) != nullptr;
   if (!inside && closed_.load(std::memory_order_acquire))
     throw pool_closed("eddy::thread_pool '" + options.name + "': submit after shutdown");
+  // Stamped here, before a work class's backlog, so queue_wait is what the submitter
+  // waited. A clock read never is 0, which marks untimed (forked) jobs.
+  if (options.metrics) job->queued_ns_ = steady_ns();
   if (cls) {
     if (!cls->admit(job)) return;  // waits in the class backlog; a finishing job starts it
     // Admitted: the slot is taken, so the job must not be refused any more.
@@ -219,6 +222,8 @@ pool_stats pool_core::stats() const {
     s.running += w->running.load(std::memory_order_relaxed);
     s.stolen += w->stolen.load(std::memory_order_relaxed);
     s.completed += w->executed.load(std::memory_order_relaxed);
+    w->queue_wait.read_into(s.queue_wait);
+    w->run_time.read_into(s.run_time);
   }
   return s;
 }

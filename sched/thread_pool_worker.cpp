@@ -187,12 +187,19 @@ pool_job* pool_core::search(worker& w) {
 
 void pool_core::execute(worker& w, pool_job* job) {
   class_state* cls = job->class_;  // read first: run() ends the job's life
+  const std::int64_t queued_ns = job->queued_ns_;
   w.running.store(w.running.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (discarding_.load(std::memory_order_relaxed)) {
     job->discard();
     dropped_any_.store(true, std::memory_order_relaxed);
-  } else {
+  } else if (queued_ns == 0) {
     job->run();
+  } else {
+    const std::int64_t start = steady_ns();
+    w.queue_wait.add(static_cast<std::uint64_t>(start > queued_ns ? start - queued_ns : 0));
+    job->run();
+    const std::int64_t end = steady_ns();
+    w.run_time.add(static_cast<std::uint64_t>(end - start));
   }
   w.running.store(w.running.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   w.bump(w.executed);

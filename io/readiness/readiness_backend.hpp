@@ -14,6 +14,7 @@ namespace eddy::detail {
 class readiness_backend : public backend, protected readiness_mechanism {
  public:
   std::size_t in_flight() const noexcept override { return engine_.in_flight(); }
+  const op_census& in_flight_ops() const noexcept override { return engine_.in_flight_ops(); }
   bool submit(io_op& op) override { return engine_.submit(op); }
   void cancel(io_op& op) noexcept override { engine_.cancel(op); }
   void close_now(int fd) noexcept override { (void)engine_.close_fd(fd); }

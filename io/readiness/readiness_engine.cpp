@@ -86,7 +86,7 @@ void readiness_engine::finish(io_op& op, int res) noexcept {
   op.more = false;
   op.has_buffer = false;
   op.state = op_state::done;
-  --in_flight_;
+  in_flight_.out(op);
   op.complete(&op);
 }
 
@@ -121,7 +121,7 @@ bool readiness_engine::enqueue(int fd, dir d, io_op& op) {
   }
   st.lists[d].push_back(&op);
   op.state = op_state::in_flight;
-  ++in_flight_;
+  in_flight_.in(op);
   if (level_) mech_.want(fd, waiting(st));
   return false;
 }
@@ -229,7 +229,7 @@ bool readiness_engine::submit_unowned_poll(fd_state& st, io_op& op) {
   }
   st.lists[dir_poll].push_back(&op);
   op.state = op_state::in_flight;
-  ++in_flight_;
+  in_flight_.in(op);
   if (level_) mech_.want(op.fd, waiting(st));
   return false;
 }
@@ -385,11 +385,11 @@ void readiness_engine::drain(int fd, fd_state& st, op_list& l, bool& ready_flag)
         const bool here_is_output = op->fd != fd || &l != &st.lists[dir_in];
         if ((want == dir_out) != here_is_output) {
           l.remove(op);
-          --in_flight_;  // enqueue counts it again
+          in_flight_.out(*op);  // enqueue counts it again
           const int other = want == dir_out ? op->aux_fd : op->fd;
           (void)enqueue(other, want, *op);
           if (op->state == op_state::done) {  // the watch failed: complete it
-            ++in_flight_;
+            in_flight_.in(*op);
             finish(*op, op->res);
           }
           continue;
@@ -451,12 +451,12 @@ unsigned readiness_engine::run_deferred() noexcept {
   for (const deferred_fd& d : fds) {
     fd_state& st = fds_[static_cast<std::size_t>(d.fd)];
     if (!st.watched || st.gen != d.gen) continue;  // closed since
-    const std::size_t before = in_flight_;
+    const std::size_t before = in_flight_.total();
     // Whatever waits on the fd tries now; a probe that finds nothing leaves the
     // fd marked not ready, as an EAGAIN would. (ready() with every direction
     // claimed; poll ops are answered by poll(2) itself.)
     probe(d.fd);
-    delivered += static_cast<unsigned>(before - in_flight_);
+    delivered += static_cast<unsigned>(before - in_flight_.total());
     if (io_op* op = st.lists[dir_in].head; op != nullptr && op->code == op_code::recv_multi)
       delivered += receive_multi(st, *op);
   }

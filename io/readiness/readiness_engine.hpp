@@ -152,7 +152,8 @@ class readiness_engine {
   /// The directions (ready_read, ready_write, ready_rdhup) in which ops wait on fd
   /// now; 0 if none or fd is not watched. For level-triggered mechanisms.
   unsigned waiting(int fd) const noexcept;
-  std::size_t in_flight() const noexcept { return in_flight_; }
+  std::size_t in_flight() const noexcept { return in_flight_.total(); }
+  const op_census& in_flight_ops() const noexcept { return in_flight_; }
   buffer_ring* recv_buffers() noexcept { return &blocks_; }
   void trim_buffers(std::size_t keep) noexcept { blocks_.trim(keep); }
 
@@ -216,7 +217,7 @@ class readiness_engine {
   };
   std::vector<deferred_fd> deferred_;
   block_pool blocks_;
-  std::size_t in_flight_ = 0;
+  op_census in_flight_;
   std::atomic<bool> remote_pending_{false};
   std::mutex remote_mu_;
   std::vector<int> remote_closes_;  // under remote_mu_

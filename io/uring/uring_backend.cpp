@@ -159,7 +159,8 @@ class uring_backend final : public backend {
 
   backend_kind kind() const noexcept override { return backend_kind::io_uring; }
   const backend_caps& caps() const noexcept override { return caps_; }
-  std::size_t in_flight() const noexcept override { return in_flight_; }
+  std::size_t in_flight() const noexcept override { return in_flight_.total(); }
+  const op_census& in_flight_ops() const noexcept override { return in_flight_; }
 
   buffer_ring* recv_buffers() override {
     if (!bufring_ && caps_.provided_buffers && enabled()) {
@@ -313,7 +314,7 @@ class uring_backend final : public backend {
     if (op.run_async) s->flags |= IOSQE_ASYNC;
     io_uring_sqe_set_data(s, &op);
     op.state = op_state::in_flight;
-    ++in_flight_;
+    in_flight_.in(op);
     if (track_ && op.code != op_code::close) track(op);
     return false;
   }
@@ -331,7 +332,7 @@ class uring_backend final : public backend {
       // Ops on fd still in the SQ must reach the kernel while fd names this file.
       submit_now();
     }
-    if (caps_.cancel_by_fd && in_flight_ != 0) {
+    if (caps_.cancel_by_fd && in_flight_.total() != 0) {
       if (io_uring_sqe* s = sqe_noexcept()) {
         io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
         io_uring_sqe_set_data64(s, ignore_tag);
@@ -343,7 +344,7 @@ class uring_backend final : public backend {
   }
 
   unsigned reap(unsigned budget) override {
-    if (io_uring_sq_ready(&ring_) != 0 || in_flight_ != 0) enter(false, -1);
+    if (io_uring_sq_ready(&ring_) != 0 || in_flight_.total() != 0) enter(false, -1);
     return drain(budget);
   }
 
@@ -365,7 +366,7 @@ class uring_backend final : public backend {
     if (!(flags_ & IORING_SETUP_DEFER_TASKRUN)) return false;
     // Deferred completions are posted only inside io_uring_enter; without
     // TASKRUN_FLAG we cannot see them, so say yes.
-    if (!(flags_ & IORING_SETUP_TASKRUN_FLAG)) return in_flight_ != 0;
+    if (!(flags_ & IORING_SETUP_TASKRUN_FLAG)) return in_flight_.total() != 0;
     return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
   }
 
@@ -545,7 +546,7 @@ class uring_backend final : public backend {
     if (op->has_buffer && bufring_) op->aux = bufring_->filled(op->buffer_id, cqe->res, cqe->flags);
     if (!op->more) {
       op->state = op_state::done;
-      --in_flight_;
+      in_flight_.out(*op);
       if (track_) untrack(*op);
       if (!cancel_backlog_.empty()) drop_from_backlog(op);
     }
@@ -561,7 +562,7 @@ class uring_backend final : public backend {
   alignas(8) std::uint64_t wake_buf_ = 0;
   bool wake_armed_ = false;
   wakeup_token token_;
-  std::size_t in_flight_ = 0;
+  op_census in_flight_;
   backend_caps caps_;
   bool track_ = false;                  // no cancel-by-fd: close cancels op by op
   std::vector<io_op*> fd_ops_;          // track_: head of each fd's in-flight list

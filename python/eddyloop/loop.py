@@ -71,7 +71,8 @@ class Loop(base_events.BaseEventLoop):
     def metrics(self):
         """eddy's loop metrics as a dict: busy_time and idle_time (seconds),
         utilization, iterations, callbacks, io_completions, live_tasks, ready_depth,
-        in_flight_io, armed_timers, ops_submitted by kind, ..."""
+        in_flight_io, armed_timers, ops_submitted by kind, in_flight (operations
+        waiting now) by kind, ..."""
         self._check_closed()
         return self._core.metrics()
 

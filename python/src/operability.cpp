@@ -54,28 +54,39 @@ PyObject* core_metrics(PyObject* self, PyObject*) {
   auto* core = reinterpret_cast<core_object*>(self);
   if (!check_open(core)) return nullptr;
   const eddy::loop_metrics m = core->loop->metrics();
-  PyObject* ops = PyDict_New();
-  if (ops == nullptr) return nullptr;
-  for (std::size_t i = 0; i < eddy::loop_metrics::op_kinds; ++i) {
-    if (m.ops_submitted[i] == 0) continue;
-    PyObject* v = PyLong_FromUnsignedLongLong(m.ops_submitted[i]);
-    if (v == nullptr || PyDict_SetItemString(ops, eddy::loop_metrics::op_kind_name(i), v) < 0) {
-      Py_XDECREF(v);
-      Py_DECREF(ops);
-      return nullptr;
+  // {kind: n} for the kinds with a non-zero count, by op_kind_name.
+  auto by_kind = [](const auto& counts) -> PyObject* {
+    PyObject* d = PyDict_New();
+    if (d == nullptr) return nullptr;
+    for (std::size_t i = 0; i < eddy::loop_metrics::op_kinds; ++i) {
+      if (counts[i] == 0) continue;
+      PyObject* v = PyLong_FromUnsignedLongLong(static_cast<unsigned long long>(counts[i]));
+      if (v == nullptr || PyDict_SetItemString(d, eddy::loop_metrics::op_kind_name(i), v) < 0) {
+        Py_XDECREF(v);
+        Py_DECREF(d);
+        return nullptr;
+      }
+      Py_DECREF(v);
     }
-    Py_DECREF(v);
+    return d;
+  };
+  PyObject* ops = by_kind(m.ops_submitted);
+  if (ops == nullptr) return nullptr;
+  PyObject* in_flight = by_kind(m.in_flight);
+  if (in_flight == nullptr) {
+    Py_DECREF(ops);
+    return nullptr;
   }
   auto u = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
   return Py_BuildValue(
-      "{s:d,s:d,s:d,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:n,s:n,s:N}", "busy_time",
+      "{s:d,s:d,s:d,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:n,s:n,s:N,s:N}", "busy_time",
       static_cast<double>(m.busy_ns) / 1e9, "idle_time", static_cast<double>(m.idle_ns) / 1e9, "utilization",
       m.utilization(), "iterations", u(m.iterations), "blocking_waits", u(m.blocking_waits), "callbacks",
       u(m.callbacks), "task_polls", u(m.task_polls), "io_completions", u(m.io_completions), "remote_posts",
       u(m.remote_posts), "wakeups", u(m.wakeups), "tasks_spawned", u(m.tasks_spawned), "stalls", u(m.stalls),
       "live_tasks", static_cast<Py_ssize_t>(m.live_tasks), "ready_depth", static_cast<Py_ssize_t>(m.ready_depth),
       "in_flight_io", static_cast<Py_ssize_t>(m.in_flight_io), "armed_timers",
-      static_cast<Py_ssize_t>(m.armed_timers), "ops_submitted", ops);
+      static_cast<Py_ssize_t>(m.armed_timers), "ops_submitted", ops, "in_flight", in_flight);
 }
 
 }  // namespace eddypy

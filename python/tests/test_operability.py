@@ -29,8 +29,42 @@ class MetricsTest(LoopTest):
         self.assertGreater(after["idle_time"], before["idle_time"])
         self.assertGreater(after["busy_time"], 0)
         self.assertTrue(0 < after["utilization"] < 1)
-        for key in ("live_tasks", "ready_depth", "in_flight_io", "armed_timers", "ops_submitted"):
+        for key in ("live_tasks", "ready_depth", "in_flight_io", "armed_timers", "ops_submitted",
+                    "in_flight"):
             self.assertIn(key, after)
+
+    def test_waits_in_flight_are_counted_by_kind(self):
+        import socket
+
+        pairs = [socket.socketpair() for _ in range(2)]
+        for a, b in pairs:
+            a.setblocking(False)
+            b.setblocking(False)
+        seen = {}
+
+        async def main():
+            seen["before"] = self.loop.metrics()["in_flight"]
+            recvs = [asyncio.ensure_future(self.loop.sock_recv(a, 1)) for a, _ in pairs]
+            for _ in range(5):
+                await asyncio.sleep(0)
+            m = self.loop.metrics()
+            seen["during"], seen["total"] = m["in_flight"], m["in_flight_io"]
+            for _, b in pairs:
+                b.send(b"x")
+            self.assertEqual(await asyncio.gather(*recvs), [b"x", b"x"])
+            seen["after"] = self.loop.metrics()["in_flight"]
+
+        try:
+            self.run_async(main())
+        finally:
+            for a, b in pairs:
+                a.close()
+                b.close()
+        # sock_recv waits for readability with a poll when the first try finds nothing.
+        before = seen["before"].get("poll", 0)
+        self.assertEqual(seen["during"].get("poll", 0), before + 2, seen)
+        self.assertEqual(seen["after"].get("poll", 0), before, seen)
+        self.assertEqual(sum(seen["during"].values()), seen["total"], seen)
 
     def test_metrics_after_close_raise(self):
         self.loop.close()

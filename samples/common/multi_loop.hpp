@@ -11,8 +11,9 @@
 //     its listener (loop 0's is handed over), reports on a loop channel, and serves.
 //  3. Once every loop reported, "listening on HOST PORT" is printed.
 //  4. First signal: every per-loop task is cancelled, which for `serve` means stop
-//     accepting and finish (a grace period, if the sample has one); a second signal
-//     cancels them again: close whatever is left now.
+//     accepting and let the connections finish for the grace period (each loop
+//     drains its own eddy::graceful_shutdown, the single-loop path's shutdown; see
+//     drain_loop); a second signal cancels them again: close whatever is left now.
 //  5. Loop 0 awaits every loop's task; each returns how many connections it
 //     accepted, printed per loop so a test can see the spread.
 // Meanwhile loop 0 dumps every loop's tasks on SIGUSR2 (each dump taken on its own
@@ -30,6 +31,7 @@
 #include <eddy/runtime/loop_group.hpp>
 #include <eddy/runtime/spawn_on.hpp>
 #include <eddy/runtime/when.hpp>
+#include <eddy/sched/graceful_shutdown.hpp>
 #include <eddy/sched/signal_set.hpp>
 #include <exception>
 #include <string>
@@ -64,6 +66,31 @@ eddy::task<std::uint64_t> per_loop(std::size_t index, eddy::tcp_listener listene
   co_return co_await serve(index, listener, *ctx);
 }
 
+/// One loop's graceful stop under --threads, once its per-loop task was cancelled (the
+/// first signal, which loop 0 reads): stop `acceptor`, close `listener`, then
+/// `shutdown.drain(grace)` (made with no signals of its own, its connections in
+/// `shutdown.connections()`). A second cancellation (the second signal) cancels the
+/// drain, which closes what is left and returns once every connection has unwound.
+inline eddy::task<void> drain_loop(const char* prog, std::size_t index, eddy::join_handle<void>& acceptor,
+                                   eddy::tcp_listener& listener, eddy::graceful_shutdown& shutdown,
+                                   std::chrono::milliseconds grace, const char* what) {
+  acceptor.cancel();
+  try {
+    co_await acceptor;
+  } catch (const eddy::cancelled_error&) {
+  }
+  co_await listener.close();
+  logf(prog, "loop %zu: stopped accepting; %zu %s(s) open, up to %.1f s to finish", index,
+       shutdown.connections().size(), what, static_cast<double>(grace.count()) / 1000.0);
+  try {
+    const eddy::shutdown_result r = co_await shutdown.drain(grace);
+    logf(prog, "loop %zu: %zu %s(s) finished, %zu closed%s", index, r.finished, what, r.cancelled,
+         r.cancelled != 0 ? " at the deadline" : "");
+  } catch (const eddy::cancelled_error&) {
+    logf(prog, "loop %zu: second signal, closed the remaining %s(s)", index, what);
+  }
+}
+
 template <class Ctx>
 eddy::task<void> cancel_on_second_signal(eddy::signal_set* stop,
                                          std::vector<eddy::cross_join_handle<std::uint64_t>>* loops) {
@@ -78,6 +105,7 @@ inline eddy::task<void> group_operator(const char* prog, eddy::loop_group* g, ed
       (void)co_await sigs->wait();
       logf(p, "SIGUSR2: task dump of %zu loops follows", grp->size());
       std::fputs((co_await eddy::group_dump_tasks(*grp)).c_str(), stderr);
+      std::fputs(pool_dump().c_str(), stderr);
       std::fflush(stderr);
     }
   };
@@ -86,14 +114,18 @@ inline eddy::task<void> group_operator(const char* prog, eddy::loop_group* g, ed
   eddy::interval every(stats, eddy::missed_tick::skip);
   co_await every.tick();
   eddy::loop_metrics last = co_await eddy::group_metrics(*g);
+  eddy::pool_stats last_pool = eddy::blocking_pool().stats();
   auto last_at = eddy::clock::now();
   try {
     for (;;) {
       co_await every.tick();
       const eddy::loop_metrics now = co_await eddy::group_metrics(*g);
+      const eddy::pool_stats pool = eddy::blocking_pool().stats();
       const auto at = eddy::clock::now();
-      logf(prog, "stats: loops %zu | %s", now.loops, now.delta(last).summary(at - last_at).c_str());
+      logf(prog, "stats: loops %zu | %s%s", now.loops, now.delta(last).summary(at - last_at).c_str(),
+           pool_part(pool, last_pool).c_str());
       last = now;
+      last_pool = pool;
       last_at = at;
     }
   } catch (...) {
@@ -134,7 +166,7 @@ eddy::task<void> run_loop_zero(const char* prog, eddy::loop_group* g, eddy::sock
     std::printf("listening on %s %u\n", bound.host().c_str(), static_cast<unsigned>(bound.port()));
     std::fflush(stdout);
     sig = co_await stop.wait();
-    logf(prog, "%s, closing the connections of %zu loops", sigabbrev_np(sig), g->size());
+    logf(prog, "%s, stopping %zu loops", sigabbrev_np(sig), g->size());
   }
   ops.cancel();
   try {

@@ -1,7 +1,8 @@
 // What the sample servers tell their operators (docs/operability.md): timestamped
 // log lines, a one-line summary every --stats N seconds, and a task dump on
 // SIGUSR2. Everything here is the public API a user's server would use: loop::
-// metrics(), loop::dump_tasks(), eddy::interval and eddy::signal_set.
+// metrics(), loop::dump_tasks(), thread_pool::stats(), eddy::interval and
+// eddy::signal_set.
 #pragma once
 
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <eddy/runtime/interval.hpp>
 #include <eddy/runtime/loop.hpp>
 #include <eddy/sched/signal_set.hpp>
+#include <eddy/sched/thread_pool.hpp>
 #include <functional>
 #include <string>
 
@@ -48,24 +50,48 @@ inline void print_version(const char* prog) {
   std::printf("%s (eddy %s)\n", prog, EDDY_VERSION);
 }
 
-// --stats N: every `period`, one line with the sample's own counters (`extra`)
-// and the loop's metrics over the interval.
+// The blocking pool (DNS lookups of a host-name upstream, file work on epoll and
+// libuv) over an interval: "| blocking pool: queued 0 running 1 | wait n 3 mean ...
+// | run n 3 mean ...", or nothing when it had no job and holds none. blocking_pool()
+// is elastic with no resident thread, so naming it starts nothing.
+inline std::string pool_part(const eddy::pool_stats& now, const eddy::pool_stats& last) {
+  const eddy::latency_histogram wait = now.queue_wait.delta(last.queue_wait);
+  const eddy::latency_histogram run = now.run_time.delta(last.run_time);
+  if (wait.count == 0 && run.count == 0 && now.queued == 0 && now.running == 0) return {};
+  return " | blocking pool: queued " + std::to_string(now.queued) + " running " + std::to_string(now.running) +
+         " | wait " + wait.summary() + " | run " + run.summary();
+}
+
+// --stats N: every `period`, one line with the sample's own counters (`extra`),
+// the loop's metrics over the interval and the blocking pool's jobs, if any.
 inline eddy::task<void> print_stats(const char* prog, std::chrono::milliseconds period,
                                     std::function<std::string()> extra) {
   eddy::interval every(period, eddy::missed_tick::skip);
   co_await every.tick();  // the first tick is now
   eddy::loop& l = eddy::loop::current();
   eddy::loop_metrics last = l.metrics();
+  eddy::pool_stats last_pool = eddy::blocking_pool().stats();
   auto last_at = eddy::clock::now();
   for (;;) {
     co_await every.tick();
     const eddy::loop_metrics now = l.metrics();
+    const eddy::pool_stats pool = eddy::blocking_pool().stats();
     const auto at = eddy::clock::now();
     const std::string mine = extra ? extra() + " | " : std::string();
-    logf(prog, "stats: %s%s", mine.c_str(), now.delta(last).summary(at - last_at).c_str());
+    logf(prog, "stats: %s%s%s", mine.c_str(), now.delta(last).summary(at - last_at).c_str(),
+         pool_part(pool, last_pool).c_str());
     last = now;
+    last_pool = pool;
     last_at = at;
   }
+}
+
+// For a dump: the blocking pool since the start, one line.
+inline std::string pool_dump() {
+  const eddy::pool_stats p = eddy::blocking_pool().stats();
+  return "eddy: blocking pool: threads " + std::to_string(p.threads) + " queued " + std::to_string(p.queued) +
+         " running " + std::to_string(p.running) + " completed " + std::to_string(p.completed) + " | wait " +
+         p.queue_wait.summary() + " | run " + p.run_time.summary() + "\n";
 }
 
 // SIGUSR2: the loop's task dump on stderr. `usr2` must have been made before any
@@ -75,6 +101,7 @@ inline eddy::task<void> dump_on_signal(const char* prog, eddy::signal_set& usr2)
     (void)co_await usr2.wait();
     logf(prog, "SIGUSR2: task dump follows");
     std::fputs(eddy::loop::current().dump_tasks().c_str(), stderr);
+    std::fputs(pool_dump().c_str(), stderr);
     std::fflush(stderr);
   }
 }

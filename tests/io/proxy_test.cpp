@@ -4,6 +4,8 @@
 // relaying, each half-close forwarded on its own (RELIABILITY.md row 3), idle
 // connections closed and connections over --max-conns refused without memory
 // growth (row 6), graceful SIGTERM, option errors.
+#include <regex>
+
 #include <gtest/gtest.h>
 
 #include <dirent.h>
@@ -316,10 +318,27 @@ TEST_P(proxy_test, two_loops_relay_on_both_and_stop_together) {
     ASSERT_EQ(conns.back().recv_exact(data.size()), data) << "connection " << i;
   }
   proxy_->signal(SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !client_socket::connect(port_).valid(); }))
+      << "still accepting after SIGTERM";
+  for (auto& c : conns) {  // each loop's graceful_shutdown lets its relays carry on
+    ASSERT_TRUE(c.send_all("after"));
+    ASSERT_EQ(c.recv_exact(5), "after") << proxy_->stderr_text();
+  }
   for (auto& c : conns) c.shutdown_write();  // the relays finish within the grace period
   for (auto& c : conns) EXPECT_TRUE(c.closed_by_peer());
   EXPECT_EQ(proxy_->wait_exit(), 0) << proxy_->stderr_text();
   const std::string err = proxy_->stderr_text();
+  // Each loop: "loop I: F relay(s) finished, C closed".
+  const std::regex drained("loop \\d+: (\\d+) relay\\(s\\) finished, (\\d+) closed");
+  long finished = 0, closed = 0, loops = 0;
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), drained); it != std::sregex_iterator(); ++it) {
+    finished += std::stol((*it)[1]);
+    closed += std::stol((*it)[2]);
+    ++loops;
+  }
+  EXPECT_EQ(loops, 2) << err;
+  EXPECT_GE(finished, 40) << err;  // and the probes that got in before the close
+  EXPECT_EQ(closed, 0) << err;
   const auto at = err.find("accepted per loop: loop 0: ");
   ASSERT_NE(at, std::string::npos) << err;
   const long first = std::stol(err.substr(at + 27));

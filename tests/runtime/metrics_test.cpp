@@ -1,6 +1,7 @@
 // Loop metrics (include/eddy/runtime/metrics.hpp): they move as work is done.
 // Counted, never timed.
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <array>
@@ -69,6 +70,48 @@ TEST_P(metrics, io_timers_and_waits_are_counted) {
   EXPECT_GT(d.busy_ns, 0u);
   EXPECT_GT(d.utilization(), 0.0);
   EXPECT_LT(d.utilization(), 1.0);
+}
+
+TEST_P(metrics, operations_in_flight_are_counted_by_kind) {
+  constexpr int readers = 3, pollers = 2;
+  int p[readers + pollers][2];
+  for (auto& fds : p) ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  eddy::loop_metrics during{}, after{};
+  run([](int (*pipes)[2], eddy::loop_metrics* seen, eddy::loop_metrics* done) -> eddy::task<void> {
+    std::vector<eddy::join_handle<std::size_t>> hs;
+    for (int i = 0; i < readers; ++i)
+      hs.push_back(eddy::spawn([](int fd) -> eddy::task<std::size_t> {
+        std::array<std::byte, 16> buf{};
+        co_return co_await eddy::read(fd, buf);
+      }(pipes[i][0])));
+    for (int i = readers; i < readers + pollers; ++i)
+      hs.push_back(eddy::spawn([](int fd) -> eddy::task<std::size_t> {
+        co_return co_await eddy::poll(fd, POLLIN);
+      }(pipes[i][0])));
+    for (int i = 0; i < 3; ++i) co_await eddy::yield_now();
+    *seen = eddy::loop::current().metrics();
+    for (int i = 0; i < readers + pollers; ++i) co_await eddy::write_all(pipes[i][1], "x");
+    for (auto& h : hs) EXPECT_GE(co_await h, 1u);
+    *done = eddy::loop::current().metrics();
+  }(p, &during, &after));
+  for (auto& fds : p) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  const auto read_k = static_cast<std::size_t>(eddy::detail::op_code::read);
+  const auto poll_k = static_cast<std::size_t>(eddy::detail::op_code::poll);
+  EXPECT_EQ(during.in_flight[read_k], std::size_t{readers});
+  EXPECT_EQ(during.in_flight[poll_k], std::size_t{pollers});
+  EXPECT_EQ(std::accumulate(std::begin(during.in_flight), std::end(during.in_flight), std::size_t{0}),
+            during.in_flight_io);
+  const std::string line = during.summary();
+  EXPECT_NE(line.find("(read 3, poll 2"), std::string::npos) << line;
+  EXPECT_EQ(after.in_flight[read_k], 0u);
+  EXPECT_EQ(after.in_flight[poll_k], 0u);
+  EXPECT_EQ(after.in_flight_io, 0u);
+  EXPECT_STREQ(eddy::loop_metrics::op_kind_name(static_cast<std::size_t>(eddy::detail::op_code::mkdirat)),
+               "mkdirat");
+  EXPECT_STREQ(eddy::loop_metrics::op_kind_name(eddy::loop_metrics::op_kinds - 1), "other");
 }
 
 TEST_P(metrics, cross_thread_posts_are_counted) {

@@ -188,6 +188,36 @@ TEST_P(ProcessPool, CallsByFunctionAndByNameWithTypedArguments) {
   run_on(GetParam(), typed_calls());
 }
 
+// ---- call latency (process_pool_stats::queue_wait, run_time) ---------------------
+
+task<void> latency_counted() {
+  process_pool pool({.helpers = 1});
+  co_await pool.call<square>(1);  // the helper is up: the three below queue behind each other
+  std::vector<eddy::join_handle<int>> calls;
+  for (int i = 0; i < 3; ++i)
+    calls.push_back(eddy::spawn([](process_pool* p) -> task<int> { co_return co_await p->call<sleeps_ms>(20); }(&pool)));
+  for (auto& c : calls) EXPECT_EQ(co_await c, 20);
+  try {
+    co_await pool.call<throws_out_of_range>(1);  // answered with an exception: counted too
+  } catch (const eddy::remote_error&) {
+  }
+  const eddy::process_pool_stats s = pool.stats();
+  constexpr std::uint64_t ms = 1'000'000;
+  EXPECT_EQ(s.run_time.count, 5u);
+  EXPECT_EQ(s.queue_wait.count, 5u);
+  std::uint64_t in_buckets = 0;
+  for (std::uint64_t b : s.run_time.hist) in_buckets += b;
+  EXPECT_EQ(in_buckets, 5u);
+  EXPECT_GE(s.run_time.sum_ns, 60 * ms);
+  EXPECT_GE(s.run_time.max_ns, 20 * ms);
+  EXPECT_GE(s.queue_wait.max_ns, 40 * ms);  // the third 20 ms call waited for two
+  co_await pool.shutdown();
+}
+
+TEST_P(ProcessPool, CallLatencyIsCountedForAnsweredCalls) {
+  run_on(GetParam(), latency_counted());
+}
+
 // ---- remote errors and bad input ------------------------------------------------
 
 task<void> remote_exceptions() {

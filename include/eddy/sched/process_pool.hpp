@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <eddy/runtime/metrics.hpp>
 #include <eddy/runtime/task.hpp>
 #include <eddy/sched/remote.hpp>
 #include <memory>
@@ -89,6 +90,13 @@ struct process_pool_stats {
   std::uint64_t helpers_died = 0;     ///< helpers that crashed or were killed
   std::size_t queued = 0;             ///< calls waiting for a helper
   std::size_t in_flight = 0;          ///< calls sent and not yet answered
+  /// For calls a helper answered (a result, a remote exception or a refusal): from
+  /// call() to the call's dispatch to a helper (the last one, if a helper died under
+  /// it), and from there to the answer (with max_in_flight > 1 this includes waiting
+  /// behind earlier calls inside the helper). Kept on the loop thread; one clock
+  /// read per call and one per answer.
+  latency_histogram queue_wait;
+  latency_histogram run_time;
 };
 
 namespace detail {

@@ -7,6 +7,7 @@
 // under epoll and libuv): no backend's raw flags travel in an op.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace eddy::detail {
@@ -51,6 +52,9 @@ enum class op_code : std::uint8_t {
   unlinkat,  // fd = dirfd, buf = path, flags = AT_REMOVEDIR or 0
   mkdirat,   // fd = dirfd, buf = path, len = mode
 };
+
+/// How many op codes there are (op_code's values are 0 to op_code_count - 1).
+inline constexpr std::size_t op_code_count = static_cast<std::size_t>(op_code::mkdirat) + 1;
 
 /// poll's len: the fd is not eddy's. Its owner may close it (and the number may
 /// name another file) between two polls without telling eddy, so the backend

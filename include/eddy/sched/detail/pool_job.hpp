@@ -54,6 +54,8 @@ class pool_job {
  public:
   pool_job* next_ = nullptr;      // intrusive link: injection queue or a class's backlog
   class_state* class_ = nullptr;  // the work-class slot this job holds, if any
+  // steady_clock ns when it was submitted (pool_options::metrics); 0: not timed.
+  std::int64_t queued_ns_ = 0;
 
   virtual void run() noexcept = 0;
   virtual void discard() noexcept = 0;
