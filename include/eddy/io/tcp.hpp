@@ -120,6 +120,10 @@ class tcp_stream : public detail::stream_socket {
   /// loop's limit), e.g. to keep a latency-sensitive connection's reads small. Loop
   /// thread only; takes effect from the next arming of the receive.
   using stream_socket::set_receive_limit;
+  /// True once receive() has been used on this stream: its receiver owns the
+  /// incoming bytes from then on (some may be queued there), so nothing else may
+  /// read the fd directly (eddy::relay copies instead of splicing then). Loop thread.
+  using stream_socket::receiving;
 
   // ---- writing (every send is MSG_NOSIGNAL: EPIPE, never SIGPIPE) ----
 
