@@ -39,6 +39,7 @@ void loop::note_running(bool on) noexcept {
   if (!metrics_on_) return;
   const std::int64_t now = clock_ns();
   now_ns_ = now;
+  now_fresh_ = on;
   if (on) run_started_ns_ = now;
   else running_ns_ += now - run_started_ns_;
 }

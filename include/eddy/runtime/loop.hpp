@@ -385,6 +385,7 @@ class loop {
   std::uint64_t poll_hist_[loop_metrics::poll_buckets] = {};
   std::uint64_t poll_ns_ = 0;
   std::int64_t now_ns_ = 0;          // the loop clock as last read (task dumps' "since")
+  bool now_fresh_ = false;           // now_ns_ was read just before this iteration
   std::int64_t running_ns_ = 0;      // time inside running scopes, closed ones
   std::int64_t run_started_ns_ = 0;  // when the current running scope began
   std::int64_t idle_ns_ = 0;
