@@ -8,9 +8,12 @@
 //   http_server --listen HOST:PORT [--root DIR] [--threads N] [--backend NAME]
 //               [--header-timeout S] [--idle-timeout S] [--max-header-bytes N]
 //               [--max-body-bytes N] [--max-connections N] [--file-cache S] [--access-log]
+//               [--grace S] [--stats N]
 //
 // Prints "listening on HOST PORT" once it accepts; SIGINT or SIGTERM stops it
-// (exit 0). Exit status 1 if it could not run, 2 for bad usage.
+// gracefully (eddy::graceful_shutdown, through sample::drain_loop: requests in
+// progress are answered, idle connections closed, the rest get --grace), a second
+// signal at once; SIGUSR2 dumps every loop's tasks (exit 0). Exit status 1 if it could not run, 2 for bad usage.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -43,6 +46,11 @@ constexpr const char* usage =
     "  --sendfile-min N       bodies of N bytes or more go by sendfile, smaller ones are read\n"
     "                         and sent with their headers, 0..1073741824 (default 65537)\n"
     "  --access-log           print each request on stdout\n"
+    "  --grace S              on SIGINT/SIGTERM: stop accepting, answer requests in progress\n"
+    "                         (Connection: close), close idle connections, and wait up to S\n"
+    "                         seconds, 0..3600, for the rest (default 10); a second signal\n"
+    "                         closes them at once\n"
+    "  --stats N              log the loops' metrics every N seconds, 0..86400 (0: off)\n"
     "  --help                 this text\n";
 
 struct options {
@@ -51,6 +59,8 @@ struct options {
   eddy::backend_kind backend = eddy::backend_kind::automatic;
   std::size_t threads = 1;
   http::server_options server;
+  std::chrono::milliseconds grace{10'000};
+  std::chrono::milliseconds stats{0};
 };
 
 void split_listen(sample::arg_reader& r, options& o) {
@@ -98,6 +108,10 @@ options parse(int argc, char** argv) {
       o.server.file_cache_ttl = sample::seconds_value(r, 0, 60);
     } else if (*name == "--sendfile-min") {
       o.server.sendfile_min = static_cast<std::uint64_t>(sample::count_value(r, 0, 1 << 30));
+    } else if (*name == "--grace") {
+      o.grace = sample::seconds_value(r, 0, 3600);
+    } else if (*name == "--stats") {
+      o.stats = std::chrono::seconds(sample::count_value(r, 0, 86400));
     } else if (*name == "--access-log") {
       r.no_value();
       o.server.access_log = true;
@@ -123,26 +137,22 @@ eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& con
   }
 }
 
-// One loop's share: accept and serve until cancelled (the first signal), then
-// close the listener and every connection.
-eddy::task<std::uint64_t> serve_loop(std::size_t, eddy::tcp_listener& listener, const options& o) {
+// One loop's share: accept and serve until cancelled (the first signal); then stop
+// accepting (sample::drain_loop), answer the requests in progress with
+// `Connection: close`, end idle keep-alive connections, and give the rest up to
+// --grace; a second signal closes what is left.
+eddy::task<std::uint64_t> serve_loop(std::size_t index, eddy::tcp_listener& listener, const options& o) {
   http::server srv(o.server);
-  eddy::task_group conns;
+  eddy::graceful_shutdown shutdown({});  // loop 0 reads the signals
   std::uint64_t accepted = 0;
   auto sweeper = eddy::spawn(srv.sweep());
-  auto acceptor = eddy::spawn(accept_loop(listener, conns, srv, &accepted));
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, shutdown.connections(), srv, &accepted));
   try {
-    co_await acceptor;
+    co_await acceptor;  // runs until cancelled
   } catch (const eddy::cancelled_error&) {
   }
-  acceptor.cancel();
-  try {
-    co_await acceptor;
-  } catch (const eddy::cancelled_error&) {
-  }
-  co_await listener.close();
-  conns.cancel();
-  co_await conns.join();
+  srv.drain();
+  co_await sample::drain_loop(prog, index, acceptor, listener, shutdown, o.grace, "connection");
   sweeper.cancel();
   try {
     co_await sweeper;
@@ -166,5 +176,5 @@ int main(int argc, char** argv) {
   eddy::loop_options lo;
   lo.backend = o.backend;
   return sample::run_on_loops<options>(prog, o.threads, lo,
-                                       sample::bind_address(prog, o.host, o.port), &serve_loop, o);
+                                       sample::bind_address(prog, o.host, o.port), &serve_loop, o, o.stats);
 }

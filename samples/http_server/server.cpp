@@ -39,6 +39,12 @@ void server::unlink(entry& e) noexcept {
   --count_;
 }
 
+void server::drain() noexcept {
+  draining_ = true;
+  for (entry* e = head_; e != nullptr; e = e->next)
+    if (!e->mid_request) ::shutdown(e->fd, SHUT_RD);  // idle: its read ends now
+}
+
 eddy::task<void> server::sweep() {
   const auto shortest = std::min(o_.header_timeout, o_.idle_timeout);
   const auto period = std::clamp(shortest / 4, std::chrono::milliseconds(10),
@@ -84,11 +90,13 @@ eddy::task<void> server::serve(eddy::tcp_stream s) {
         err = parser.feed(reinterpret_cast<const char*>(chunk.data().data()), chunk.size(), reqs);
         // Deadlines: from a request's first byte until it is complete (never
         // extended by trickled bytes), else idle between requests.
+        e.mid_request = parser.mid_request() || !reqs.empty();
         if (!parser.mid_request())
           e.deadline_ms = now_ms() + o_.idle_timeout.count();
         else if (!was_mid || !reqs.empty())
           e.deadline_ms = now_ms() + o_.header_timeout.count();
       }
+      if (draining_) open = false;  // answer what came, then close
       for (const request& r : reqs) {
         const bool ka = r.keep_alive && open;
         if (r.method != HTTP_GET && r.method != HTTP_HEAD) {
@@ -125,6 +133,8 @@ eddy::task<void> server::serve(eddy::tcp_stream s) {
         if (out.capacity() > 256 * 1024) out = std::string();  // a big file came by
         out.clear();
       }
+      e.mid_request = parser.mid_request();
+      if (draining_ && !parser.mid_request()) open = false;
     }
     if (linger) {
       // Answered an error with bytes still arriving: closing now would reset the

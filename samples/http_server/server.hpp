@@ -48,6 +48,10 @@ class server {
   eddy::task<void> serve(eddy::tcp_stream s);
   /// Closes connections past their deadline; runs until cancelled.
   eddy::task<void> sweep();
+  /// Graceful shutdown: from now on every response says `Connection: close` and
+  /// its connection closes once it is sent; connections idle between requests
+  /// are ended at once (their read side shut down, so they see end of stream).
+  void drain() noexcept;
   std::size_t connections() const noexcept { return count_; }
   std::uint64_t timed_out() const noexcept { return timed_out_; }
 
@@ -57,6 +61,7 @@ class server {
     entry* next = nullptr;
     int fd = -1;
     std::int64_t deadline_ms = 0;
+    bool mid_request = false;  // bytes of a request read, its response not yet sent
   };
   void link(entry& e) noexcept;
   void unlink(entry& e) noexcept;
@@ -73,6 +78,7 @@ class server {
   entry* head_ = nullptr;
   std::size_t count_ = 0;
   std::uint64_t timed_out_ = 0;
+  bool draining_ = false;
 };
 
 }  // namespace http

@@ -375,6 +375,42 @@ class http_server_tests:
             rc, err = srv.stop()
             self.assertEqual(rc, 0, err)
 
+    def test_sigterm_answers_requests_in_progress_and_closes_idle_connections(self):
+        # Graceful shutdown (issue 24, eddy::graceful_shutdown): the listener closes,
+        # an idle keep-alive connection ends at once, a request still arriving is
+        # answered with Connection: close, and the server exits 0 well before --grace.
+        srv = server(self.backend, self.root, "--grace", "20")
+        try:
+            idle = raw(srv.port)
+            idle.sendall(b"GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n")
+            st, h, body, _ = read_response(idle)
+            self.assertEqual((st, body), (200, b"Hello, World!"))
+            slow = raw(srv.port)
+            slow.sendall(b"GET /one.txt HTTP/1.1\r\nHost: x\r\n")  # headers not finished
+            time.sleep(0.2)
+            t0 = time.time()
+            srv.p.send_signal(signal.SIGTERM)
+            self.assertTrue(closed_within(idle, 5), "the idle connection stayed open")
+            slow.sendall(b"\r\n")
+            st, h, body, rest = read_response(slow)
+            self.assertEqual((st, body), (200, self.files["one.txt"]))
+            self.assertEqual(h.get("connection", "").lower(), "close")
+            self.assertTrue(closed_within(slow, 5), "the answered connection stayed open")
+            rc = srv.p.wait(timeout=DEADLINE)
+            self.assertLess(time.time() - t0, 10, "waited for the grace period")
+            err = srv.p.stderr.read()
+            self.assertEqual(rc, 0, err)
+            self.assertIn("stopped accepting", err)
+            self.assertRegex(err, r"2 connection\(s\) finished, 0 closed")
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
+        finally:
+            if srv.p.poll() is None:
+                srv.p.kill()
+                srv.p.wait()
+            srv.p.stdout.close()
+            srv.p.stderr.close()
+
     def test_many_idle_keep_alive_connections_are_served_and_reclaimed(self):
         n = int(os.environ.get("EDDY_HTTP_IDLE_CONNS", "1000"))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
