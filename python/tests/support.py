@@ -35,3 +35,33 @@ class LoopTest(unittest.TestCase):
 
     def collect_errors(self):
         self.loop.set_exception_handler(lambda loop, ctx: self.errors.append(ctx))
+
+
+def trace_of(make_loop, scenario):
+    """Runs scenario(loop, trace) on a fresh loop from make_loop; returns the trace."""
+    loop = make_loop()
+    asyncio.set_event_loop(loop)
+    trace = []
+    try:
+        scenario(loop, trace)
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        asyncio.set_event_loop(None)
+    return trace
+
+
+def trace_tests(name, scenarios):
+    """A TestCase with one test_<scenario> per entry of `scenarios` (name ->
+    scenario(loop, trace)): each runs on asyncio's own selector loop and on
+    eddyloop, and the two traces must be equal and not empty (asyncio is the
+    reference)."""
+    def check(self, scenario):
+        want = trace_of(asyncio.SelectorEventLoop, scenario)
+        got = trace_of(eddyloop.new_event_loop, scenario)
+        self.assertEqual(got, want)
+        self.assertTrue(want)
+
+    methods = {f"test_{n}": (lambda self, s=s: check(self, s)) for n, s in scenarios.items()}
+    return type(name, (unittest.TestCase,), methods)
+

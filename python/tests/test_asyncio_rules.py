@@ -9,7 +9,7 @@ import socket
 import threading
 import unittest
 
-import eddyloop
+from support import trace_tests
 
 FATAL = (SystemExit, KeyboardInterrupt)
 
@@ -319,29 +319,7 @@ SCENARIOS = {
 }
 
 
-def trace_of(make_loop, scenario):
-    loop = make_loop()
-    asyncio.set_event_loop(loop)
-    trace = []
-    try:
-        scenario(loop, trace)
-    finally:
-        if not loop.is_closed():
-            loop.close()
-        asyncio.set_event_loop(None)
-    return trace
-
-
-class AsyncioRulesTest(unittest.TestCase):
-    def check(self, name):
-        want = trace_of(asyncio.SelectorEventLoop, SCENARIOS[name])
-        got = trace_of(eddyloop.new_event_loop, SCENARIOS[name])
-        self.assertEqual(got, want)
-        self.assertTrue(want)
-
-
-for _name in SCENARIOS:
-    setattr(AsyncioRulesTest, f"test_{_name}", lambda self, n=_name: self.check(n))
+AsyncioRulesTest = trace_tests("AsyncioRulesTest", SCENARIOS)
 
 
 if __name__ == "__main__":

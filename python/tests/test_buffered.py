@@ -13,7 +13,7 @@ import socket
 import threading
 import unittest
 
-import eddyloop
+from support import trace_tests
 
 # A large transfer, scaled for the suite; EDDYLOOP_TEST_MIB=256 for a long run by hand.
 TOTAL = int(os.environ.get("EDDYLOOP_TEST_MIB", "8")) << 20
@@ -323,29 +323,7 @@ SCENARIOS = {
 }
 
 
-def trace_of(make_loop, scenario):
-    loop = make_loop()
-    asyncio.set_event_loop(loop)
-    trace = []
-    try:
-        scenario(loop, trace)
-    finally:
-        if not loop.is_closed():
-            loop.close()
-        asyncio.set_event_loop(None)
-    return trace
-
-
-class BufferedProtocolTest(unittest.TestCase):
-    def check(self, name):
-        want = trace_of(asyncio.SelectorEventLoop, SCENARIOS[name])
-        got = trace_of(eddyloop.new_event_loop, SCENARIOS[name])
-        self.assertEqual(got, want)
-        self.assertTrue(want)
-
-
-for _name in SCENARIOS:
-    setattr(BufferedProtocolTest, f"test_{_name}", lambda self, n=_name: self.check(n))
+BufferedProtocolTest = trace_tests("BufferedProtocolTest", SCENARIOS)
 
 
 if __name__ == "__main__":
