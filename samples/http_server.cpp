@@ -63,21 +63,6 @@ struct options {
   std::chrono::milliseconds stats{0};
 };
 
-void split_listen(sample::arg_reader& r, options& o) {
-  const std::string v(r.value());
-  const auto colon = v.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    sample::usage_error(prog, "--listen: '" + v + "' is not HOST:PORT");
-  std::string host = v.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  o.host = host;
-  try {
-    o.port = eddy::parse_port(v.substr(colon + 1));
-  } catch (const eddy::address_error&) {
-    sample::usage_error(prog, "--listen: '" + v.substr(colon + 1) + "' is not a port (0..65535)");
-  }
-}
-
 options parse(int argc, char** argv) {
   options o;
   sample::arg_reader r(prog, argc, argv);
@@ -87,7 +72,9 @@ options parse(int argc, char** argv) {
       std::fputs(usage, stdout);
       std::exit(0);
     } else if (*name == "--listen") {
-      split_listen(r, o);
+      eddy::host_port hp = sample::host_port_value(r);
+      o.host = std::move(hp.host);
+      o.port = hp.port;
     } else if (*name == "--root") {
       o.server.root = r.value();
     } else if (*name == "--threads") {

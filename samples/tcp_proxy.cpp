@@ -122,15 +122,6 @@ struct options {
   std::chrono::milliseconds stats{0};
 };
 
-eddy::host_port host_port_value(sample::arg_reader& r) {
-  const std::string v(r.value());
-  try {
-    return eddy::split_host_port(v);
-  } catch (const eddy::address_error& e) {
-    sample::usage_error(prog, std::string(r.name()) + ": " + e.what());
-  }
-}
-
 std::string file_value(sample::arg_reader& r) {
   std::string v(r.value());
   if (v.empty() || v.size() > 4096) sample::usage_error(prog, std::string(r.name()) + ": a file path of 1..4096 bytes");
@@ -154,11 +145,11 @@ options parse(int argc, char** argv) {
     } else if (*name == "--stats") {
       o.stats = std::chrono::seconds(sample::count_value(r, 0, 86400));
     } else if (*name == "--listen") {
-      const eddy::host_port hp = host_port_value(r);
+      const eddy::host_port hp = sample::host_port_value(r);
       o.listen = sample::bind_address(prog, hp.host, hp.port);
       have_listen = true;
     } else if (*name == "--upstream") {
-      const eddy::host_port hp = host_port_value(r);
+      const eddy::host_port hp = sample::host_port_value(r);
       if (hp.port == 0) sample::usage_error(prog, "--upstream: port 0 is not a destination");
       o.upstream_host = hp.host;
       o.upstream_port = hp.port;

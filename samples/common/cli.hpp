@@ -79,6 +79,16 @@ inline std::uint16_t port_value(arg_reader& r) {
   }
 }
 
+// HOST:PORT or [IPV6]:PORT (eddy::split_host_port), as --listen and --upstream take.
+inline eddy::host_port host_port_value(arg_reader& r) {
+  const std::string_view v = r.value();
+  try {
+    return eddy::split_host_port(v);
+  } catch (const eddy::address_error& e) {
+    usage_error(r.prog(), std::string(r.name()) + ": " + e.what());
+  }
+}
+
 // A whole number in [lo, hi]: digits only, no sign, no spaces.
 inline long count_value(arg_reader& r, long lo, long hi) {
   const std::string v(r.value());
