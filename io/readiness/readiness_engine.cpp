@@ -97,9 +97,10 @@ bool readiness_engine::enqueue(int fd, dir d, io_op& op) {
   // name a new file that our old registration does not cover. End it and watch
   // afresh (one atomic load; no system call unless the watch is stale).
   if (st.watched && !st.unowned && !registry_owned_by(fd, this)) end_watch(fd, st);
-  if (st.unowned && op.code != op_code::poll) {
-    // An owned op on a number that unowned polls watch: the watch is current
-    // (its polls wait now) and becomes an owned one, kept until eddy closes fd.
+  if (st.unowned) {
+    // An owned op (unowned polls never come here while the watch is theirs) on a
+    // number that unowned polls watch: the watch is current (its polls wait now)
+    // and becomes an owned one, kept until eddy closes fd.
     st.unowned = false;
     registry_claim(fd, this);
   }

@@ -70,7 +70,8 @@ class unix_stream : public detail::stream_socket {
   using stream_socket::set_receive_limit;
   /// True once receive() has been used on this stream: its receiver owns the
   /// incoming bytes from then on (some may be queued there), so nothing else may
-  /// read the fd directly (eddy::relay copies instead of splicing then). Loop thread.
+  /// read the fd directly (eddy::relay copies instead of splicing then).
+  /// **Thread safety:** loop thread. **Cancel safety:** n/a (no await).
   using stream_socket::receiving;
 
   // ---- writing (every send is MSG_NOSIGNAL: EPIPE, never SIGPIPE) ----
