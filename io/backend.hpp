@@ -84,6 +84,8 @@ struct backend_config {
   bool uring_incremental = true;
   /// Most bytes one receive completion carries (loop_options::recv_limit).
   std::size_t recv_limit = 256 * 1024;
+  /// io_uring: sends of at least this many bytes go zero-copy (0 = never).
+  std::size_t send_zerocopy_min = 0;
   /// A host program's uv_loop_t* (libuv only): the backend attaches to it instead of
   /// owning a loop; see host_driver.
   void* uv_host_loop = nullptr;

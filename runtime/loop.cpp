@@ -76,6 +76,9 @@ void check_options(const loop_options& o) {
   if (o.recv_limit < 16 * 1024 || o.recv_limit > 4 * 1024 * 1024)
     throw std::invalid_argument("eddy::loop_options::recv_limit must be 16384..4194304 bytes, got " +
                                 std::to_string(o.recv_limit));
+  if (o.send_zerocopy_min != 0 && (o.send_zerocopy_min < 4096 || o.send_zerocopy_min > (std::size_t{1} << 30)))
+    throw std::invalid_argument("eddy::loop_options::send_zerocopy_min must be 0 or 4096..1073741824 bytes, got " +
+                                std::to_string(o.send_zerocopy_min));
   if (o.uring_buffers != 0 && (!pow2(o.uring_buffers) || o.uring_buffers > 32768))
     throw std::invalid_argument(
         "eddy::loop_options::uring_buffers must be 0 or a power of two in 1..32768, got " +
@@ -168,6 +171,7 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   cfg.uring_buffer_size = opts.uring_buffer_size;
   cfg.uring_incremental = opts.uring_incremental;
   cfg.recv_limit = opts.recv_limit;
+  cfg.send_zerocopy_min = opts.send_zerocopy_min;
   backend_ = detail::make_backend(requested, cfg, backend_reason_);
   backend_->set_recv_limit(opts.recv_limit);
   if (opts.uv_loop != nullptr) backend_reason_ = "attached to the host's uv_loop_t";

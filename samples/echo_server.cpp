@@ -2,6 +2,7 @@
 //
 //   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll|libuv]
 //               [--threads N] [--work-us N] [--recv-limit BYTES] [--discard]
+//               [--uring-buffers N] [--uring-buffer-size BYTES] [--send-zerocopy-min BYTES]
 //               [--stats N] [--grace S] [--metrics on|off]
 //
 // --discard reads and drops what arrives instead of echoing it: the server side of
@@ -75,6 +76,12 @@ constexpr const char* usage =
     "                     it, 0..1000000 (default 0)\n"
     "  --recv-limit BYTES most bytes one receive hands over, 16384..4194304\n"
     "                     (loop_options::recv_limit; default 262144)\n"
+    "  --uring-buffers N  io_uring's provided-buffer ring: buffer count, a power of two\n"
+    "                     1..32768; 0 picks by kernel (loop_options::uring_buffers)\n"
+    "  --uring-buffer-size BYTES  the ring's buffer size, 4096..16777216, a multiple\n"
+    "                     of 4096; 0 picks by kernel (loop_options::uring_buffer_size)\n"
+    "  --send-zerocopy-min BYTES  io_uring: sends this big go zero-copy (SEND_ZC), 0 or\n"
+    "                     4096..1073741824; 0 = never (loop_options::send_zerocopy_min)\n"
     "  --discard          read and drop instead of echoing (a sink)\n"
     "  --stats N          log a one-line summary every N seconds, 0..86400; 0 = never\n"
     "                     (default 0; with --threads, the loops' sum)\n"
@@ -94,6 +101,9 @@ struct options {
   std::size_t threads = 1;
   unsigned work_us = 0;
   std::size_t recv_limit = 256 * 1024;
+  unsigned uring_buffers = 0;
+  std::size_t uring_buffer_size = 0;
+  std::size_t send_zerocopy_min = 0;
   bool discard = false;
   std::chrono::milliseconds stats{0};
   std::chrono::milliseconds grace = 1s;  // echo clients rarely close on cue: keep it short
@@ -133,6 +143,20 @@ options parse(int argc, char** argv) {
       o.discard = true;
     } else if (*name == "--recv-limit") {
       o.recv_limit = static_cast<std::size_t>(sample::count_value(r, 16384, 4194304));
+    } else if (*name == "--uring-buffers") {
+      o.uring_buffers = static_cast<unsigned>(sample::count_value(r, 0, 32768));
+      if ((o.uring_buffers & (o.uring_buffers - 1)) != 0)
+        sample::usage_error(prog, "--uring-buffers: " + std::to_string(o.uring_buffers) + " is not a power of two");
+    } else if (*name == "--uring-buffer-size") {
+      o.uring_buffer_size = static_cast<std::size_t>(sample::count_value(r, 0, 16u << 20));
+      if (o.uring_buffer_size % 4096 != 0 || (o.uring_buffer_size != 0 && o.uring_buffer_size < 4096))
+        sample::usage_error(prog, "--uring-buffer-size: " + std::to_string(o.uring_buffer_size) +
+                                      " is not a multiple of 4096 (4096..16777216, or 0)");
+    } else if (*name == "--send-zerocopy-min") {
+      o.send_zerocopy_min = static_cast<std::size_t>(sample::count_value(r, 0, 1u << 30));
+      if (o.send_zerocopy_min != 0 && o.send_zerocopy_min < 4096)
+        sample::usage_error(prog, "--send-zerocopy-min: " + std::to_string(o.send_zerocopy_min) +
+                                      " is below 4096 (0 = never, or 4096..1073741824)");
     } else if (*name == "--work-us") {
       o.work_us = static_cast<unsigned>(sample::count_value(r, 0, 1'000'000));
     } else {
@@ -267,6 +291,9 @@ int main(int argc, char** argv) {
   eddy::loop_options lo;
   lo.backend = o.backend;
   lo.recv_limit = o.recv_limit;
+  lo.uring_buffers = o.uring_buffers;
+  lo.uring_buffer_size = o.uring_buffer_size;
+  lo.send_zerocopy_min = o.send_zerocopy_min;
   lo.metrics = o.metrics;
   if (o.threads != 1)
     return sample::run_on_loops<options>(prog, o.threads, lo, sample::bind_address(prog, o.host, o.port),

@@ -30,6 +30,14 @@
 //    user_data (ASYNC_CANCEL, 5.5+). close_now() submits those cancels, and any op
 //    on the fd still waiting in the SQ, before ::close(fd): an SQE that reached the
 //    kernel only after the close would resolve the number to its next owner.
+//  - Zero-copy sends (backend_config::send_zerocopy_min, off by default): a send
+//    or sendmsg of at least that many bytes becomes SEND_ZC / SENDMSG_ZC (6.0 /
+//    6.1). The kernel posts two CQEs: the result (with F_MORE), then a
+//    notification (F_NOTIF) once it no longer reads the buffer. The op completes
+//    on the second, with the first's result, so the caller may reuse the buffer
+//    as after any write. Where the kernel reports it (6.2), a notification says
+//    whether the data was copied after all (loopback always is); the counts are
+//    logged at debug level when the ring closes.
 //  - cancel() never enters the kernel: a cancel that finds the SQ full waits in a
 //    backlog that the next enter (reap or wait) submits first. An op that ends
 //    while its cancel is in the backlog leaves it, so a cancel never reaches a
@@ -58,6 +66,14 @@
 #include "io/backend.hpp"
 #include "io/uring/uring_buffer_ring.hpp"
 #include "runtime/log.hpp"
+
+// Names Debian's liburing 2.3 lacks, with the kernel UAPI's values.
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)  // Linux 6.2: sqe->ioprio of SEND_ZC
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)  // Linux 6.2: in the notification's res
+#endif
 
 namespace eddy::detail {
 namespace {
@@ -117,6 +133,11 @@ class uring_backend final : public backend {
                        io_uring_opcode_supported(probe, IORING_OP_RENAMEAT) &&
                        io_uring_opcode_supported(probe, IORING_OP_UNLINKAT) &&
                        io_uring_opcode_supported(probe, IORING_OP_MKDIRAT);
+      if (o.send_zerocopy_min != 0 && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) &&
+          io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC)) {
+        zc_min_ = o.send_zerocopy_min;
+        zc_report_ = running_kernel().at_least(6, 2);
+      }
       io_uring_free_probe(probe);
     }
     // ASYNC_CANCEL by fd came with 5.19, as did DEFER_TASKRUN's predecessor work;
@@ -152,6 +173,10 @@ class uring_backend final : public backend {
         drain(UINT32_MAX);
       }
     }
+    if (zc_sends_ != 0)
+      log_debug("eddy: io_uring zero-copy sends: %llu, of which the kernel copied %llu%s",
+                static_cast<unsigned long long>(zc_sends_), static_cast<unsigned long long>(zc_copied_),
+                zc_report_ ? "" : " (not reported before Linux 6.2)");
     bufring_.reset();
     io_uring_queue_exit(&ring_);
     ::close(evfd_);
@@ -206,6 +231,7 @@ class uring_backend final : public backend {
     op.cancel_requested = false;
     op.more = false;
     op.has_buffer = false;
+    op.zero_copy = false;
     if (op.code == op_code::nop) {
       return complete_inline(op, 0);
     }
@@ -266,14 +292,23 @@ class uring_backend final : public backend {
         io_uring_prep_recv(s, op.fd, op.buf, op.len, static_cast<int>(op.flags));
         break;
       case op_code::send:
-        io_uring_prep_send(s, op.fd, op.buf, op.len, static_cast<int>(op.flags) | MSG_NOSIGNAL);
+        if (zc_min_ != 0 && op.len >= zc_min_) {
+          io_uring_prep_send_zc(s, op.fd, op.buf, op.len, static_cast<int>(op.flags) | MSG_NOSIGNAL, 0);
+          mark_zero_copy(s, op);
+        } else {
+          io_uring_prep_send(s, op.fd, op.buf, op.len, static_cast<int>(op.flags) | MSG_NOSIGNAL);
+        }
         break;
       case op_code::recvmsg:
         io_uring_prep_recvmsg(s, op.fd, static_cast<msghdr*>(op.buf), op.flags);
         break;
       case op_code::sendmsg:
-        io_uring_prep_sendmsg(s, op.fd, static_cast<const msghdr*>(op.buf),
-                              op.flags | MSG_NOSIGNAL);
+        if (zc_min_ != 0 && msg_bytes(static_cast<const msghdr*>(op.buf)) >= zc_min_) {
+          io_uring_prep_sendmsg_zc(s, op.fd, static_cast<const msghdr*>(op.buf), op.flags | MSG_NOSIGNAL);
+          mark_zero_copy(s, op);
+        } else {
+          io_uring_prep_sendmsg(s, op.fd, static_cast<const msghdr*>(op.buf), op.flags | MSG_NOSIGNAL);
+        }
         break;
       case op_code::shutdown:
         io_uring_prep_shutdown(s, op.fd, static_cast<int>(op.flags));
@@ -372,6 +407,16 @@ class uring_backend final : public backend {
 
  private:
   bool enabled() const noexcept { return !(flags_ & IORING_SETUP_R_DISABLED); }
+
+  void mark_zero_copy(io_uring_sqe* s, io_op& op) noexcept {
+    if (zc_report_) s->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+    op.zero_copy = true;
+  }
+  static std::size_t msg_bytes(const msghdr* m) noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < m->msg_iovlen; ++i) n += m->msg_iov[i].iov_len;
+    return n;
+  }
   std::uint64_t wake_tag() const noexcept {
     return reinterpret_cast<std::uint64_t>(&wake_buf_) | 1;
   }
@@ -539,6 +584,24 @@ class uring_backend final : public backend {
       return;
     }
     auto* op = reinterpret_cast<io_op*>(ud);
+    if (op->zero_copy) {
+      if (cqe->flags & IORING_CQE_F_NOTIF) {
+        // The kernel let go of the buffer: complete with the result kept below.
+        ++zc_sends_;
+        if (zc_report_ && (static_cast<unsigned>(cqe->res) & IORING_NOTIF_USAGE_ZC_COPIED)) ++zc_copied_;
+      } else {
+        op->res = cqe->res;
+        if (cqe->flags & IORING_CQE_F_MORE) return;  // a notification follows
+      }
+      op->zero_copy = false;
+      op->more = false;
+      op->state = op_state::done;
+      in_flight_.out(*op);
+      if (track_) untrack(*op);
+      if (!cancel_backlog_.empty()) drop_from_backlog(op);
+      op->complete(op);
+      return;
+    }
     op->res = cqe->res;
     op->more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     op->has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
@@ -567,6 +630,9 @@ class uring_backend final : public backend {
   bool track_ = false;                  // no cancel-by-fd: close cancels op by op
   std::vector<io_op*> fd_ops_;          // track_: head of each fd's in-flight list
   std::vector<io_op*> cancel_backlog_;  // cancels that found the SQ full
+  std::size_t zc_min_ = 0;              // sends this big go zero-copy (0: never)
+  bool zc_report_ = false;              // the kernel says when it copied (6.2)
+  std::uint64_t zc_sends_ = 0, zc_copied_ = 0;
 };
 
 }  // namespace

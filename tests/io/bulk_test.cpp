@@ -1,7 +1,8 @@
 // Bulk data on every backend: large reads into the caller's buffer
 // (tcp_stream::read_exact and read_to_end, eddy::stream::read_exact / read_some
 // straight into the span, no growing internal buffer, and the cancel safety of
-// stream::read_exact), and send_file.
+// stream::read_exact), send_file, and zero-copy sends (loop_options::
+// send_zerocopy_min: io_uring's SEND_ZC, ignored by the other backends).
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -214,6 +215,66 @@ TEST_P(bulk_test, gathered_write_all_sends_every_buffer_in_order_few_or_many_lar
     co_return ok;
   };
   EXPECT_TRUE(run(f()));
+}
+
+// A zero-copy write completes only once the kernel has let go of the buffer: the
+// sender scribbles over each buffer as soon as its write returns, and the reader
+// must still see the original bytes. On loopback the kernel copies a zero-copy
+// send's pages when it delivers them, which may be after the send's first
+// completion: a write that completed then would let the scribble through.
+TEST_P(bulk_test, zero_copy_sends_keep_every_byte_though_the_buffer_is_reused_at_once) {
+  loop_->close();
+  loop_.reset();
+  opts_.send_zerocopy_min = 4096;
+  make_loop();
+  auto f = []() -> task<bool> {
+    pair p = co_await connected();
+    constexpr int rounds = 24;
+    auto msg = [](int i) { return payload(i % 4 == 3 ? 1000 : 200'000 + 4096 * i, static_cast<std::uint32_t>(i)); };
+    std::vector<std::byte> expect;
+    for (int i = 0; i < rounds; ++i) {
+      const auto m = msg(i);
+      expect.insert(expect.end(), m.begin(), m.end());
+    }
+    auto sender = [](eddy::tcp_stream* c, decltype(msg) make) -> task<void> {
+      std::vector<std::byte> a, b;
+      for (int i = 0; i < rounds; ++i) {
+        std::vector<std::byte> m = make(i);
+        if (i % 2 == 0) {
+          co_await c->write_all(m);  // one send (SEND_ZC when big enough)
+        } else {                     // a gathered write: sendmsg (SENDMSG_ZC)
+          const std::size_t half = m.size() / 2;
+          a.assign(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(half));
+          b.assign(m.begin() + static_cast<std::ptrdiff_t>(half), m.end());
+          const std::span<const std::byte> parts[] = {a, b};
+          co_await c->write_all(std::span<const std::span<const std::byte>>(parts));
+          std::fill(a.begin(), a.end(), std::byte{0xEE});
+          std::fill(b.begin(), b.end(), std::byte{0xEE});
+        }
+        std::fill(m.begin(), m.end(), std::byte{0xEE});
+      }
+      co_await c->close();
+    };
+    auto h = eddy::spawn(sender(&p.c, msg));
+    std::vector<std::byte> got;
+    co_await p.s.read_to_end(got);
+    co_await h;
+    co_await p.s.close();
+    co_await p.l.close();
+    co_return got.size() == expect.size() && checksum(got) == checksum(expect);
+  };
+  EXPECT_TRUE(run(f()));
+}
+
+TEST(bulk_options, a_zero_copy_threshold_below_4096_is_refused_with_the_field_named) {
+  eddy::loop_options o;
+  o.send_zerocopy_min = 100;
+  try {
+    eddy::loop l(o);
+    ADD_FAILURE() << "send_zerocopy_min 100 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("send_zerocopy_min"), std::string::npos) << e.what();
+  }
 }
 
 EDDY_BACKEND_TEST_SUITE(bulk_test);

@@ -163,6 +163,8 @@ TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
       {"--host", "not an ip"}, {"--host", "300.1.1.1"}, {"--backend", "kqueue"}, {"--threads", "1025"},
       {"--threads", "-1"},     {"--threads", "x"},      {"--verbose"},           {"stray"},
       {"--help=yes"},          {"--work-us", "x"},      {"--work-us", "1000001"}, {"--work-us", "-5"},
+      {"--recv-limit", "1000"}, {"--uring-buffers", "3"}, {"--uring-buffers", "65536"},
+      {"--uring-buffer-size", "5000"}, {"--send-zerocopy-min", "100"}, {"--send-zerocopy-min", "x"},
   };
   for (const auto& args : cases) {
     const auto [rc, err] = run_to_exit(echo_server(), args);
@@ -171,8 +173,10 @@ TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
     EXPECT_EQ(rc, 2) << shown;
     EXPECT_NE(err.find("echo_server: "), std::string::npos) << shown << ": " << err;
   }
-  const auto [rc, err] = run_to_exit(echo_server(), {"--threads", "1025"});
-  EXPECT_NE(err.find("--threads"), std::string::npos) << err;
+  for (const char* opt : {"--threads", "--uring-buffers", "--send-zerocopy-min"}) {
+    const auto [rc, err] = run_to_exit(echo_server(), {opt, opt == std::string("--threads") ? "1025" : "3"});
+    EXPECT_NE(err.find(opt), std::string::npos) << err;
+  }
 }
 
 TEST(echo_server_options, help_prints_usage_and_exits_0) {

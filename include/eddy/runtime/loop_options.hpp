@@ -59,6 +59,15 @@ struct loop_options {
   /// 6.12) where the kernel has it; false keeps whole-buffer rings (the path
   /// older kernels take; tests force it).
   bool uring_incremental = true;
+  /// io_uring only: sends of at least this many bytes use zero-copy send
+  /// (IORING_OP_SEND_ZC / SENDMSG_ZC, Linux 6.0-6.1): the kernel sends from the
+  /// caller's pages instead of copying them, and the write completes only once the
+  /// kernel has let go of them (on a real NIC, when the data was transmitted; a
+  /// connection whose peer stops reading holds the write until its data leaves).
+  /// 0 = never, the default: on loopback the kernel copies anyway when it delivers
+  /// to the local socket, and it measured slower here (docs/bulk-data.md). 0 or
+  /// 4096..1 GiB. Kernels without the opcode send as usual; other backends ignore it.
+  std::size_t send_zerocopy_min = 0;
   /// Most ready callbacks and resumptions run per iteration before timers and I/O
   /// are polled (1..1,000,000); 0 = the default, 256.
   unsigned ready_batch = 0;

@@ -96,6 +96,10 @@ struct io_op {
   // submitting thread, so the loop goes on meanwhile (io_uring: IOSQE_ASYNC, the
   // kernel's io-wq threads copy the bytes). Backends without such threads ignore it.
   bool run_async = false;
+  // Backend-private (io_uring): this send went zero-copy; it completes on the
+  // kernel's notification that it let go of the buffer, with the result the
+  // first completion carried.
+  bool zero_copy = false;
   int aux_fd = -1;
   // recv_multi: backend-private (the readiness engine's current read size).
   unsigned rx_size = 0;
