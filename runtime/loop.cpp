@@ -310,6 +310,7 @@ io_capabilities loop::io_caps() const noexcept {
     const detail::backend_caps& b = backend_->caps();
     c.batched_submission = b.batched_submission;
     c.poll_holds_file = b.poll_holds_file;
+    c.receive_read_ahead = b.multishot_recv;
   }
   return c;
 }

@@ -248,6 +248,15 @@ task<recv_buffer> stream_socket::receive() {
   return receive_ring(rx_);
 }
 
+recv_buffer stream_socket::try_receive() noexcept {
+  // Only the multishot path queues; the plain-recv path (io_uring without a
+  // buffer ring) holds nothing between calls, and a speculative recv here would
+  // cost a system call that usually finds nothing.
+  if (!rx_ || rx_->ring == nullptr || rx_->queued() == 0 || rx_->closed) return {};
+  const receiver_state::chunk c = rx_->pop();
+  return recv_buffer(c.data, c.len, &release_ring, rx_->ring, c.id);
+}
+
 void stream_socket::mixed_reads() {
   throw std::logic_error(
       "eddy: read_some/release after receive(): receive() owns the socket's incoming bytes; "

@@ -148,6 +148,61 @@ TEST_P(receive_test, buffers_held_by_a_slow_consumer_do_not_stop_other_connectio
   EXPECT_TRUE(run(f()));
 }
 
+// try_receive() hands over what the multishot read queued while nobody waited,
+// without waiting: several chunks for one gathered write, no copy. It never
+// reports end of stream (receive() does), and is empty on a socket that never
+// used receive().
+TEST_P(receive_test, try_receive_takes_queued_chunks_for_a_gathered_write_and_leaves_eof_to_receive) {
+  const bool ahead = lp().io_caps().receive_read_ahead;
+  auto f = [ahead]() -> task<bool> {
+    auto l = eddy_test::loopback_listener();
+    auto c = co_await eddy::tcp_stream::connect(l.local_address());
+    auto s = co_await l.accept();
+    bool ok = s.try_receive().empty();  // receive() never used: nothing queued
+    const auto data = payload(4u << 20, 11);
+    auto writer = [](eddy::tcp_stream* c, std::span<const std::byte> d) -> task<void> {
+      co_await c->write_all(d);
+      c->shutdown_write();
+    };
+    auto w = eddy::spawn(writer(&c, data));
+    auto l2 = eddy_test::loopback_listener();  // where the gathered writes go
+    auto out_c = co_await eddy::tcp_stream::connect(l2.local_address());
+    auto out_s = co_await l2.accept();
+    std::vector<std::byte> echoed;
+    auto reader = [](eddy::tcp_stream* r, std::vector<std::byte>* into) -> task<void> {
+      co_await r->read_to_end(*into);
+    };
+    auto rd = eddy::spawn(reader(&out_s, &echoed));
+    std::size_t most = 0;
+    for (;;) {
+      eddy::recv_buffer chunk[8];
+      chunk[0] = co_await s.receive();
+      if (chunk[0].empty()) break;
+      co_await eddy::sleep_for(5ms);  // let more arrive and queue
+      std::size_t n = 1;
+      while (n < 8 && !(chunk[n] = s.try_receive()).empty()) ++n;
+      most = std::max(most, n);
+      std::span<const std::byte> parts[8];
+      for (std::size_t i = 0; i < n; ++i) parts[i] = chunk[i].data();
+      co_await out_c.write_all(std::span<const std::span<const std::byte>>(parts, n));
+    }
+    ok = ok && s.try_receive().empty();  // after end of stream: still nothing, no throw
+    out_c.shutdown_write();
+    co_await w;
+    co_await rd;
+    // Without read-ahead (io_uring's 5.11 baseline) nothing ever queues.
+    ok = ok && (ahead ? most > 1 : most == 1) && echoed.size() == data.size() && checksum(echoed) == checksum(data);
+    co_await out_c.close();
+    co_await out_s.close();
+    co_await l2.close();
+    co_await c.close();
+    co_await s.close();
+    co_await l.close();
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
 TEST_P(receive_test, a_cancelled_receive_loses_nothing) {
   auto f = []() -> task<bool> {
     auto [a, b] = eddy::unix_stream::pair();

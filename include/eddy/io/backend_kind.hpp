@@ -44,6 +44,12 @@ struct io_capabilities {
   /// outlives the op, so polling an fd that its owner closes without telling eddy
   /// is safe (io_uring). Off it, watch a dup that eddy closes itself.
   bool poll_holds_file = false;
+  /// A stream's receive() keeps reading ahead while nobody waits (io_uring's
+  /// multishot receive, the readiness engine's emulation of it), queuing up to 8
+  /// chunks per socket, so try_receive() can hand over several at once. Off it
+  /// (io_uring before 6.0, or without a buffer ring) each receive() reads when asked
+  /// and try_receive() finds nothing.
+  bool receive_read_ahead = false;
 };
 
 /// The backend's name as EDDY_BACKEND and the samples' `--backend` spell it

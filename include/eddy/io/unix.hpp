@@ -64,6 +64,19 @@ class unix_stream : public detail::stream_socket {
   /// read; on epoll it reads into pooled blocks once the socket is readable.
   /// Cancel-safe: bytes that arrive while nobody waits stay queued.
   using stream_socket::receive;
+  /// The next bytes if receive()'s multishot read has already queued them (up to
+  /// 8 chunks wait per socket), without waiting and without a system call; an
+  /// empty buffer when none are queued (not end of stream: receive() reports that
+  /// and errors). With receive(), several chunks can go out in one gathered
+  /// `write_all` without a copy:
+  /// ```cpp
+  /// eddy::recv_buffer b[4];
+  /// b[0] = co_await s.receive();
+  /// std::size_t n = 1;
+  /// while (n < 4 && !(b[n] = s.try_receive()).empty()) ++n;
+  /// ```
+  /// **Thread safety:** loop thread. **Cancel safety:** n/a (no await).
+  using stream_socket::try_receive;
   /// Caps what one receive() hands over (16 KiB..loop_options::recv_limit; 0 = the
   /// loop's limit), e.g. to keep a latency-sensitive connection's reads small. Loop
   /// thread only; takes effect from the next arming of the receive.

@@ -64,6 +64,10 @@ class stream_socket {
   /// socket is readable. Cancel-safe: bytes received while nobody waits stay
   /// queued for the next call.
   task<recv_buffer> receive();
+  /// The next received bytes if they are already here (queued by receive()'s
+  /// multishot read), without waiting or a system call; an empty buffer when
+  /// nothing is queued. End of stream and errors are left for receive() to report.
+  recv_buffer try_receive() noexcept;
   /// Sends up to `buf.size()` bytes (MSG_NOSIGNAL: never SIGPIPE); returns the
   /// count sent. Cancel-safe (sent nothing, or returns what it sent).
   size_awaiter write_some(std::span<const std::byte> buf) const {
