@@ -248,6 +248,8 @@ def report(path_md, charts_dir, info, args, servers, echo, proxy_list, proxy, me
         add("")
     if charts_dir:
         summary_chart(charts_dir, headline, ["E2-16", "E2-100", "E2-1000", "E3", "E4-10K", "E5"])
+        summary_chart(charts_dir, headline, ["E4-1K", "E4-10K", "E4-100K", "E4-1M", "E5"], "bulk.png",
+                      "Few connections, messages from 1 KiB to 1 MiB, and streaming (E5)")
     behind = where_behind(headline)
     add("## Where eddy is not ahead of the best peer")
     add("")
@@ -302,9 +304,11 @@ def where_behind(headline):
     return out
 
 
-def summary_chart(charts_dir, headline, keys):
-    """summary.png: every echo server's per-round ratio to the reference, one group of
-    bars per server and one bar per workload (E3 is CPU per request, inverted)."""
+def summary_chart(charts_dir, headline, keys, name="summary.png",
+                  title="Echo servers, median per-round ratio to the reference"):
+    """summary.png (or `name`): every echo server's per-round ratio to the reference,
+    one group of bars per server and one bar per workload (E3 is CPU per request,
+    inverted)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -325,11 +329,11 @@ def summary_chart(charts_dir, headline, keys):
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))])
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("× the hand-written epoll loop (higher is better)")
-    ax.set_title("Echo servers, median per-round ratio to the reference", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=len(keys))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(os.path.join(charts_dir, "summary.png"), dpi=110)
+    fig.savefig(os.path.join(charts_dir, name), dpi=110)
     plt.close(fig)
 
 
