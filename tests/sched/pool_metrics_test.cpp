@@ -154,7 +154,10 @@ TEST_P(pool_metrics_on_loop, jobs_awaited_from_a_loop_are_timed) {
   EXPECT_EQ(bucket_total(run), 3u);
   EXPECT_GE(run.max_ns, 20 * ms);
   EXPECT_EQ(wait.count, 3u);
-  EXPECT_GE(wait.max_ns, 40 * ms);  // one thread, three 20 ms jobs
+  // One thread, three 20 ms jobs: the last waits while the second runs whole (and
+  // most of the first). Not 40 ms: the three are submitted one after another, and
+  // under ASan on a loaded machine the last went in 1.3 ms after the first began.
+  EXPECT_GE(wait.max_ns, 20 * ms);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, pool_metrics_on_loop, ::testing::ValuesIn(eddy::backend_kinds()),
