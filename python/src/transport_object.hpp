@@ -1,0 +1,95 @@
+// The stream transport's object and the steps its files share (private to
+// python/src/). The protocol of one transport is written at the top of
+// transport.cpp; the files are split by concern: transport_read.cpp (reader task,
+// delivery to the protocol), transport_write.cpp (write queue and writers),
+// transport_lifecycle.cpp (errors, close, connection_lost), transport.cpp (the
+// Python type and creation) and server.cpp (the accept loop).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include <eddy/io/detail/stream_socket.hpp>
+#include <eddy/runtime/event.hpp>
+#include <eddy/runtime/join_handle.hpp>
+
+#include "transport.hpp"
+
+namespace eddypy::stream {
+
+struct transport_object {
+  PyObject_HEAD
+  core_object* core;
+  PyObject* protocol;
+  PyObject* data_received;  // bound method, or get_buffer for a BufferedProtocol
+  PyObject* buffer_updated;  // BufferedProtocol only
+  PyObject* server;          // asyncio.Server or None
+  PyObject* extra;           // dict
+  PyObject* sock;            // the socket.socket the fd came from (or made lazily)
+  PyObject* weakrefs;
+  // The socket, TCP or Unix: the transport needs only what both share. Its fd is
+  // non-blocking and close-on-exec already (accept4 here, or asyncio's socket
+  // after setblocking(False)), so it is wrapped without adoption's system calls.
+  eddy::detail::stream_socket* stream;
+  eddy::event* resume;       // reading resumed or shut down
+  std::string* wbuf;
+  std::size_t wpos;
+  std::size_t inflight;      // bytes handed to an io_uring write, not yet completed
+  eddy::join_handle<void>* reader;
+  eddy::join_handle<void>* writer;
+  Py_ssize_t high;
+  Py_ssize_t low;
+  int fd;
+  bool reading_paused;
+  bool closing;
+  bool eof_written;
+  bool shut_down;   // connection_lost is queued or done
+  bool protocol_paused;
+  bool flush_queued;  // epoll: a flush_turn callback is on the loop's ready queue
+};
+
+inline transport_object* as_tr(PyObject* o) { return reinterpret_cast<transport_object*>(o); }
+inline PyObject* as_obj(transport_object* t) { return reinterpret_cast<PyObject*>(t); }
+
+inline std::size_t pending(const transport_object* t) { return t->wbuf->size() - t->wpos + t->inflight; }
+
+extern PyObject* g_transport_socket;  // asyncio.trsock.TransportSocket
+extern PyObject* g_socket_type;       // socket.socket
+extern PyObject* g_buffered_protocol; // asyncio.BufferedProtocol
+
+// transport_lifecycle.cpp
+void fatal_error(transport_object* t, const char* message);
+void call_protocol_noargs(transport_object* t, const char* name, const char* message);
+void set_errno_error(int err);
+void release_fd(transport_object* t);
+void shutdown(transport_object* t, PyObject* exc);
+PyObject* tr_close(PyObject* self, PyObject*);
+PyObject* tr_abort(PyObject* self, PyObject*);
+PyObject* tr_sendfile_fd(PyObject* self, PyObject*);
+PyObject* tr_force_close(PyObject* self, PyObject* exc);
+PyObject* tr_is_closing(PyObject* self, PyObject*);
+
+// transport_write.cpp
+void maybe_pause_protocol(transport_object* t);
+void maybe_resume_protocol(transport_object* t);
+PyObject* tr_write(PyObject* self, PyObject* data);
+PyObject* tr_writelines(PyObject* self, PyObject* lines);
+PyObject* tr_write_eof(PyObject* self, PyObject*);
+PyObject* tr_can_write_eof(PyObject*, PyObject*);
+
+// transport_read.cpp
+eddy::task<void> read_loop(transport_object* t);
+PyObject* tr_is_reading(PyObject* self, PyObject*);
+PyObject* tr_pause_reading(PyObject* self, PyObject*);
+PyObject* tr_resume_reading(PyObject* self, PyObject*);
+
+// transport.cpp
+// Builds a transport for `fd` (owned from here on) and queues step 1.
+PyObject* new_transport(core_object* core, int fd, PyObject* sock, PyObject* protocol, PyObject* waiter,
+                        PyObject* extra, PyObject* server);
+
+}  // namespace eddypy::stream
+
+namespace eddypy {
+extern PyTypeObject serving_type;  // server.cpp: what serve() returns
+}  // namespace eddypy
