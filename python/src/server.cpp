@@ -25,8 +25,10 @@ using namespace stream;
 
 namespace {
 
-eddy::task<void> accept_loop(core_object* core, int lfd, PyObject* factory, PyObject* server, int backlog) {
-  // core, factory and server: strong references released at the end; lfd owned.
+eddy::task<void> accept_loop(core_object* core, int lfd, PyObject* factory, PyObject* server, int backlog,
+                             PyObject* tls) {
+  // core, factory, server and tls (a TLSConfig or None): strong references
+  // released at the end; lfd owned.
   try {
     for (;;) {
       co_await eddy::poll(lfd, POLLIN);
@@ -50,7 +52,7 @@ eddy::task<void> accept_loop(core_object* core, int lfd, PyObject* factory, PyOb
           report_error(core, "Error on transport creation for incoming connection");
           continue;
         }
-        PyObject* tr = new_transport(core, fd, nullptr, protocol, nullptr, nullptr, server);
+        PyObject* tr = new_transport(core, fd, nullptr, protocol, nullptr, nullptr, server, tls);
         Py_DECREF(protocol);
         if (tr == nullptr) report_error(core, "Error on transport creation for incoming connection");
         Py_XDECREF(tr);
@@ -66,6 +68,7 @@ eddy::task<void> accept_loop(core_object* core, int lfd, PyObject* factory, PyOb
   eddy::unique_fd(lfd).reset();  // through eddy: epoll's engine forgets the number
   Py_DECREF(factory);
   Py_DECREF(server);
+  Py_DECREF(tls);
   Py_DECREF(reinterpret_cast<PyObject*>(core));
 }
 
@@ -117,8 +120,8 @@ PyTypeObject serving_type = [] {
 
 
 PyObject* serve(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 5 || !PyObject_TypeCheck(args[0], &core_type)) {
-    PyErr_SetString(PyExc_TypeError, "serve(core, listen_fd, protocol_factory, server, backlog)");
+  if ((nargs != 5 && nargs != 6) || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError, "serve(core, listen_fd, protocol_factory, server, backlog[, tls])");
     return nullptr;
   }
   auto* core = reinterpret_cast<core_object*>(args[0]);
@@ -133,13 +136,15 @@ PyObject* serve(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   Py_INCREF(args[0]);
   Py_INCREF(args[2]);
   Py_INCREF(args[3]);
+  PyObject* tls = Py_NewRef(nargs == 6 ? args[5] : Py_None);
   try {
-    s->task = new eddy::join_handle<void>(core->loop->spawn(
-        accept_loop(core, static_cast<int>(lfd), args[2], args[3], backlog > 0 ? static_cast<int>(backlog) : 100)));
+    s->task = new eddy::join_handle<void>(core->loop->spawn(accept_loop(
+        core, static_cast<int>(lfd), args[2], args[3], backlog > 0 ? static_cast<int>(backlog) : 100, tls)));
   } catch (...) {
     Py_DECREF(args[0]);
     Py_DECREF(args[2]);
     Py_DECREF(args[3]);
+    Py_DECREF(tls);
     ::close(static_cast<int>(lfd));
     Py_DECREF(s);
     PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");

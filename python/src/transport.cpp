@@ -52,6 +52,7 @@
 #include <eddy/runtime/time.hpp>
 
 #include "transport_object.hpp"
+#include "tls_transport.hpp"
 
 namespace eddypy {
 namespace stream {
@@ -127,7 +128,12 @@ PyObject* tr_get_extra_info(PyObject* self, PyObject* args, PyObject* kwds) {
   PyObject* v = PyDict_GetItemWithError(t->extra, name);
   if (v != nullptr) return Py_NewRef(v);
   if (PyErr_Occurred()) return nullptr;
-  if (!PyUnicode_Check(name) || t->fd < 0) return Py_NewRef(dflt);
+  if (!PyUnicode_Check(name)) return Py_NewRef(dflt);
+  if (t->tls != nullptr) {
+    v = tls_extra(t, name);
+    if (v != nullptr || PyErr_Occurred()) return v;
+  }
+  if (t->fd < 0) return Py_NewRef(dflt);
   const char* n = PyUnicode_AsUTF8(name);
   if (n == nullptr) return nullptr;
   const bool is_sock = std::strcmp(n, "socket") == 0;
@@ -153,6 +159,8 @@ PyObject* tr_get_extra_info(PyObject* self, PyObject* args, PyObject* kwds) {
   return v;
 }
 
+}  // namespace
+
 bool set_protocol_refs(transport_object* t, PyObject* protocol) {
   PyObject* dr = nullptr;
   PyObject* bu = nullptr;
@@ -175,6 +183,8 @@ bool set_protocol_refs(transport_object* t, PyObject* protocol) {
   return true;
 }
 
+namespace {
+
 PyObject* tr_set_protocol(PyObject* self, PyObject* protocol) {
   if (!set_protocol_refs(as_tr(self), protocol)) return nullptr;
   Py_RETURN_NONE;
@@ -187,7 +197,7 @@ PyObject* tr_get_protocol(PyObject* self, PyObject*) {
 
 PyObject* tr_repr(PyObject* self) {
   transport_object* t = as_tr(self);
-  return PyUnicode_FromFormat("<eddyloop.TCPTransport fd=%d%s>", t->fd,
+  return PyUnicode_FromFormat("<eddyloop.TCPTransport fd=%d%s%s>", t->fd, t->tls != nullptr ? " tls" : "",
                               t->shut_down ? " closed" : (t->closing ? " closing" : ""));
 }
 
@@ -199,6 +209,7 @@ void tr_dealloc(PyObject* self) {
   delete t->stream;
   delete t->resume;
   delete t->wbuf;
+  tls_free(t);
   Py_CLEAR(t->protocol);
   Py_CLEAR(t->data_received);
   Py_CLEAR(t->buffer_updated);
@@ -249,11 +260,23 @@ PyMethodDef tr_methods[] = {
      METH_VARARGS | METH_KEYWORDS, nullptr},
     {"set_protocol", tr_set_protocol, METH_O, nullptr},
     {"get_protocol", tr_get_protocol, METH_NOARGS, nullptr},
+#ifdef EDDYLOOP_TLS
+    {"_tls_query", tr_tls_query, METH_O, "What eddyloop.tls's ssl_object asks of the TLS session."},
+    {"_start_tls", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(tr_start_tls)), METH_FASTCALL,
+     "_start_tls(protocol, config, server_hostname, waiter): TLS in place (loop.start_tls)."},
+#endif
     {nullptr, nullptr, 0, nullptr},
 };
 
+// Step 1. A TLS transport makes the protocol's connection_made and the waiter's
+// result wait for the handshake (tls_transport.cpp) instead.
 void queue_connection_made(transport_object* t, PyObject* waiter) {
   eddy::loop& l = *t->core->loop;
+  if (t->tls != nullptr) {
+    Py_INCREF(as_obj(t));  // the reader's reference
+    t->reader = new eddy::join_handle<void>(l.spawn(read_loop(t)));
+    return;
+  }
   l.call_soon([r = ref(as_obj(t))] {
     transport_object* t = as_tr(r.get());
     if (t->protocol == nullptr || t->core->closed) return;
@@ -288,11 +311,14 @@ PyObject* tr_protocol_paused(PyObject* self, void*) { return PyBool_FromLong(as_
 // included) and bytes that arrive while reading is paused wait for resume_reading().
 PyObject* tr_start_tls_compatible(PyObject*, void*) { Py_RETURN_TRUE; }
 
+PyObject* tr_is_tls(PyObject* self, void*) { return PyBool_FromLong(as_tr(self)->tls != nullptr); }
+
 PyGetSetDef tr_getset[] = {
     {"_protocol_paused", tr_protocol_paused, nullptr, "pause_writing() was called (asyncio's sendfile reads it)",
      nullptr},
     {"_start_tls_compatible", tr_start_tls_compatible, nullptr, "loop.start_tls() may upgrade this transport",
      nullptr},
+    {"_is_tls", tr_is_tls, nullptr, "TLS runs in this transport (eddyloop's C TLS)", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -319,7 +345,7 @@ PyTypeObject transport_type = [] {
 }();
 
 PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObject* protocol, PyObject* waiter,
-                        PyObject* extra, PyObject* server) {
+                                PyObject* extra, PyObject* server, PyObject* tls, PyObject* server_hostname) {
   auto* t = PyObject_GC_New(transport_object, &transport_type);
   if (t == nullptr) {
     ::close(fd);
@@ -342,6 +368,8 @@ PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObj
   t->fd = fd;
   t->reading_paused = t->closing = t->eof_written = t->shut_down = t->protocol_paused = false;
   t->flush_queued = false;
+  t->tls = nullptr;
+  t->app_silent = t->close_wait = false;
   PyObject_GC_Track(as_obj(t));
   if (t->extra == nullptr || !set_protocol_refs(t, protocol)) {
     t->fd = -1;
@@ -357,6 +385,8 @@ PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObj
       if (r == nullptr) throw std::runtime_error("Server._attach failed");
       Py_DECREF(r);
     }
+    if (tls != nullptr && tls != Py_None && !tls_attach(t, tls, server_hostname, waiter, true))
+      throw std::runtime_error("TLS set-up failed");
     queue_connection_made(t, waiter);
   } catch (...) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "eddyloop: cannot start the transport");
@@ -370,8 +400,9 @@ PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObj
 }
 
 PyObject* make_stream_transport(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 6 || !PyObject_TypeCheck(args[0], &core_type)) {
-    PyErr_SetString(PyExc_TypeError, "make_stream_transport(core, sock, protocol, waiter, extra, server)");
+  if ((nargs != 6 && nargs != 8) || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError,
+                    "make_stream_transport(core, sock, protocol, waiter, extra, server[, tls, server_hostname])");
     return nullptr;
   }
   auto* core = reinterpret_cast<core_object*>(args[0]);
@@ -389,7 +420,8 @@ PyObject* make_stream_transport(PyObject*, PyObject* const* args, Py_ssize_t nar
   PyObject* r = PyObject_CallMethod(args[1], "setblocking", "O", Py_False);
   if (r == nullptr) return nullptr;
   Py_DECREF(r);
-  return new_transport(core, static_cast<int>(fd), args[1], args[2], args[3], args[4], args[5]);
+  return new_transport(core, static_cast<int>(fd), args[1], args[2], args[3], args[4], args[5],
+                       nargs == 8 ? args[6] : nullptr, nargs == 8 ? args[7] : nullptr);
 }
 
 bool init_transports(PyObject* module) {

@@ -19,6 +19,7 @@
 #include <eddy/runtime/time.hpp>
 
 #include "transport_object.hpp"
+#include "tls_transport.hpp"
 
 namespace eddypy::stream {
 
@@ -87,7 +88,7 @@ void release_fd(transport_object* t) {
 }
 
 void connection_lost(transport_object* t, PyObject* exc) {
-  if (t->protocol != nullptr) {
+  if (t->protocol != nullptr && !t->app_silent) {
     const ref protocol(t->protocol);
     PyObject* r = PyObject_CallMethod(protocol.get(), "connection_lost", "O", exc != nullptr ? exc : Py_None);
     if (r == nullptr)
@@ -116,6 +117,7 @@ void shutdown(transport_object* t, PyObject* exc) {
   if (t->reader != nullptr) t->reader->cancel();
   if (t->writer != nullptr) t->writer->cancel();
   t->resume->set();
+  if (t->tls != nullptr) tls_on_shutdown(t, exc);
   if (t->core->closed) return;
   try {
     t->core->loop->call_soon([r = ref(as_obj(t)), e = ref(exc)] { connection_lost(as_tr(r.get()), e.get()); });
@@ -128,7 +130,8 @@ PyObject* tr_close(PyObject* self, PyObject*) {
   if (t->closing) Py_RETURN_NONE;
   t->closing = true;
   t->resume->set();
-  if (pending(t) == 0) shutdown(t, nullptr);
+  if (t->tls != nullptr) tls_close(t);  // close_notify, then wait for the peer's
+  if (may_end(t)) shutdown(t, nullptr);
   Py_RETURN_NONE;
 }
 

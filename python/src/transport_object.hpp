@@ -17,6 +17,8 @@
 
 namespace eddypy::stream {
 
+struct tls_layer;  // tls_transport.hpp: the TLS session of a TLS transport
+
 struct transport_object {
   PyObject_HEAD
   core_object* core;
@@ -46,6 +48,11 @@ struct transport_object {
   bool shut_down;   // connection_lost is queued or done
   bool protocol_paused;
   bool flush_queued;  // epoll: a flush_turn callback is on the loop's ready queue
+  // TLS (tls_transport.cpp): null on a plain transport. The bytes the socket
+  // carries are ciphertext then; the protocol sees the plaintext.
+  tls_layer* tls;
+  bool app_silent;   // the protocol has not had connection_made (TLS handshake): no connection_lost
+  bool close_wait;   // TLS close: the socket stays open for the peer's close_notify
 };
 
 inline transport_object* as_tr(PyObject* o) { return reinterpret_cast<transport_object*>(o); }
@@ -71,22 +78,37 @@ PyObject* tr_is_closing(PyObject* self, PyObject*);
 
 // transport_write.cpp
 void maybe_pause_protocol(transport_object* t);
+// Queues bytes for the socket and starts whatever sends them on this backend
+// (step 3). Returns null with a Python error only once the loop is closed.
+PyObject* queue_out(transport_object* t, const char* p, Py_ssize_t n, Py_buffer* view);
+// Closing and no bytes left to send: the transport may end now.
+bool may_end(const transport_object* t);
 void maybe_resume_protocol(transport_object* t);
 PyObject* tr_write(PyObject* self, PyObject* data);
 PyObject* tr_writelines(PyObject* self, PyObject* lines);
 PyObject* tr_write_eof(PyObject* self, PyObject*);
-PyObject* tr_can_write_eof(PyObject*, PyObject*);
+PyObject* tr_can_write_eof(PyObject* self, PyObject*);
 
 // transport_read.cpp
 eddy::task<void> read_loop(transport_object* t);
+// Hands p[off, n) to the protocol (data_received, or get_buffer/buffer_updated
+// steps), advancing `off` by what it took; stops when reading is paused, the
+// protocol goes or the transport shuts down. False after a fatal error.
+bool deliver_span(transport_object* t, const char* p, Py_ssize_t n, Py_ssize_t& off);
+// protocol.eof_received(); true if it raised SystemExit or KeyboardInterrupt.
+bool on_eof(transport_object* t);
 PyObject* tr_is_reading(PyObject* self, PyObject*);
 PyObject* tr_pause_reading(PyObject* self, PyObject*);
 PyObject* tr_resume_reading(PyObject* self, PyObject*);
 
 // transport.cpp
 // Builds a transport for `fd` (owned from here on) and queues step 1.
+// With `tls` (a _core.TLSConfig, or null/None for plain) the transport runs TLS.
 PyObject* new_transport(core_object* core, int fd, PyObject* sock, PyObject* protocol, PyObject* waiter,
-                        PyObject* extra, PyObject* server);
+                        PyObject* extra, PyObject* server, PyObject* tls = nullptr,
+                        PyObject* server_hostname = nullptr);
+// Takes the protocol's methods (data_received, or get_buffer/buffer_updated).
+bool set_protocol_refs(transport_object* t, PyObject* protocol);
 
 }  // namespace eddypy::stream
 

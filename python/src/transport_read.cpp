@@ -19,6 +19,7 @@
 #include <eddy/runtime/time.hpp>
 
 #include "transport_object.hpp"
+#include "tls_transport.hpp"
 
 namespace eddypy::stream {
 
@@ -33,20 +34,9 @@ bool writable_view(PyObject* buf, Py_buffer* view) {
   return r == 0;
 }
 
-// Hands `b` to the protocol, consuming what it took. A BufferedProtocol takes it
-// in get_buffer-sized steps and may pause_reading() between two: the rest stays
-// in `b` until reading resumes, as asyncio makes no read while paused.
-bool deliver(transport_object* t, eddy::recv_buffer& b) {
-  const char* p = reinterpret_cast<const char*>(b.data().data());
-  const Py_ssize_t n = static_cast<Py_ssize_t>(b.size());
+bool deliver_span(transport_object* t, const char* p, Py_ssize_t n, Py_ssize_t& off) {
   // Each call takes the protocol's methods afresh: a callback may swap the
   // protocol (set_protocol, start_tls) and the rest of the bytes go to the new one.
-  Py_ssize_t off = 0;
-  struct consume_taken {
-    eddy::recv_buffer& b;
-    Py_ssize_t& off;
-    ~consume_taken() { b.consume(static_cast<std::size_t>(off)); }
-  } consume{b, off};
   while (off < n && !t->shut_down && t->data_received != nullptr && !t->reading_paused) {
     const ref dr(t->data_received);
     if (t->buffer_updated == nullptr) {
@@ -54,7 +44,7 @@ bool deliver(transport_object* t, eddy::recv_buffer& b) {
       if (bytes == nullptr) return false;
       PyObject* r = PyObject_Vectorcall(dr.get(), &bytes, 1, nullptr);
       Py_DECREF(bytes);
-      off = n;
+      off = n;  // (on error too: asyncio drops the bytes it handed over)
       if (r == nullptr) {
         fatal_error(t, "Fatal error: protocol.data_received() call failed.");
         return false;
@@ -105,12 +95,25 @@ bool deliver(transport_object* t, eddy::recv_buffer& b) {
   return true;
 }
 
+// Hands `b` to the protocol, consuming what it took. A BufferedProtocol takes it
+// in get_buffer-sized steps and may pause_reading() between two: the rest stays
+// in `b` until reading resumes, as asyncio makes no read while paused. Stops
+// too when start_tls() put TLS under the protocol: the rest is ciphertext.
+bool deliver(transport_object* t, eddy::recv_buffer& b) {
+  Py_ssize_t off = 0;
+  bool ok = true;
+  if (t->tls == nullptr)
+    ok = deliver_span(t, reinterpret_cast<const char*>(b.data().data()), static_cast<Py_ssize_t>(b.size()), off);
+  b.consume(static_cast<std::size_t>(off));
+  return ok;
+}
+
 // A BufferedProtocol reads straight into its own buffer, as asyncio's selector
 // transport does, while receive() has not been used on the socket (once it has,
 // its receiver owns the incoming bytes, some perhaps queued, and deliver() copies
 // them: a protocol switched from plain to buffered mid-stream).
 bool reads_into_protocol(const transport_object* t) {
-  return t->buffer_updated != nullptr && t->data_received != nullptr && !t->stream->receiving();
+  return t->tls == nullptr && t->buffer_updated != nullptr && t->data_received != nullptr && !t->stream->receiving();
 }
 
 enum class direct_read { filled, short_read, again, eof, failed };
@@ -190,7 +193,7 @@ bool on_eof(transport_object* t) {
   if (keep_open <= 0) {
     if (keep_open < 0) PyErr_Clear();
     t->closing = true;
-    if (pending(t) == 0) shutdown(t, nullptr);
+    if (may_end(t)) shutdown(t, nullptr);
   }
   return false;
 }
@@ -201,6 +204,10 @@ eddy::task<void> read_loop(transport_object* t) {
   bool readable = false;  // direct reads: the last read filled the buffer
   try {
     for (;;) {
+      if (t->tls != nullptr) {  // set up at creation, or by start_tls() since the last read
+        co_await tls_read_loop(t, eddy::recv_buffer(), false);
+        break;
+      }
       if (t->reading_paused || at_eof) {
         t->resume->clear();
         co_await t->resume->wait();
@@ -239,6 +246,11 @@ eddy::task<void> read_loop(transport_object* t) {
       readable = false;
       eddy::recv_buffer b = co_await t->stream->receive();
       if (t->shut_down || t->core->closed) break;
+      if (t->tls != nullptr) {
+        const bool eof = b.empty();
+        co_await tls_read_loop(t, std::move(b), eof);
+        break;
+      }
       if (b.empty()) {
         // EOF right behind data arrives in the same turn here, where asyncio and
         // uvloop see it a loop iteration later. Let what data_received queued run
@@ -268,7 +280,7 @@ eddy::task<void> read_loop(transport_object* t) {
       // A get_buffer or buffer_updated that raised SystemExit/KeyboardInterrupt
       // left the connection open: the rest goes on at the next run, as asyncio
       // reads again once the socket is still readable.
-      while (!b.empty() && !t->shut_down && t->data_received != nullptr) {
+      while (!b.empty() && !t->shut_down && t->data_received != nullptr && t->tls == nullptr) {
         t->resume->clear();
         if (t->reading_paused)
           co_await t->resume->wait();
@@ -276,6 +288,10 @@ eddy::task<void> read_loop(transport_object* t) {
           co_await eddy::yield_now();
         if (t->shut_down || t->core->closed) break;
         deliver(t, b);
+      }
+      if (t->tls != nullptr && !b.empty() && !t->shut_down && !t->core->closed) {
+        co_await tls_read_loop(t, std::move(b), false);  // start_tls() mid-buffer: the rest is TLS
+        break;
       }
       // A SystemExit/KeyboardInterrupt is on its way out of run_forever: the next
       // bytes (already here, so receive() would not suspend) wait for the next run.

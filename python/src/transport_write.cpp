@@ -19,6 +19,7 @@
 #include <eddy/runtime/time.hpp>
 
 #include "transport_object.hpp"
+#include "tls_transport.hpp"
 
 namespace eddypy::stream {
 
@@ -34,10 +35,12 @@ void maybe_resume_protocol(transport_object* t) {
   call_protocol_noargs(t, "resume_writing", "protocol.resume_writing() failed");
 }
 
+bool may_end(const transport_object* t) { return t->closing && !t->close_wait && pending(t) == 0; }
+
 void finish_writes(transport_object* t) {
   if (pending(t) != 0 || t->shut_down) return;
   if (t->eof_written && t->fd >= 0) ::shutdown(t->fd, SHUT_WR);
-  if (t->closing) shutdown(t, nullptr);
+  if (may_end(t)) shutdown(t, nullptr);
 }
 
 eddy::task<void> write_loop(transport_object* t) {
@@ -202,6 +205,40 @@ PyObject* write_per_turn(transport_object* t, const char* p, Py_ssize_t n, Py_bu
   Py_RETURN_NONE;
 }
 
+PyObject* queue_out(transport_object* t, const char* p, Py_ssize_t n, Py_buffer* view) {
+  if (t->core->ring_writes) {
+    t->wbuf->append(p, static_cast<std::size_t>(n));
+  } else if (!t->core->send_now) {
+    return write_per_turn(t, p, n, view);
+  } else if (pending(t) == 0) {
+    const ssize_t w = ::send(t->fd, p, static_cast<std::size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w == n) {
+      if (view != nullptr) PyBuffer_Release(view);
+      Py_RETURN_NONE;
+    }
+    if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      if (view != nullptr) PyBuffer_Release(view);
+      set_errno_error(errno);
+      fatal_error(t, "Fatal write error on socket transport");
+      Py_RETURN_NONE;
+    }
+    const std::size_t done = w > 0 ? static_cast<std::size_t>(w) : 0;
+    t->wbuf->append(p + done, static_cast<std::size_t>(n) - done);
+  } else {
+    t->wbuf->append(p, static_cast<std::size_t>(n));
+  }
+  if (view != nullptr) PyBuffer_Release(view);
+  try {
+    start_writer(t);
+  } catch (...) {
+    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+    return nullptr;
+  }
+  maybe_pause_protocol(t);
+  Py_RETURN_NONE;
+}
+
+
 PyObject* tr_write(PyObject* self, PyObject* data) {
   transport_object* t = as_tr(self);
   const char* p;
@@ -231,36 +268,8 @@ PyObject* tr_write(PyObject* self, PyObject* data) {
     if (have_view) PyBuffer_Release(&view);
     Py_RETURN_NONE;
   }
-  if (t->core->ring_writes) {
-    t->wbuf->append(p, static_cast<std::size_t>(n));
-  } else if (!t->core->send_now) {
-    return write_per_turn(t, p, n, have_view ? &view : nullptr);
-  } else if (pending(t) == 0) {
-    const ssize_t w = ::send(t->fd, p, static_cast<std::size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w == n) {
-      if (have_view) PyBuffer_Release(&view);
-      Py_RETURN_NONE;
-    }
-    if (w < 0 && errno != EAGAIN && errno != EINTR) {
-      if (have_view) PyBuffer_Release(&view);
-      set_errno_error(errno);
-      fatal_error(t, "Fatal write error on socket transport");
-      Py_RETURN_NONE;
-    }
-    const std::size_t done = w > 0 ? static_cast<std::size_t>(w) : 0;
-    t->wbuf->append(p + done, static_cast<std::size_t>(n) - done);
-  } else {
-    t->wbuf->append(p, static_cast<std::size_t>(n));
-  }
-  if (have_view) PyBuffer_Release(&view);
-  try {
-    start_writer(t);
-  } catch (...) {
-    PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
-    return nullptr;
-  }
-  maybe_pause_protocol(t);
-  Py_RETURN_NONE;
+  if (t->tls != nullptr) return tls_write(t, p, n, have_view ? &view : nullptr);
+  return queue_out(t, p, n, have_view ? &view : nullptr);
 }
 
 PyObject* tr_writelines(PyObject* self, PyObject* lines) {
@@ -300,12 +309,16 @@ PyObject* tr_writelines(PyObject* self, PyObject* lines) {
 
 PyObject* tr_write_eof(PyObject* self, PyObject*) {
   transport_object* t = as_tr(self);
+  if (t->tls != nullptr) {
+    PyErr_SetString(PyExc_NotImplementedError, "SSL doesn't support half-closes");  // asyncio's words
+    return nullptr;
+  }
   if (t->closing || t->eof_written) Py_RETURN_NONE;
   t->eof_written = true;
   if (pending(t) == 0 && t->fd >= 0) ::shutdown(t->fd, SHUT_WR);
   Py_RETURN_NONE;
 }
 
-PyObject* tr_can_write_eof(PyObject*, PyObject*) { Py_RETURN_TRUE; }
+PyObject* tr_can_write_eof(PyObject* self, PyObject*) { return PyBool_FromLong(as_tr(self)->tls == nullptr); }
 
 }  // namespace eddypy::stream
