@@ -58,9 +58,10 @@ void flush_out(transport_object* t) {
     s.io.out.clear();
     return;
   }
-  std::string out(reinterpret_cast<const char*>(s.io.out.data()), s.io.out.size());
+  // queue_out copies (or sends) at once and calls nothing that encrypts.
+  PyObject* r = queue_out(t, reinterpret_cast<const char*>(s.io.out.data()),
+                          static_cast<Py_ssize_t>(s.io.out.size()), nullptr);
   s.io.out.clear();
-  PyObject* r = queue_out(t, out.data(), static_cast<Py_ssize_t>(out.size()), nullptr);
   if (r == nullptr) PyErr_Clear();  // the loop is closed: the bytes go with it
   Py_XDECREF(r);
 }
@@ -127,6 +128,12 @@ eddy::task<void> tls_timer(transport_object* t, double seconds, bool handshake) 
       }
     }
   } catch (const eddy::cancelled_error&) {
+    // Cancelled by the loop's close (not by stop_timer): the handle must go
+    // now, while its loop still exists, not at the transport's dealloc.
+    if (t->core->closed && t->tls != nullptr && t->tls->timer != nullptr) {
+      delete t->tls->timer;
+      t->tls->timer = nullptr;
+    }
   }
   Py_DECREF(as_obj(t));
 }
@@ -217,13 +224,16 @@ void peer_ended(transport_object* t) {
   tls_layer& s = *t->tls;
   if (s.end_seen) return;
   s.end_seen = true;
+  // asyncio tells the protocol of the end in every case, after its own close()
+  // too (SSLProtocol._do_shutdown calls eof_received once unwrap succeeds).
+  call_eof_received(t);
+  if (t->shut_down) return;
   if (t->close_wait) {  // our close() waited for this
     t->close_wait = false;
     stop_timer(s);
     if (may_end(t)) shutdown(t, nullptr);
     return;
   }
-  if (!t->closing) call_eof_received(t);
   if (t->shut_down) return;
   if (!t->closing) {
     t->closing = true;
@@ -424,8 +434,7 @@ bool tls_attach(transport_object* t, PyObject* config, PyObject* server_hostname
     return false;
   }
   BIO* bio = eddy::detail::make_cipher_bio(&s->io);
-  SSL_set_bio(s->ssl, bio, bio);  // one BIO both ways: SSL_set_bio takes one reference for each
-  BIO_up_ref(bio);
+  SSL_set_bio(s->ssl, bio, bio);  // one BIO both ways: one reference handed over
   // As ssl.SSLObject sets them (Modules/_ssl.c newPySSLSocket).
   SSL_set_mode(s->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_AUTO_RETRY);
   if (cfg->server_side) {
@@ -476,6 +485,13 @@ bool tls_attach(transport_object* t, PyObject* config, PyObject* server_hostname
     if (PyErr_Occurred()) PyErr_Clear();
   }
   return true;
+}
+
+void tls_release_input(transport_object* t) {
+  tls_layer& s = *t->tls;
+  s.io.in = {};
+  s.io.in_chunk.reset();
+  s.io.spill.clear();
 }
 
 void tls_free(transport_object* t) {

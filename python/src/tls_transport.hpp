@@ -34,6 +34,9 @@ bool tls_attach(transport_object* t, PyObject* config, PyObject* server_hostname
 PyObject* tls_extra(transport_object* t, PyObject* name);
 // Frees the session (dealloc).
 void tls_free(transport_object* t);
+// Drops the ciphertext not yet read, giving its receive buffer back (the
+// reader's end: the buffer belongs to the loop, which may be gone by dealloc).
+void tls_release_input(transport_object* t);
 // What the ssl_object of eddyloop/tls.py asks: _tls_query(what).
 PyObject* tr_tls_query(PyObject* self, PyObject* what);
 // _start_tls(protocol, config, server_hostname, waiter): start_tls in place.
@@ -52,6 +55,7 @@ inline bool tls_attach(transport_object*, PyObject*, PyObject*, PyObject*, bool)
 }
 inline PyObject* tls_extra(transport_object*, PyObject*) { return nullptr; }
 inline void tls_free(transport_object*) {}
+inline void tls_release_input(transport_object*) {}
 inline bool init_tls(PyObject*) { return true; }
 
 #endif

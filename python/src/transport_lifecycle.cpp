@@ -75,6 +75,7 @@ void set_errno_error(int err) {
 // The fd is closed by the reader only; afterwards the socket object (if any)
 // must not close it a second time.
 void release_fd(transport_object* t) {
+  if (t->tls != nullptr) tls_release_input(t);  // a receive buffer is the loop's: back before the loop goes
   if (t->stream != nullptr) {
     delete t->stream;  // closes the fd, cancelling operations still in flight on it
     t->stream = nullptr;

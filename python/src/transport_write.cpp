@@ -310,7 +310,7 @@ PyObject* tr_writelines(PyObject* self, PyObject* lines) {
 PyObject* tr_write_eof(PyObject* self, PyObject*) {
   transport_object* t = as_tr(self);
   if (t->tls != nullptr) {
-    PyErr_SetString(PyExc_NotImplementedError, "SSL doesn't support half-closes");  // asyncio's words
+    PyErr_SetNone(PyExc_NotImplementedError);  // as asyncio's SSL transport: no half-close over TLS
     return nullptr;
   }
   if (t->closing || t->eof_written) Py_RETURN_NONE;
