@@ -32,9 +32,10 @@ struct tls_layer {
   PyObject* hostname = nullptr; // server_hostname, or null
   std::string plain;            // decrypted, not yet taken by the protocol, from plain_pos on
   std::size_t plain_pos = 0;
-  std::string early;            // written before the handshake ended
+  std::string held;             // written, not encrypted yet (until the turn's end or the handshake's)
   eddy::join_handle<void>* timer = nullptr;  // handshake, then shutdown timeout
   bool call_connection_made = true;
+  bool encrypt_queued = false;  // a callback encrypts `held` at the end of this turn
   bool handshake_done = false;
   bool close_notify_sent = false;
   bool peer_closed = false;     // close_notify received

@@ -16,9 +16,10 @@
 //     data_received, or to a BufferedProtocol's buffers, while reading is not
 //     paused; a paused transport neither decrypts nor receives more, so the
 //     peer is held back by TCP as on a plain transport.
-//  4. write() encrypts at once and hands the records to the plain write queue
-//     (transport_write.cpp): flow control, batching and the writers are the
-//     plain transport's, counting ciphertext.
+//  4. write() holds the plaintext until the end of the loop turn (or until
+//     write_step is held), then encrypts it in one go and hands the records to
+//     the plain write queue (transport_write.cpp): flow control and the writers
+//     are the plain transport's, counting the held plaintext and the ciphertext.
 //  5. The peer's close_notify: eof_received() (its answer ignored, as asyncio
 //     ignores it under TLS), then our close_notify and close. An EOF without
 //     close_notify after the handshake: eof_received() and close, as asyncio
@@ -150,6 +151,29 @@ void arm_timer(transport_object* t, double seconds, bool handshake) {
   }
 }
 
+// Step 4: encrypts the plaintext write() held, in steps of write_step.
+void encrypt_held(transport_object* t) {
+  tls_layer& s = *t->tls;
+  std::size_t off = 0;
+  while (off < s.held.size() && !t->shut_down && !s.failed) {
+    const std::size_t step = std::min(write_step, s.held.size() - off);
+    std::size_t done = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(s.ssl, s.held.data() + off, step, &done) != 1) {
+      const int e = SSL_get_error(s.ssl, 0);
+      s.held.clear();
+      t->tls_held = 0;
+      fail(t, ssl_error_from_queue(s.ssl, e), "Fatal error on SSL protocol");
+      return;
+    }
+    off += done;
+    t->tls_held = s.held.size() - off;
+    flush_out(t);
+  }
+  s.held.clear();
+  t->tls_held = 0;
+}
+
 PyObject* connection_reset() { return PyObject_CallNoArgs(PyExc_ConnectionResetError); }
 
 void handshake_done(transport_object* t) {
@@ -168,13 +192,7 @@ void handshake_done(transport_object* t) {
     Py_DECREF(r);
   }
   resolve_waiter(s, nullptr);
-  if (!s.early.empty() && !t->shut_down) {
-    std::string early;
-    early.swap(s.early);
-    PyObject* r = tls_write(t, early.data(), static_cast<Py_ssize_t>(early.size()), nullptr);
-    if (r == nullptr) PyErr_Clear();
-    Py_XDECREF(r);
-  }
+  if (!s.held.empty() && !t->shut_down) encrypt_held(t);  // written before the handshake ended
 }
 
 // Step 2. True once the handshake is done (now or before).
@@ -352,29 +370,32 @@ eddy::task<void> tls_read_loop(transport_object* t, eddy::recv_buffer first, boo
 
 PyObject* tls_write(transport_object* t, const char* p, Py_ssize_t n, Py_buffer* view) {
   tls_layer& s = *t->tls;
-  if (s.failed) {
-    if (view != nullptr) PyBuffer_Release(view);
-    Py_RETURN_NONE;
-  }
-  if (!s.handshake_done) {
-    s.early.append(p, static_cast<std::size_t>(n));
-    if (view != nullptr) PyBuffer_Release(view);
-    Py_RETURN_NONE;
-  }
-  for (Py_ssize_t off = 0; off < n && !t->shut_down;) {
-    const std::size_t step = std::min(write_step, static_cast<std::size_t>(n - off));
-    std::size_t done = 0;
-    ERR_clear_error();
-    if (SSL_write_ex(s.ssl, p + off, step, &done) != 1) {
-      const int e = SSL_get_error(s.ssl, 0);
-      if (view != nullptr) PyBuffer_Release(view);
-      fail(t, ssl_error_from_queue(s.ssl, e), "Fatal error on SSL protocol");
-      Py_RETURN_NONE;
-    }
-    off += static_cast<Py_ssize_t>(done);
-    flush_out(t);
+  if (!s.failed) {
+    s.held.append(p, static_cast<std::size_t>(n));
+    t->tls_held = s.held.size();
   }
   if (view != nullptr) PyBuffer_Release(view);
+  if (s.failed || !s.handshake_done) Py_RETURN_NONE;  // the handshake's end encrypts what waits
+  // What one turn writes becomes one run of records at its end (aiohttp writes
+  // a response as headers, then body: one record instead of two), as the plain
+  // transport sends a turn's writes at once; a large write goes at once.
+  if (s.held.size() >= write_step || t->core->send_now) {
+    encrypt_held(t);
+  } else if (!s.encrypt_queued) {
+    try {
+      t->core->loop->call_soon([r = ref(as_obj(t))] {
+        transport_object* t = as_tr(r.get());
+        if (t->tls == nullptr) return;
+        t->tls->encrypt_queued = false;
+        if (!t->shut_down && !t->core->closed) encrypt_held(t);
+      });
+      s.encrypt_queued = true;
+    } catch (...) {
+      PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+      return nullptr;
+    }
+  }
+  maybe_pause_protocol(t);
   Py_RETURN_NONE;
 }
 
@@ -382,24 +403,31 @@ void tls_close(transport_object* t) {
   tls_layer& s = *t->tls;
   s.plain.clear();
   s.plain_pos = 0;
-  s.early.clear();
   // During the handshake asyncio aborts (SSLProtocol._start_shutdown): nothing to notify.
-  if (!s.handshake_done || s.failed) return;
-  if (!s.close_notify_sent) {
+  if (!s.handshake_done || s.failed) {
+    s.held.clear();
+    t->tls_held = 0;
+    return;
+  }
+  // Held open while the records and close_notify are queued: a write queue that
+  // drains meanwhile must not end the transport before close_notify is in it.
+  t->close_wait = true;
+  encrypt_held(t);  // what was written goes before close_notify
+  if (!s.close_notify_sent && !t->shut_down) {
     s.close_notify_sent = true;
     ERR_clear_error();
     SSL_shutdown(s.ssl);
     ERR_clear_error();
     flush_out(t);
   }
-  if (!s.end_seen && !s.peer_closed && !s.io.in_eof) {
-    t->close_wait = true;
-    arm_timer(t, config_of(s)->shutdown_timeout, false);
-  }
+  t->close_wait = !s.end_seen && !s.peer_closed && !s.io.in_eof && !t->shut_down;
+  if (t->close_wait) arm_timer(t, config_of(s)->shutdown_timeout, false);
 }
 
 void tls_on_shutdown(transport_object* t, PyObject* exc) {
   tls_layer& s = *t->tls;
+  s.held.clear();  // aborted: dropped with the write queue
+  t->tls_held = 0;
   stop_timer(s);
   if (s.waiter == nullptr) return;
   resolve_waiter(s, exc);  // asyncio: _wakeup_waiter(exc) from connection_lost

@@ -369,6 +369,7 @@ PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObj
   t->reading_paused = t->closing = t->eof_written = t->shut_down = t->protocol_paused = false;
   t->flush_queued = false;
   t->tls = nullptr;
+  t->tls_held = 0;
   t->app_silent = t->close_wait = false;
   PyObject_GC_Track(as_obj(t));
   if (t->extra == nullptr || !set_protocol_refs(t, protocol)) {

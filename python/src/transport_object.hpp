@@ -51,6 +51,7 @@ struct transport_object {
   // TLS (tls_transport.cpp): null on a plain transport. The bytes the socket
   // carries are ciphertext then; the protocol sees the plaintext.
   tls_layer* tls;
+  std::size_t tls_held;  // plaintext write() took, not encrypted yet (in pending())
   bool app_silent;   // the protocol has not had connection_made (TLS handshake): no connection_lost
   bool close_wait;   // TLS close: the socket stays open for the peer's close_notify
 };
@@ -58,7 +59,10 @@ struct transport_object {
 inline transport_object* as_tr(PyObject* o) { return reinterpret_cast<transport_object*>(o); }
 inline PyObject* as_obj(transport_object* t) { return reinterpret_cast<PyObject*>(t); }
 
-inline std::size_t pending(const transport_object* t) { return t->wbuf->size() - t->wpos + t->inflight; }
+// Bytes for the socket: in the write queue or in an io_uring send.
+inline std::size_t queued(const transport_object* t) { return t->wbuf->size() - t->wpos + t->inflight; }
+// The write buffer's size as asyncio counts it: queued, plus TLS plaintext not encrypted yet.
+inline std::size_t pending(const transport_object* t) { return queued(t) + t->tls_held; }
 
 extern PyObject* g_transport_socket;  // asyncio.trsock.TransportSocket
 extern PyObject* g_socket_type;       // socket.socket

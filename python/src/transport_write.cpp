@@ -46,10 +46,10 @@ void finish_writes(transport_object* t) {
 eddy::task<void> write_loop(transport_object* t) {
   // t: a strong reference taken by start_writer, released at the end.
   try {
-    while (pending(t) != 0 && t->fd >= 0 && !t->shut_down) {
+    while (queued(t) != 0 && t->fd >= 0 && !t->shut_down) {
       co_await eddy::poll(t->fd, POLLOUT);
       if (t->fd < 0 || t->shut_down) break;
-      const ssize_t n = ::send(t->fd, t->wbuf->data() + t->wpos, pending(t), MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = ::send(t->fd, t->wbuf->data() + t->wpos, queued(t), MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) continue;
         set_errno_error(errno);
@@ -131,7 +131,7 @@ void start_writer(transport_object* t) {
 // epoll: one send() of everything queued. False after a fatal error (reported,
 // the transport shut down).
 bool send_queued(transport_object* t) {
-  const ssize_t n = ::send(t->fd, t->wbuf->data() + t->wpos, pending(t), MSG_NOSIGNAL | MSG_DONTWAIT);
+  const ssize_t n = ::send(t->fd, t->wbuf->data() + t->wpos, queued(t), MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return true;
     set_errno_error(errno);
@@ -150,7 +150,7 @@ bool send_queued(transport_object* t) {
 // POLLOUT writer. Called from write() (send now) or from the end-of-turn flush.
 void send_or_wait(transport_object* t) {
   if (!send_queued(t)) return;
-  if (pending(t) != 0) {
+  if (queued(t) != 0) {
     // spawn throws only once the loop is closed; the queued bytes go with it then,
     // and nothing may escape into write()'s caller (C) or the loop's callback.
     try {
@@ -168,7 +168,7 @@ void send_or_wait(transport_object* t) {
 // every write() of a response made in between goes out in this one send().
 void flush_turn(transport_object* t) {
   t->flush_queued = false;
-  if (t->shut_down || t->fd < 0 || t->writer != nullptr || pending(t) == 0) return;
+  if (t->shut_down || t->fd < 0 || t->writer != nullptr || queued(t) == 0) return;
   send_or_wait(t);
 }
 
@@ -210,7 +210,7 @@ PyObject* queue_out(transport_object* t, const char* p, Py_ssize_t n, Py_buffer*
     t->wbuf->append(p, static_cast<std::size_t>(n));
   } else if (!t->core->send_now) {
     return write_per_turn(t, p, n, view);
-  } else if (pending(t) == 0) {
+  } else if (queued(t) == 0) {
     const ssize_t w = ::send(t->fd, p, static_cast<std::size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w == n) {
       if (view != nullptr) PyBuffer_Release(view);
