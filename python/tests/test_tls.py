@@ -724,6 +724,23 @@ def scenario_start_tls_upgrades_a_plain_connection(loop, trace):
     _run(loop, main())
 
 
+def scenario_unix_sockets_carry_tls_too(loop, trace):
+    async def main():
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "tls.sock")
+            server = await asyncio.start_unix_server(_echo_handler, path, ssl=server_context())
+            r, w = await asyncio.open_unix_connection(path, ssl=client_context(), server_hostname="localhost")
+            trace.append(_session_facts(w.transport))
+            w.write(b"over a unix socket" * 1000)
+            trace.append(len(await r.readexactly(18000)))
+            w.close()
+            await w.wait_closed()
+            server.close()
+            await server.wait_closed()
+
+    _run(loop, main())
+
+
 TlsLikeAsyncioTest = trace_tests("TlsLikeAsyncioTest", {
     n[len("scenario_"):]: f for n, f in list(globals().items()) if n.startswith("scenario_")})
 TlsLikeAsyncioTest.__module__ = __name__  # so setUpModule's certificate is there for it
@@ -743,6 +760,24 @@ class TlsRunsInCTest(LoopTest):
             self.assertIs(tr.get_extra_info("ssl_object"), tr.get_extra_info("ssl_object"))
             self.assertEqual(tr.get_write_buffer_limits(), (16384, 65536))
             tr.close()
+            # start_tls upgrades eddy's plain transport in place.
+            plain = await asyncio.start_server(lambda r, w: w.start_tls(server_context()), "127.0.0.1", 0)
+            self.addCleanup(plain.close)
+            r, w = await asyncio.open_connection(*plain.sockets[0].getsockname())
+            before = w.transport
+            await w.start_tls(client_context(), server_hostname="localhost")
+            self.assertIs(w.transport, before)
+            self.assertTrue(w.transport._is_tls)
+            w.close()
+            # Unix sockets too.
+            with tempfile.TemporaryDirectory() as d:
+                server = await asyncio.start_unix_server(lambda r, w: None, os.path.join(d, "s"),
+                                                         ssl=server_context())
+                self.addCleanup(server.close)
+                r, w = await asyncio.open_unix_connection(os.path.join(d, "s"), ssl=client_context(),
+                                                          server_hostname="localhost")
+                self.assertTrue(w.transport._is_tls)
+                w.close()
 
         self.run_async(main())
 
