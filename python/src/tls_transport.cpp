@@ -522,6 +522,14 @@ void tls_release_input(transport_object* t) {
   s.io.spill.clear();
 }
 
+int tls_traverse(transport_object* t, visitproc visit, void* arg) {
+  Py_VISIT(t->tls->waiter);
+  Py_VISIT(t->tls->config);
+  return 0;
+}
+
+void tls_clear(transport_object* t) { Py_CLEAR(t->tls->waiter); }
+
 void tls_free(transport_object* t) {
   tls_layer* s = t->tls;
   if (s == nullptr) return;

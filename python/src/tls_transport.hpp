@@ -34,6 +34,11 @@ bool tls_attach(transport_object* t, PyObject* config, PyObject* server_hostname
 PyObject* tls_extra(transport_object* t, PyObject* name);
 // Frees the session (dealloc).
 void tls_free(transport_object* t);
+// The garbage collector's view of the session's references (the waiter may
+// lead back to the transport through the task awaiting it).
+int tls_traverse(transport_object* t, visitproc visit, void* arg);
+// tp_clear's part: drops the waiter (the one reference that can close a cycle).
+void tls_clear(transport_object* t);
 // Drops the ciphertext not yet read, giving its receive buffer back (the
 // reader's end: the buffer belongs to the loop, which may be gone by dealloc).
 void tls_release_input(transport_object* t);
@@ -55,6 +60,8 @@ inline bool tls_attach(transport_object*, PyObject*, PyObject*, PyObject*, bool)
 }
 inline PyObject* tls_extra(transport_object*, PyObject*) { return nullptr; }
 inline void tls_free(transport_object*) {}
+inline int tls_traverse(transport_object*, visitproc, void*) { return 0; }
+inline void tls_clear(transport_object*) {}
 inline void tls_release_input(transport_object*) {}
 inline bool init_tls(PyObject*) { return true; }
 

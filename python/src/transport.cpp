@@ -227,7 +227,7 @@ int tr_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(t->buffer_updated);
   Py_VISIT(t->server);
   Py_VISIT(t->extra);
-  return 0;
+  return t->tls != nullptr ? tls_traverse(t, visit, arg) : 0;
 }
 
 int tr_clear(PyObject* self) {
@@ -236,6 +236,7 @@ int tr_clear(PyObject* self) {
   Py_CLEAR(t->data_received);
   Py_CLEAR(t->buffer_updated);
   Py_CLEAR(t->extra);
+  if (t->tls != nullptr) tls_clear(t);
   return 0;
 }
 
