@@ -432,7 +432,7 @@ void tls_on_shutdown(transport_object* t, PyObject* exc) {
   s.held.clear();  // aborted: dropped with the write queue
   t->tls_held = 0;
   stop_timer(s);
-  if (s.waiter == nullptr) return;
+  if (s.waiter == nullptr || t->core->closed) return;  // a closed loop's futures take no result
   resolve_waiter(s, exc);  // asyncio: _wakeup_waiter(exc) from connection_lost
 }
 
