@@ -382,7 +382,12 @@ class Loop(base_events.BaseEventLoop):
             raise ValueError(f"ssl_shutdown_timeout should be a positive number, got {shutdown_timeout}")
         if _SSLPROTO_ONLY or ssl is None or not getattr(_core, "TLS_SAME_OPENSSL", False):
             return None
-        if type(sslcontext) is not ssl.SSLContext and not isinstance(sslcontext, ssl.SSLContext):
+        if not isinstance(sslcontext, ssl.SSLContext):
+            return None
+        # A subclass that makes its own SSL objects (wrap_bio, sslobject_class)
+        # expects asyncio to go through them.
+        if (type(sslcontext).wrap_bio is not ssl.SSLContext.wrap_bio
+                or sslcontext.sslobject_class is not ssl.SSLObject):
             return None
         # Callbacks CPython installs on the SSL_CTX that expect its own SSL
         # socket objects as the connection's app data: those stay with sslproto.

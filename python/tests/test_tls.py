@@ -795,6 +795,18 @@ class TlsRunsInCTest(LoopTest):
             tr.close()
             await asyncio.sleep(0.1)
 
+            class OwnObjects(ssl.SSLContext):
+                sslobject_class = type("MySSLObject", (ssl.SSLObject,), {})
+
+            mine = OwnObjects(ssl.PROTOCOL_TLS_CLIENT)
+            mine.load_verify_locations(os.path.join(_dir.name, "cert.pem"))
+            plain_server, port = await TlsTest.echo_server(self)
+            tr, _ = await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=mine,
+                                                      server_hostname="localhost")
+            self.assertEqual(type(tr.get_extra_info("ssl_object")).__name__, "MySSLObject")
+            tr.close()
+            await asyncio.sleep(0.1)
+
         self.run_async(main())
 
     def test_timeouts_are_checked_like_asyncio(self):
