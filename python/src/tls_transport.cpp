@@ -381,8 +381,8 @@ PyObject* tls_write(transport_object* t, const char* p, Py_ssize_t n, Py_buffer*
   if (s.failed || !s.handshake_done) Py_RETURN_NONE;  // the handshake's end encrypts what waits
   // What one turn writes becomes one run of records at its end (aiohttp writes
   // a response as headers, then body: one record instead of two), as the plain
-  // transport sends a turn's writes at once; a large write goes at once.
-  if (s.held.size() >= write_step || t->core->send_now) {
+  // transport sends a turn's writes at once; past the high-water mark, at once.
+  if (static_cast<Py_ssize_t>(s.held.size()) > t->high || s.held.size() >= write_step || t->core->send_now) {
     encrypt_held(t);
   } else if (!s.encrypt_queued) {
     try {

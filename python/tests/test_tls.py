@@ -724,6 +724,69 @@ def scenario_start_tls_upgrades_a_plain_connection(loop, trace):
     _run(loop, main())
 
 
+def scenario_write_flow_control_pauses_and_resumes_the_writer(loop, trace):
+    # The server does not read for a while and the kernel's buffers are small:
+    # the client's 8 MiB back up, its protocol is told to pause, then to resume
+    # once the server reads again.
+    async def main():
+        server_tr = loop.create_future()
+        server_lost = loop.create_future()
+        got = [0]
+
+        class Slow(asyncio.Protocol):
+            def connection_made(self, transport):
+                transport.pause_reading()
+                server_tr.set_result(transport)
+
+            def data_received(self, data):
+                got[0] += len(data)
+
+            def connection_lost(self, exc):
+                server_lost.set_result(exc)
+
+        class Writer(asyncio.Protocol):
+            def __init__(self):
+                self.events = []
+                self.resumed = loop.create_future()
+
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def pause_writing(self):
+                self.events.append(("pause", self.transport.get_write_buffer_size() > 65536))
+
+            def resume_writing(self):
+                self.events.append(("resume", self.transport.get_write_buffer_size() <= 16384))
+                if not self.resumed.done():
+                    self.resumed.set_result(None)
+
+        lsock = socket.socket()
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        server = await loop.create_server(Slow, sock=lsock, ssl=server_context())
+        csock = socket.socket()
+        csock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        csock.setblocking(False)
+        await loop.sock_connect(csock, lsock.getsockname())
+        w = Writer()
+        tr, _ = await loop.create_connection(lambda: w, sock=csock, ssl=client_context(),
+                                             server_hostname="localhost")
+        for _ in range(128):
+            tr.write(b"w" * 65536)
+        await asyncio.sleep(0.3)
+        trace.append(("before the server reads", w.events, got[0]))
+        (await server_tr).resume_reading()
+        await asyncio.wait_for(w.resumed, 20)
+        trace.append(("once it reads", w.events[:2]))
+        tr.close()
+        trace.append(("server lost", await asyncio.wait_for(server_lost, 20), got[0]))
+        server.close()
+        await server.wait_closed()
+
+    _run(loop, main())
+
+
 def scenario_unix_sockets_carry_tls_too(loop, trace):
     async def main():
         with tempfile.TemporaryDirectory() as d:
