@@ -3,8 +3,10 @@
 Echo servers (bench/python/echo_server.py) in three styles -- (a) protocol,
 (b) streams, (c) sock_* -- (d) an aiohttp hello-world server under wrk
 (1 thread, 100 connections) and (e) the same over HTTPS (TLS in asyncio's sslproto
-on every loop but uvloop, which has its own; a throw-away certificate made with
-openssl; wrk keeps its 100 connections, so this is TLS records, not handshakes),
+on asyncio's loop, uvloop's own Cython layer on uvloop, eddyloop's C layer on
+eddyloop (EDDYLOOP_SSLPROTO=1 puts eddyloop on sslproto); a throw-away certificate
+made with openssl; wrk keeps its 100 connections, so this is TLS records, not
+handshakes),
 (f) aiohttp serving a file with web.FileResponse under the same wrk (aiohttp sends
 it with loop.sendfile: os.sendfile on asyncio's loop and on eddyloop, a copy
 through the transport where the loop has no native sendfile; --static-kib sets

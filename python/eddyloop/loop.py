@@ -20,6 +20,11 @@ import warnings
 import weakref
 from asyncio import base_events, constants, events, futures, selector_events, sslproto, unix_events
 
+try:
+    import ssl
+except ImportError:  # Python built without ssl: asyncio has no TLS either
+    ssl = None
+
 from asyncio import format_helpers
 from asyncio.log import logger
 
@@ -358,21 +363,84 @@ class Loop(base_events.BaseEventLoop):
     def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
         return _core.make_stream_transport(self._core, sock, protocol, waiter, extra, server)
 
-    # TLS: asyncio's own TLS state machine (asyncio.sslproto.SSLProtocol, the
-    # ssl module's MemoryBIO underneath) runs as the protocol of one of eddy's
-    # stream transports, which carries the encrypted bytes; the application
-    # protocol gets SSLProtocol's transport. The same layering serves
-    # create_connection(ssl=...), create_server(ssl=...), the Unix variants,
-    # connect_accepted_socket and start_tls (BaseEventLoop's, unchanged).
+    # TLS runs in C on eddy (python/src/tls_transport.cpp): the transport itself
+    # carries the session, made from the user's ssl.SSLContext's own SSL_CTX.
+    # A context the C layer cannot take safely (see _c_tls) gets asyncio's own
+    # TLS state machine instead: asyncio.sslproto.SSLProtocol (the ssl module's
+    # MemoryBIO underneath) as the protocol of one of eddy's plain transports.
+    # The same choice serves create_connection(ssl=...), create_server(ssl=...),
+    # the Unix variants, connect_accepted_socket and start_tls.
+    def _c_tls(self, sslcontext, server_side, server_hostname, handshake_timeout, shutdown_timeout):
+        """A _core.TLSConfig for sslcontext, or None where asyncio.sslproto must run it."""
+        if handshake_timeout is None:
+            handshake_timeout = constants.SSL_HANDSHAKE_TIMEOUT
+        elif handshake_timeout <= 0:
+            raise ValueError(f"ssl_handshake_timeout should be a positive number, got {handshake_timeout}")
+        if shutdown_timeout is None:
+            shutdown_timeout = constants.SSL_SHUTDOWN_TIMEOUT
+        elif shutdown_timeout <= 0:
+            raise ValueError(f"ssl_shutdown_timeout should be a positive number, got {shutdown_timeout}")
+        if _SSLPROTO_ONLY or ssl is None or not getattr(_core, "TLS_SAME_OPENSSL", False):
+            return None
+        if not isinstance(sslcontext, ssl.SSLContext):
+            return None
+        # A subclass that makes its own SSL objects (wrap_bio, sslobject_class)
+        # expects asyncio to go through them.
+        if (type(sslcontext).wrap_bio is not ssl.SSLContext.wrap_bio
+                or sslcontext.sslobject_class is not ssl.SSLObject):
+            return None
+        # Callbacks CPython installs on the SSL_CTX that expect its own SSL
+        # socket objects as the connection's app data: those stay with sslproto.
+        if (sslcontext.sni_callback is not None or sslcontext.keylog_filename
+                or getattr(sslcontext, "_msg_callback", None) is not None):
+            return None
+        if server_side:
+            if sslcontext.protocol == ssl.PROTOCOL_TLS_CLIENT or sslcontext.post_handshake_auth:
+                return None
+        elif sslcontext.protocol == ssl.PROTOCOL_TLS_SERVER or (sslcontext.check_hostname and not server_hostname):
+            return None  # sslproto raises the ssl module's own error for these
+        return _core.tls_config(sslcontext, server_side, float(handshake_timeout), float(shutdown_timeout),
+                                handshake_timeout)
+
     def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *, server_side=False,
                             server_hostname=None, extra=None, server=None,
                             ssl_handshake_timeout=constants.SSL_HANDSHAKE_TIMEOUT,
                             ssl_shutdown_timeout=constants.SSL_SHUTDOWN_TIMEOUT):
+        if not sslcontext:
+            sslcontext = sslproto._create_transport_context(server_side, server_hostname)
+        hostname = server_hostname if server_hostname and not server_side else None
+        tls = self._c_tls(sslcontext, server_side, hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if tls is not None:
+            return _core.make_stream_transport(self._core, rawsock, protocol, waiter, extra, server, tls, hostname)
         ssl_protocol = sslproto.SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return ssl_protocol._app_transport
+
+    async def start_tls(self, transport, protocol, sslcontext, *, server_side=False, server_hostname=None,
+                        ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        """Upgrade `transport` to TLS (asyncio's start_tls). On one of eddy's
+        plain transports with a context the C layer takes, the upgrade happens
+        in place and the same transport object is returned, now encrypting."""
+        tls = None
+        if (ssl is not None and isinstance(sslcontext, ssl.SSLContext) and type(transport) is _core.TCPTransport
+                and not transport._is_tls and not transport.is_closing()):
+            hostname = server_hostname if server_hostname and not server_side else None
+            tls = self._c_tls(sslcontext, server_side, hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if tls is None:
+            return await super().start_tls(transport, protocol, sslcontext, server_side=server_side,
+                                           server_hostname=server_hostname,
+                                           ssl_handshake_timeout=ssl_handshake_timeout,
+                                           ssl_shutdown_timeout=ssl_shutdown_timeout)
+        waiter = self.create_future()
+        transport._start_tls(protocol, tls, hostname, waiter)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return transport
 
     def _make_datagram_transport(self, sock, protocol, address=None, waiter=None, extra=None):
         return selector_events._SelectorDatagramTransport(self, sock, protocol, address, waiter, extra)
@@ -383,6 +451,12 @@ class Loop(base_events.BaseEventLoop):
         self._check_closed()
         fd = sock.fileno()
         if fd in self._serving:
+            return
+        tls = None
+        if sslcontext is not None:
+            tls = self._c_tls(sslcontext, True, None, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if tls is not None:
+            self._serving[fd] = _core.serve(self._core, os.dup(fd), protocol_factory, server, backlog, tls)
             return
         if sslcontext is not None:
             # eddy's accept loop makes each connection's transport for the
@@ -537,6 +611,11 @@ class Loop(base_events.BaseEventLoop):
                     self.remove_signal_handler(signum)
                 else:
                     self._core.call_soon(_run_signal_handle, handle)
+
+
+# EDDYLOOP_SSLPROTO=1: every TLS connection runs on asyncio.sslproto, as before
+# eddyloop had TLS in C (for comparisons and as a way out).
+_SSLPROTO_ONLY = os.environ.get("EDDYLOOP_SSLPROTO", "") not in ("", "0")
 
 
 def _noop():

@@ -7,7 +7,7 @@ says so with resume_writing), os.sendfile(2) moves the file's bytes from the pag
 cache to the socket inside the kernel, waiting through eddy for the socket to
 take more when it is full. No byte of the file passes through Python.
 
-Copy path (a file without a descriptor, not a regular file, or a kernel that
+Copy path (a TLS transport, a file without a descriptor, not a regular file, or a kernel that
 refuses sendfile for it), when fallback=True: read in the default executor,
 write through the transport with its flow control (asyncio's fallback). With
 fallback=False those raise asyncio.SendfileNotAvailableError instead.
@@ -213,7 +213,15 @@ async def _copy(loop, transport, drain, file, offset, count):
 
 async def sendfile(loop, transport, file, offset=0, count=None, *, fallback=True):
     _check_args(transport, file, offset, count)
-    fileno = _regular_fileno(file)
+    if transport._is_tls:
+        # os.sendfile would put the file on the wire unencrypted: TLS copies
+        # through the transport, and says so as asyncio does without fallback.
+        if not fallback:
+            raise RuntimeError(f"fallback is disabled and native sendfile is not supported for transport "
+                               f"{transport!r}")
+        fileno = None
+    else:
+        fileno = _regular_fileno(file)
     if fileno is None and not fallback:
         raise asyncio.SendfileNotAvailableError(
             f"sendfile needs a regular file with a descriptor, got {file!r}")

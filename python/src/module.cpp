@@ -1,6 +1,7 @@
 // eddyloop._core: the C++ half of eddyloop (see eddyloop/__init__.py).
 #include "module.hpp"
 #include "transport.hpp"
+#include "tls_transport.hpp"
 
 namespace eddypy {
 PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs);
@@ -12,9 +13,9 @@ namespace {
 
 PyMethodDef module_methods[] = {
     {"make_stream_transport", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::make_stream_transport)),
-     METH_FASTCALL, "make_stream_transport(core, sock, protocol, waiter, extra, server) -> transport"},
+     METH_FASTCALL, "make_stream_transport(core, sock, protocol, waiter, extra, server[, tls, server_hostname]) -> transport"},
     {"serve", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::serve)), METH_FASTCALL,
-     "serve(core, listen_fd, protocol_factory, server, backlog) -> Serving (owns listen_fd)"},
+     "serve(core, listen_fd, protocol_factory, server, backlog[, tls]) -> Serving (owns listen_fd)"},
     {"watch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::watch)), METH_FASTCALL,
      "watch(core, fd, writable, handle[, borrow_core]) -> Watcher"},
     {"wait_fd", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::wait_fd)), METH_FASTCALL,
@@ -33,7 +34,8 @@ PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__core() {
   PyObject* m = PyModule_Create(&module_def);
   if (m == nullptr) return nullptr;
-  if (PyType_Ready(&eddypy::core_type) < 0 || !eddypy::init_handles(m) || !eddypy::init_transports(m)) {
+  if (PyType_Ready(&eddypy::core_type) < 0 || !eddypy::init_handles(m) || !eddypy::init_transports(m) ||
+      !eddypy::stream::init_tls(m)) {
     Py_DECREF(m);
     return nullptr;
   }
