@@ -125,6 +125,9 @@ PyObject* tr_get_extra_info(PyObject* self, PyObject* args, PyObject* kwds) {
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O", const_cast<char**>(kwlist), &name, &dflt))
     return nullptr;
   transport_object* t = as_tr(self);
+  // tp_clear (the garbage collector breaking a cycle) drops the dict; a finalizer
+  // in that cycle may still ask, so answer from an empty one rather than crash.
+  if (t->extra == nullptr && (t->extra = PyDict_New()) == nullptr) return nullptr;
   PyObject* v = PyDict_GetItemWithError(t->extra, name);
   if (v != nullptr) return Py_NewRef(v);
   if (PyErr_Occurred()) return nullptr;
