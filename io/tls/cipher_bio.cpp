@@ -1,6 +1,6 @@
-// A BIO_METHOD over cipher_io (see cipher_bio.hpp). One method object for the
+// A BIO_METHOD over cipher_io (see <eddy/io/detail/tls_cipher_bio.hpp>). One method object for the
 // process, made on first use (BIO_meth_new is not free and the method is immutable).
-#include "io/tls/cipher_bio.hpp"
+#include <eddy/io/detail/tls_cipher_bio.hpp>
 
 #include <algorithm>
 #include <cstring>

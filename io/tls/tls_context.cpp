@@ -18,7 +18,7 @@
 #include <eddy/io/tls_error.hpp>
 #include <stdexcept>
 
-#include "io/tls/openssl_errors.hpp"
+#include <eddy/io/detail/openssl_errors.hpp>
 #include "io/tls/tls_internal.hpp"
 
 namespace eddy {

@@ -5,7 +5,7 @@
 
 #include <eddy/io/tls_error.hpp>
 
-#include "io/tls/openssl_errors.hpp"
+#include <eddy/io/detail/openssl_errors.hpp>
 #include "io/tls/tls_state.hpp"
 
 namespace eddy::detail {

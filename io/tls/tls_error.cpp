@@ -3,7 +3,7 @@
 
 #include <eddy/io/tls_error.hpp>
 
-#include "io/tls/openssl_errors.hpp"
+#include <eddy/io/detail/openssl_errors.hpp>
 
 namespace eddy {
 namespace {

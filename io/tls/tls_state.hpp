@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "io/tls/cipher_bio.hpp"
+#include <eddy/io/detail/tls_cipher_bio.hpp>
 #include "io/tls/tls_internal.hpp"
 
 namespace eddy::detail {

@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "io/tls/openssl_errors.hpp"
+#include <eddy/io/detail/openssl_errors.hpp>
 #include "io/tls/tls_state.hpp"
 
 namespace eddy {

@@ -21,7 +21,7 @@
 #include <cstring>
 #include <string>
 
-#include "io/tls/openssl_errors.hpp"
+#include <eddy/io/detail/openssl_errors.hpp>
 #include "tls_layer.hpp"
 
 namespace eddypy::stream {

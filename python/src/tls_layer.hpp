@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "io/tls/cipher_bio.hpp"
+#include <eddy/io/detail/tls_cipher_bio.hpp>
 #include "tls_transport.hpp"
 
 namespace eddypy::stream {

@@ -1,5 +1,5 @@
 // TLS under eddyloop's stream transport: the session lives in C++ (OpenSSL
-// through eddy's cipher BIO, io/tls/cipher_bio.hpp) instead of asyncio.sslproto's
+// through eddy's cipher BIO, <eddy/io/detail/tls_cipher_bio.hpp>) instead of asyncio.sslproto's
 // SSLProtocol and ssl.MemoryBIO in Python. The transport object is the same
 // (transport_object.hpp); `t->tls` makes its socket bytes ciphertext. The
 // SSL_CTX is the user's ssl.SSLContext's own, so every setting made there

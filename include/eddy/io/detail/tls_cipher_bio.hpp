@@ -1,3 +1,4 @@
+// (detail: used by io/tls and by eddyloop's TLS transport, python/src.)
 // The BIO between OpenSSL and eddy's transport: OpenSSL reads ciphertext from a
 // span of bytes eddy received (a recv_buffer lent by the loop, so on io_uring the
 // provided-buffer ring the kernel filled) and appends what it writes to a vector
