@@ -39,6 +39,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "../pending_call.hpp"
 #include "../remote_invoke.hpp"
 #include "cluster_protocol.hpp"
 #include "redis_connection.hpp"
@@ -62,7 +63,7 @@ void cluster_protocol::check_namespace(std::string_view ns) {
 
 enum class cl_outcome { pending, answered, dead, broker, cancelled };
 
-struct cl_call {
+struct cl_call : pending_call<cl_call, cl_outcome> {
   cluster_core* core = nullptr;
   const remote_entry* entry = nullptr;
   std::vector<char> args;
@@ -70,20 +71,12 @@ struct cl_call {
   std::string stream_id;  // set when the XADD was acknowledged
   bool in_waiting = false;
   bool in_flight = false;
-  cl_outcome out = cl_outcome::pending;
   char kind = 0;
   std::vector<char> body;
   std::string message;
-  bool suspended = false;
-  std::coroutine_handle<> h{};
-  task_core* waiter = nullptr;
-  cancel_hook hook{&on_cancel};
 
   cl_call() = default;
-  cl_call(const cl_call&) = delete;
-  cl_call& operator=(const cl_call&) = delete;
   ~cl_call();
-  static bool on_cancel(cancel_hook* hk) noexcept;
 };
 
 class cluster_core : public std::enable_shared_from_this<cluster_core> {
@@ -164,13 +157,6 @@ cluster_core::cluster_core(loop& l, std::string_view url, const cluster_pool_opt
 
 // ---- calls ------------------------------------------------------------------
 
-bool cl_call::on_cancel(cancel_hook* hk) noexcept {
-  cl_call* c = outer_of(hk, &cl_call::hook);
-  if (c->out != cl_outcome::pending) return false;
-  c->core->cancel(c);
-  return true;
-}
-
 cl_call::~cl_call() {
   if (out == cl_outcome::pending && core != nullptr && (in_waiting || in_flight)) {
     suspended = false;
@@ -178,37 +164,11 @@ cl_call::~cl_call() {
   }
 }
 
-struct cl_call_awaiter {
-  cl_call* c;
-  bool await_ready() {
-    if (consume_pending_cancel()) {
-      c->out = cl_outcome::cancelled;
-      return true;
-    }
-    c->core->submit(c);
-    return c->out != cl_outcome::pending;
-  }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    c->h = h;
-    c->waiter = current_core();
-    c->suspended = true;
-    if (c->waiter != nullptr) c->waiter->hook_ = &c->hook;
-  }
-  void await_resume() const noexcept {
-    if (c->waiter != nullptr && c->waiter->hook_ == &c->hook) c->waiter->hook_ = nullptr;
-  }
-};
-
 void cluster_core::finish(cl_call* c, cl_outcome o, std::string message) noexcept {
-  c->out = o;
   c->message = std::move(message);
   c->in_waiting = false;
   c->in_flight = false;
-  if (c->suspended) {
-    c->suspended = false;
-    if (c->waiter != nullptr && c->waiter->hook_ == &c->hook) c->waiter->hook_ = nullptr;
-    loop_schedule(*l_, c->waiter, c->h);
-  }
+  c->settle(*l_, o);
 }
 
 void cluster_core::submit(cl_call* c) {
@@ -540,7 +500,7 @@ task<std::vector<char>> cluster_exchange(std::shared_ptr<cluster_core> core,
   c.core = core.get();
   c.entry = entry;
   c.args = std::move(args);
-  co_await cl_call_awaiter{&c};
+  co_await c;
   switch (c.out) {
     case cl_outcome::answered:
       if (c.kind == proto::kind_result) co_return std::move(c.body);
