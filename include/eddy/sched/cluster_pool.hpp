@@ -222,7 +222,9 @@ class cluster_pool {
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
 struct cluster_worker_options {
-  /// Jobs run at once, each on its own thread of the worker's pool (1..1024).
+  /// Jobs run at once (1..1024), each on its own thread of the worker's pool; with 1,
+  /// on the thread that called cluster_worker_main (no hand-off to another thread
+  /// per job), while a side thread heartbeats it.
   unsigned concurrency = 1;
   /// Key prefix; the callers' cluster_pool_options::ns.
   std::string ns = "eddy";
@@ -248,7 +250,7 @@ struct cluster_worker_options {
 
 /// Runs a worker until SIGTERM or SIGINT: reads jobs from the consumer group, runs
 /// their functions (registered with EDDY_REMOTE in this program) `concurrency` at a
-/// time on its own threads, answers each caller, heartbeats running jobs, claims the
+/// time (see cluster_worker_options::concurrency), answers each caller, heartbeats running jobs, claims the
 /// jobs of dead workers, dead-letters poison jobs, and reconnects with backoff when
 /// Redis goes away. On SIGTERM it stops taking jobs, finishes and acknowledges the
 /// running ones, leaves the group and returns 0. Returns 2 (after printing why) for a
