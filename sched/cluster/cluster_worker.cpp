@@ -134,7 +134,8 @@ class worker {
   }
   void start_job(job_fields j);
   static task<void> job(worker* w, job_fields j);
-  task<void> answer(std::vector<std::vector<std::string>> cmds);
+  task<void> answer(std::vector<std::vector<std::string>> cmds,
+                    std::shared_ptr<redis_connection> first = nullptr);
   task<void> session();
   static task<void> ticker(worker* w);
   task<void> claim();
@@ -174,11 +175,13 @@ void worker::start_job(job_fields j) {
   loop::current().spawn(job(this, std::move(j))).detach();
 }
 
-// Sends `cmds` (an answer and its acknowledgement) once a connection takes them.
-task<void> worker::answer(std::vector<std::vector<std::string>> cmds) {
+// Sends `cmds` (an answer and its acknowledgement) once a connection takes them:
+// on `first` if given, otherwise (and after any failure) on cmd_.
+task<void> worker::answer(std::vector<std::vector<std::string>> cmds,
+                          std::shared_ptr<redis_connection> first) {
   for (;;) {
     while (!connected_) co_await changed_.wait();
-    auto cmd = cmd_;
+    auto cmd = first ? std::move(first) : cmd_;
     try {
       std::vector<redis_reply> rs = co_await cmd->pipeline(cmds);
       for (auto& r : rs)
@@ -245,8 +248,14 @@ task<void> worker::job(worker* w, job_fields j) {
   }
   cmds.push_back({"XACK", w->jobs_, w->group_, j.id});
   cmds.push_back({"XDEL", w->jobs_, j.id});
+  // With one slot nothing is parked on rd_ now (no free slot, no XREADGROUP), so the
+  // answer goes there and the session's next XREADGROUP, notified above, joins it in
+  // the same write: Redis reads one socket for both instead of two.
+  std::shared_ptr<redis_connection> via;
+  if (w->inline_beat_ && !w->stopping_ && w->rd_ && w->rd_->alive() && w->rd_->pending() == 0)
+    via = w->rd_;
   try {
-    co_await w->answer(std::move(cmds));
+    co_await w->answer(std::move(cmds), std::move(via));
   } catch (...) {
   }
   w->running_.erase(j.id);
@@ -451,6 +460,8 @@ task<int> worker::run() {
     backoff = std::min(backoff * 2, milliseconds(1000));
     if (connected_) backoff = milliseconds(10);
   }
+  // An answer sent on rd_ (one slot: see job()) is not cut off by the close below.
+  while (rd_ && rd_->alive() && rd_->pending() > 0) co_await changed_.wait();
   if (rd_) {
     // Only the reading side goes: answers and the group's goodbye still need cmd_.
     rd_->on_fail = nullptr;
