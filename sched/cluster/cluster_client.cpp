@@ -235,31 +235,30 @@ void cluster_core::send_job(cl_call* c) {
   // Ahead of the next XREAD on res_ when it is idle (one write, one socket for
   // Redis to read); on cmd_ otherwise, so a parked XREAD never delays a job.
   redis_connection& conn = res_idle_ && res_ && res_->alive() ? *res_ : *cmd_;
-  conn.send({"XADD", jobs_key_, "*", "c", res_key_, "j", job, "f", c->entry->name, "s", sig, "a",
-              args},
-             [weak, number](redis_reply r, const std::string&) {
-               auto self = weak.lock();
-               if (!self || !r) return;  // connection failed: resent after the reconnect
-               auto it = self->flight_.find(number);
-               if (std::string_view err = reply_error(r.get()); !err.empty()) {
-                 if (it != self->flight_.end()) {
-                   cl_call* c = it->second;
-                   self->flight_.erase(it);
-                   self->finish(c, cl_outcome::broker,
-                                "Redis at " + self->ep_.name() + " refused the job: " +
-                                    std::string(err));
-                   self->pump();
-                 }
-                 return;
-               }
-               std::string id(reply_string(r.get()));
-               if (it != self->flight_.end()) {
-                 it->second->stream_id = std::move(id);
-               } else if (self->cmd_ && self->cmd_->alive()) {
-                 // Cancelled before Redis answered: take the job back.
-                 self->cmd_->send({"XDEL", self->jobs_key_, id}, [](redis_reply, const std::string&) {});
-               }
-             });
+  conn.send(
+      {"XADD", jobs_key_, "*", "c", res_key_, "j", job, "f", c->entry->name, "s", sig, "a", args},
+      [weak, number](redis_reply r, const std::string&) {
+        auto self = weak.lock();
+        if (!self || !r) return;  // connection failed: resent after the reconnect
+        auto it = self->flight_.find(number);
+        if (std::string_view err = reply_error(r.get()); !err.empty()) {
+          if (it != self->flight_.end()) {
+            cl_call* c = it->second;
+            self->flight_.erase(it);
+            self->finish(c, cl_outcome::broker,
+                         "Redis at " + self->ep_.name() + " refused the job: " + std::string(err));
+            self->pump();
+          }
+          return;
+        }
+        std::string id(reply_string(r.get()));
+        if (it != self->flight_.end()) {
+          it->second->stream_id = std::move(id);
+        } else if (self->cmd_ && self->cmd_->alive()) {
+          // Cancelled before Redis answered: take the job back.
+          self->cmd_->send({"XDEL", self->jobs_key_, id}, [](redis_reply, const std::string&) {});
+        }
+      });
 }
 
 void cluster_core::fail_all(const std::string& why) noexcept {

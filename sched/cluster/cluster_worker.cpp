@@ -105,8 +105,7 @@ pool_options pool_for(unsigned concurrency) {
 
 class worker {
  public:
-  worker(redis_endpoint ep, cluster_worker_options o)
-      : ep_(std::move(ep)), opts_(std::move(o)) {
+  worker(redis_endpoint ep, cluster_worker_options o) : ep_(std::move(ep)), opts_(std::move(o)) {
     jobs_ = proto::jobs_key(opts_.ns);
     group_ = proto::group_name(opts_.ns);
     dead_ = proto::dead_key(opts_.ns);
@@ -115,8 +114,8 @@ class worker {
     if (opts_.concurrency > 1)
       pool_.emplace(pool_for(opts_.concurrency));
     else
-      inline_beat_ = std::make_unique<inline_heartbeat>(ep_, jobs_, group_, opts_.consumer,
-                                                        heartbeat_);
+      inline_beat_ =
+          std::make_unique<inline_heartbeat>(ep_, jobs_, group_, opts_.consumer, heartbeat_);
   }
 
   task<int> run();

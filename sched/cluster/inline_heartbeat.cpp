@@ -18,7 +18,7 @@ struct inline_heartbeat::state {
   std::chrono::milliseconds every;
 
   std::mutex m;
-  std::string job;        // the running job's id, "" between jobs
+  std::string job;  // the running job's id, "" between jobs
   bool stop = false;
   loop_handle loop;       // the thread's loop, once it runs
   event* wake = nullptr;  // read and written on the thread's loop only
@@ -26,7 +26,10 @@ struct inline_heartbeat::state {
 
 namespace {
 
-task<void> wait_event(event& e) { co_await e.wait(); }
+// Takes the event by pointer: it lives in beat()'s frame, longer than this task.
+task<void> wait_event(event* e) {
+  co_await e->wait();
+}
 
 task<void> beat(std::shared_ptr<inline_heartbeat::state> st) {
   event wake;
@@ -39,7 +42,7 @@ task<void> beat(std::shared_ptr<inline_heartbeat::state> st) {
   std::shared_ptr<redis_connection> c;
   for (;;) {
     try {
-      co_await with_timeout(st->every, wait_event(wake));
+      co_await with_timeout(st->every, wait_event(&wake));
     } catch (const timeout_error&) {
     }
     std::string id;

@@ -250,10 +250,10 @@ struct cluster_worker_options {
 
 /// Runs a worker until SIGTERM or SIGINT: reads jobs from the consumer group, runs
 /// their functions (registered with EDDY_REMOTE in this program) `concurrency` at a
-/// time (see cluster_worker_options::concurrency), answers each caller, heartbeats running jobs, claims the
-/// jobs of dead workers, dead-letters poison jobs, and reconnects with backoff when
-/// Redis goes away. On SIGTERM it stops taking jobs, finishes and acknowledges the
-/// running ones, leaves the group and returns 0. Returns 2 (after printing why) for a
+/// time (see cluster_worker_options::concurrency), answers each caller, heartbeats
+/// running jobs, claims the jobs of dead workers, dead-letters poison jobs, and
+/// reconnects with backoff when Redis goes away. On SIGTERM it stops taking jobs,
+/// finishes and acknowledges the running ones, leaves the group and returns 0. Returns 2 (after printing why) for a
 /// bad URL or option, 1 when the login is refused.
 ///
 /// Creates its own loop on the calling thread; call from main().
