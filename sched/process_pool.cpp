@@ -55,6 +55,7 @@
 
 #include "helper_process.hpp"
 #include "helper_protocol.hpp"
+#include "pending_call.hpp"
 #include "remote_invoke.hpp"
 
 namespace eddy::detail {
@@ -94,32 +95,24 @@ struct pp_helper_slot {
 
 enum class pp_outcome { pending, result, raised, rejected, crashed, cancelled };
 
-struct pp_pending_call {
+struct pp_pending_call : pending_call<pp_pending_call, pp_outcome> {
   process_pool_core* core = nullptr;
   const remote_entry* entry = nullptr;
   std::vector<char> frame;
-  pp_outcome out = pp_outcome::pending;
   std::vector<char> body;
   std::string message;
   pp_helper_slot* slot = nullptr;
   bool queued = false;
-  bool suspended = false;
   std::int64_t submitted_ns = 0;  // process_pool_stats::queue_wait, run_time
   std::int64_t sent_ns = 0;
-  std::coroutine_handle<> h{};
-  task_core* waiter = nullptr;
-  cancel_hook hook{&on_cancel, [](const cancel_hook*, wait_description& d) noexcept {
-                      d.kind = "a process pool call";
-                    }};
 
-  pp_pending_call() = default;
-  pp_pending_call(const pp_pending_call&) = delete;
-  pp_pending_call& operator=(const pp_pending_call&) = delete;
+  pp_pending_call()
+      : pending_call([](const cancel_hook*, wait_description& d) noexcept {
+          d.kind = "a process pool call";
+        }) {}
   // A frame destroyed while its call is still pending (not normally reachable: a
   // closing loop cancels and resumes every task) must not leave pointers to itself.
   ~pp_pending_call();
-
-  static bool on_cancel(cancel_hook* hk) noexcept;
 };
 
 class process_pool_core : public std::enable_shared_from_this<process_pool_core> {
@@ -190,36 +183,6 @@ void process_pool_core::task_finished() noexcept {
 
 // ---- cancellation --------------------------------------------------------------
 
-bool pp_pending_call::on_cancel(cancel_hook* hk) noexcept {
-  pp_pending_call* c = outer_of(hk, &pp_pending_call::hook);
-  if (c->out != pp_outcome::pending) return false;  // finished; resumption queued
-  c->core->cancel(c);
-  return true;
-}
-
-struct pp_call_awaiter {
-  pp_pending_call* c;
-
-  bool await_ready() {
-    // A cancellation point before the call has any effect.
-    if (consume_pending_cancel()) {
-      c->out = pp_outcome::cancelled;
-      return true;
-    }
-    c->core->submit(c);
-    return c->out != pp_outcome::pending;
-  }
-  void await_suspend(std::coroutine_handle<> h) noexcept {
-    c->h = h;
-    c->waiter = current_core();
-    c->suspended = true;
-    if (c->waiter != nullptr) c->waiter->hook_ = &c->hook;
-  }
-  void await_resume() const noexcept {
-    if (c->waiter != nullptr && c->waiter->hook_ == &c->hook) c->waiter->hook_ = nullptr;
-  }
-};
-
 namespace {
 void record(latency_histogram& h, std::int64_t ns) noexcept {
   const auto d = static_cast<std::uint64_t>(ns > 0 ? ns : 0);
@@ -235,15 +198,10 @@ void process_pool_core::finish(pp_pending_call* c, pp_outcome o, std::string mes
     record(waits_, c->sent_ns - c->submitted_ns);
     record(runs_, steady_now_ns() - c->sent_ns);
   }
-  c->out = o;
   c->message = std::move(message);
   c->slot = nullptr;
   c->queued = false;
-  if (c->suspended) {
-    c->suspended = false;
-    if (c->waiter != nullptr && c->waiter->hook_ == &c->hook) c->waiter->hook_ = nullptr;
-    detail::loop_schedule(*l_, c->waiter, c->h);
-  }
+  c->settle(*l_, o);
 }
 
 pp_pending_call::~pp_pending_call() {
@@ -656,7 +614,7 @@ task<std::vector<char>> pool_exchange(std::shared_ptr<process_pool_core> core,
   c.entry = entry;
   proto::append_call(c.frame, 0, entry->name, entry->signature_hash, args);
   args = {};
-  co_await pp_call_awaiter{&c};
+  co_await c;
   switch (c.out) {
     case pp_outcome::result:
       co_return std::move(c.body);

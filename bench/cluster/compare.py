@@ -6,6 +6,9 @@ Redis, alternated, medians of --rounds (>= 5) runs (BENCHMARKS.md).
 
 Starts its own redis-server (Unix socket, temp dir, no persistence: the broker's
 speed, not the disk's), then per round runs, in turn:
+  ping  the floor: redis-benchmark's PING round trip on the same socket (-c 1 -P 1);
+        a cluster call is four one-way hops (caller -> Redis -> worker -> Redis ->
+        caller), the same wake-ups as two PINGs
   rt    64 B round trip, one call at a time: cluster, process, celery
   tput  1 KiB calls with 256 in flight from one caller: cluster, process, celery
   cpu   CPU-bound jobs on 1 worker, then on 2 (cluster only; the ratio is the figure)
@@ -31,6 +34,21 @@ def run(cmd, env=None):
                          timeout=900).stdout.strip().splitlines()[-1]
     print("   ", out, flush=True)
     return dict(kv.split("=", 1) for kv in out.split() if "=" in kv)
+
+
+def ping_p50_us(sock, n):
+    """redis-benchmark's p50 of one client's PING round trips, in microseconds."""
+    out = subprocess.run(["redis-benchmark", "-s", sock, "-c", "1", "-P", "1", "-n", str(n),
+                          "-t", "ping"], check=True, capture_output=True, text=True,
+                         timeout=300).stdout.splitlines()
+    # "  latency summary (msec):" / "avg min p50 p95 p99 max" / the figures
+    for i, line in enumerate(out):
+        if line.strip().startswith("avg") and "p50" in line and i + 1 < len(out):
+            names, values = line.split(), out[i + 1].split()
+            p50 = float(values[names.index("p50")]) * 1000
+            print("    pool=redis-benchmark what=ping n=%d p50_us=%.1f" % (n, p50), flush=True)
+            return p50
+    sys.exit("cannot read redis-benchmark's latency summary")
 
 
 def main():
@@ -72,8 +90,13 @@ def main():
     try:
         for r in range(a.rounds):
             print("round", r + 1, flush=True)
+            if shutil.which("redis-benchmark"):
+                floor = ping_p50_us(sock, 2000 if a.quick else 20000)
+                add("rt ping floor p50 us", floor)
             c = run([bench, "--what", "rt", "--pool", "cluster", "--redis", url, "--n", str(n_rt)])
             add("rt cluster p50 us", c["p50_us"])
+            if shutil.which("redis-benchmark"):
+                add("rt cluster / 2 PING", float(c["p50_us"]) / (2 * floor))
             add("rt cluster p99 us", c["p99_us"])
             c = run([bench, "--what", "rt", "--pool", "process", "--n", str(n_rt)])
             add("rt process p50 us", c["p50_us"])

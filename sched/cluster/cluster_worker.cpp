@@ -1,8 +1,12 @@
 // The worker's side of cluster_pool: eddy::cluster_worker_main.
 //
-// One loop on the calling thread, a thread_pool of `concurrency` threads for the
-// functions (so a long job never stops the loop's heartbeats), two connections: `rd`
-// for the blocking XREADGROUP, `cmd` for everything else.
+// One loop on the calling thread and two connections: `rd` for the blocking
+// XREADGROUP, `cmd` for everything else. The functions run on a thread_pool of
+// `concurrency` threads (so a long job never stops the loop's heartbeats), except
+// with concurrency 1: then on the loop thread itself, which has nothing else to do
+// while its one slot is taken, and a sleeping inline_heartbeat thread heartbeats the
+// job meanwhile. That saves each call two thread wake-ups (loop -> pool thread ->
+// loop); docs/cluster_pool.md counts the round trip's hops.
 //
 // Tasks:
 // - session (main): connect, create the group, send answers left over from the last
@@ -34,10 +38,13 @@
 #include <eddy/sched/thread_pool.hpp>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 
 #include "../remote_invoke.hpp"
 #include "cluster_protocol.hpp"
+#include "inline_heartbeat.hpp"
 #include "redis_connection.hpp"
 
 namespace eddy {
@@ -98,13 +105,17 @@ pool_options pool_for(unsigned concurrency) {
 
 class worker {
  public:
-  worker(redis_endpoint ep, cluster_worker_options o)
-      : ep_(std::move(ep)), opts_(std::move(o)), pool_(pool_for(opts_.concurrency)) {
+  worker(redis_endpoint ep, cluster_worker_options o) : ep_(std::move(ep)), opts_(std::move(o)) {
     jobs_ = proto::jobs_key(opts_.ns);
     group_ = proto::group_name(opts_.ns);
     dead_ = proto::dead_key(opts_.ns);
     heartbeat_ = opts_.heartbeat.count() > 0 ? opts_.heartbeat : opts_.claim_after / 3;
     if (heartbeat_ < milliseconds(1)) heartbeat_ = milliseconds(1);
+    if (opts_.concurrency > 1)
+      pool_.emplace(pool_for(opts_.concurrency));
+    else
+      inline_beat_ =
+          std::make_unique<inline_heartbeat>(ep_, jobs_, group_, opts_.consumer, heartbeat_);
   }
 
   task<int> run();
@@ -122,7 +133,8 @@ class worker {
   }
   void start_job(job_fields j);
   static task<void> job(worker* w, job_fields j);
-  task<void> answer(std::vector<std::vector<std::string>> cmds);
+  task<void> answer(std::vector<std::vector<std::string>> cmds,
+                    std::shared_ptr<redis_connection> first = nullptr);
   task<void> session();
   static task<void> ticker(worker* w);
   task<void> claim();
@@ -138,9 +150,10 @@ class worker {
 
   redis_endpoint ep_;
   cluster_worker_options opts_;
-  thread_pool pool_;
   std::string jobs_, group_, dead_;
   milliseconds heartbeat_;
+  std::optional<thread_pool> pool_;                // concurrency > 1
+  std::unique_ptr<inline_heartbeat> inline_beat_;  // concurrency 1
   std::shared_ptr<redis_connection> cmd_, rd_;
   bool connected_ = false;
   bool stopping_ = false;
@@ -161,11 +174,13 @@ void worker::start_job(job_fields j) {
   loop::current().spawn(job(this, std::move(j))).detach();
 }
 
-// Sends `cmds` (an answer and its acknowledgement) once a connection takes them.
-task<void> worker::answer(std::vector<std::vector<std::string>> cmds) {
+// Sends `cmds` (an answer and its acknowledgement) once a connection takes them:
+// on `first` if given, otherwise (and after any failure) on cmd_.
+task<void> worker::answer(std::vector<std::vector<std::string>> cmds,
+                          std::shared_ptr<redis_connection> first) {
   for (;;) {
     while (!connected_) co_await changed_.wait();
-    auto cmd = cmd_;
+    auto cmd = first ? std::move(first) : cmd_;
     try {
       std::vector<redis_reply> rs = co_await cmd->pipeline(cmds);
       for (auto& r : rs)
@@ -186,8 +201,20 @@ task<void> worker::job(worker* w, job_fields j) {
     body = encode_strings("malformed job entry " + j.id, nullptr);
   } else {
     try {
-      job_outcome o = co_await run_in(w->pool_, &run_registered, j.fn, j.sig, j.args,
-                                      w->opts_.max_message_size);
+      job_outcome o;
+      if (w->inline_beat_) {
+        w->inline_beat_->begin(j.id);
+        try {
+          o = run_registered(j.fn, j.sig, j.args, w->opts_.max_message_size);
+        } catch (...) {
+          w->inline_beat_->end();
+          throw;
+        }
+        w->inline_beat_->end();
+      } else {
+        o = co_await run_in(*w->pool_, &run_registered, j.fn, j.sig, j.args,
+                            w->opts_.max_message_size);
+      }
       kind[0] = o.kind == remote_reply::result   ? proto::kind_result
                 : o.kind == remote_reply::raised ? proto::kind_raised
                                                  : proto::kind_rejected;
@@ -220,8 +247,14 @@ task<void> worker::job(worker* w, job_fields j) {
   }
   cmds.push_back({"XACK", w->jobs_, w->group_, j.id});
   cmds.push_back({"XDEL", w->jobs_, j.id});
+  // With one slot nothing is parked on rd_ now (no free slot, no XREADGROUP), so the
+  // answer goes there and the session's next XREADGROUP, notified above, joins it in
+  // the same write: Redis reads one socket for both instead of two.
+  std::shared_ptr<redis_connection> via;
+  if (w->inline_beat_ && !w->stopping_ && w->rd_ && w->rd_->alive() && w->rd_->pending() == 0)
+    via = w->rd_;
   try {
-    co_await w->answer(std::move(cmds));
+    co_await w->answer(std::move(cmds), std::move(via));
   } catch (...) {
   }
   w->running_.erase(j.id);
@@ -426,6 +459,8 @@ task<int> worker::run() {
     backoff = std::min(backoff * 2, milliseconds(1000));
     if (connected_) backoff = milliseconds(10);
   }
+  // An answer sent on rd_ (one slot: see job()) is not cut off by the close below.
+  while (rd_ && rd_->alive() && rd_->pending() > 0) co_await changed_.wait();
   if (rd_) {
     // Only the reading side goes: answers and the group's goodbye still need cmd_.
     rd_->on_fail = nullptr;

@@ -352,6 +352,26 @@ TEST_P(ClusterPool, WorkerHungPastClaimAfterIsReplacedAndItsLateAnswerDropped) {
   run_on(GetParam(), hung_worker(redis.unix_url(), marker, &a, &b));
 }
 
+// A concurrency-1 worker runs the function on its loop thread; its heartbeats then
+// come from a side thread (inline_heartbeat). Without them the second worker, idle
+// and claiming every 100 ms, would take the job after claim_after (300 ms).
+task<void> long_job_kept(std::string url, std::string marker) {
+  eddy::cluster_pool pool(url);
+  EXPECT_GT(co_await pool.call<marked_sleep>(marker, 1000), 0);
+  co_await eddy::sleep_for(200ms);  // a second run would have answered by now
+  EXPECT_EQ(read_pids(marker).size(), 1u) << "a live worker's long job was claimed by another";
+  EXPECT_EQ(pool.stats().duplicates_dropped, 0u);
+  co_await pool.shutdown();
+}
+
+TEST_P(ClusterPool, LongJobOnALiveWorkerIsNotClaimedByAnother) {
+  REQUIRE_REDIS();
+  redis_server redis;
+  worker_proc a(redis.unix_url(), 1, 300, 3, 100);
+  worker_proc b(redis.unix_url(), 1, 300, 3, 100);
+  run_on(GetParam(), long_job_kept(redis.unix_url(), redis.dir() + "/started"));
+}
+
 task<void> broker_restart(std::string url, redis_server* redis, int sig) {
   eddy::cluster_pool pool(url, {.broker_timeout = 10s});
   co_await pool.connected();

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <eddy/runtime/task.hpp>
+#include <eddy/sched/detail/remote_call.hpp>
 #include <eddy/sched/remote.hpp>
 #include <memory>
 #include <stdexcept>
@@ -105,13 +106,6 @@ task<void> cluster_core_connected(std::shared_ptr<cluster_core> core);
 cluster_pool_stats cluster_core_stats(const cluster_core& core) noexcept;
 const std::string& cluster_core_caller(const cluster_core& core) noexcept;
 void cluster_check_size(const cluster_core& core, std::string_view name, std::size_t n);
-
-template <class R>
-task<R> cluster_finish(std::shared_ptr<cluster_core> core, const remote_entry* entry,
-                       std::vector<char> args) {
-  std::vector<char> body = co_await cluster_exchange(std::move(core), entry, std::move(args));
-  co_return decode_result<R>(*entry, body);
-}
 }  // namespace detail
 
 /// process_pool's call surface over Redis Streams: `co_await pool.call<fn>(args...)`
@@ -174,18 +168,12 @@ class cluster_pool {
   /// Runs the registered function `Fn` on a worker with `args` converted to its
   /// parameter types (encoded before this returns: temporaries are safe).
   template <auto Fn, class... A>
-  auto call(A&&... args)
-      -> task<std::remove_cvref_t<typename detail::fn_traits<decltype(Fn)>::result>> {
-    using traits = detail::fn_traits<decltype(Fn)>;
-    using R = std::remove_cvref_t<typename traits::result>;
-    using Params = typename traits::args;
-    static_assert(sizeof...(A) == std::tuple_size_v<Params>,
-                  "eddy::cluster_pool::call: wrong number of arguments");
+  task<detail::remote_result_t<Fn>> call(A&&... args) {
     static const detail::remote_entry* entry = detail::entry_of<Fn>("cluster_pool::call");
-    std::vector<char> bytes;
-    detail::encode_as<Params>(bytes, std::index_sequence_for<A...>{}, std::forward<A>(args)...);
+    std::vector<char> bytes = detail::encode_call<Fn>(std::forward<A>(args)...);
     detail::cluster_check_size(*core_, entry->name, bytes.size());
-    return detail::cluster_finish<R>(core_, entry, std::move(bytes));
+    return detail::finish_call<detail::remote_result_t<Fn>>(
+        detail::cluster_exchange(core_, entry, std::move(bytes)), entry);
   }
 
   /// Runs the function registered as `name`, which must have exactly the signature
@@ -197,7 +185,8 @@ class cluster_pool {
     std::vector<char> bytes;
     detail::encode_args(bytes, std::forward<A>(args)...);
     detail::cluster_check_size(*core_, entry->name, bytes.size());
-    return detail::cluster_finish<std::remove_cvref_t<R>>(core_, entry, std::move(bytes));
+    return detail::finish_call<std::remove_cvref_t<R>>(
+        detail::cluster_exchange(core_, entry, std::move(bytes)), entry);
   }
 
   /// Waits until the pool is connected and logged in; throws broker_error once the
@@ -233,7 +222,9 @@ class cluster_pool {
 ///
 /// **Thread safety:** a value type. **Cancel safety:** n/a.
 struct cluster_worker_options {
-  /// Jobs run at once, each on its own thread of the worker's pool (1..1024).
+  /// Jobs run at once (1..1024), each on its own thread of the worker's pool; with 1,
+  /// on the thread that called cluster_worker_main (no hand-off to another thread
+  /// per job), while a side thread heartbeats it.
   unsigned concurrency = 1;
   /// Key prefix; the callers' cluster_pool_options::ns.
   std::string ns = "eddy";
@@ -259,10 +250,10 @@ struct cluster_worker_options {
 
 /// Runs a worker until SIGTERM or SIGINT: reads jobs from the consumer group, runs
 /// their functions (registered with EDDY_REMOTE in this program) `concurrency` at a
-/// time on its own threads, answers each caller, heartbeats running jobs, claims the
-/// jobs of dead workers, dead-letters poison jobs, and reconnects with backoff when
-/// Redis goes away. On SIGTERM it stops taking jobs, finishes and acknowledges the
-/// running ones, leaves the group and returns 0. Returns 2 (after printing why) for a
+/// time (see cluster_worker_options::concurrency), answers each caller, heartbeats
+/// running jobs, claims the jobs of dead workers, dead-letters poison jobs, and
+/// reconnects with backoff when Redis goes away. On SIGTERM it stops taking jobs,
+/// finishes and acknowledges the running ones, leaves the group and returns 0. Returns 2 (after printing why) for a
 /// bad URL or option, 1 when the login is refused.
 ///
 /// Creates its own loop on the calling thread; call from main().

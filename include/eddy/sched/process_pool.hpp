@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <eddy/runtime/metrics.hpp>
 #include <eddy/runtime/task.hpp>
+#include <eddy/sched/detail/remote_call.hpp>
 #include <eddy/sched/remote.hpp>
 #include <memory>
 #include <stdexcept>
@@ -112,13 +113,6 @@ std::vector<pid_t> process_pool_core_pids(const process_pool_core& core);
 std::uint64_t process_pool_core_max_message(const process_pool_core& core) noexcept;
 [[noreturn]] void throw_oversized(std::string_view name, std::size_t size, std::uint64_t max);
 
-template <class R>
-task<R> pool_finish(std::shared_ptr<process_pool_core> core, const remote_entry* entry,
-                    std::vector<char> args) {
-  std::vector<char> body = co_await pool_exchange(std::move(core), entry, std::move(args));
-  co_return decode_result<R>(*entry, body);
-}
-
 }  // namespace detail
 
 /// A pool of helper processes that run functions registered with EDDY_REMOTE.
@@ -188,18 +182,12 @@ class process_pool {
   /// parameter types. The arguments are encoded before this returns, so temporaries
   /// are safe to pass.
   template <auto Fn, class... A>
-  auto call(A&&... args)
-      -> task<std::remove_cvref_t<typename detail::fn_traits<decltype(Fn)>::result>> {
-    using traits = detail::fn_traits<decltype(Fn)>;
-    using R = std::remove_cvref_t<typename traits::result>;
-    using Params = typename traits::args;
-    static_assert(sizeof...(A) == std::tuple_size_v<Params>,
-                  "eddy::process_pool::call: wrong number of arguments");
+  task<detail::remote_result_t<Fn>> call(A&&... args) {
     static const detail::remote_entry* entry = detail::entry_of<Fn>("process_pool::call");
-    std::vector<char> bytes;
-    detail::encode_as<Params>(bytes, std::index_sequence_for<A...>{}, std::forward<A>(args)...);
+    std::vector<char> bytes = detail::encode_call<Fn>(std::forward<A>(args)...);
     check_size(entry->name, bytes.size());
-    return detail::pool_finish<R>(core_, entry, std::move(bytes));
+    return detail::finish_call<detail::remote_result_t<Fn>>(
+        detail::pool_exchange(core_, entry, std::move(bytes)), entry);
   }
 
   /// Calls the function registered as `name`, which must have exactly the signature
@@ -211,7 +199,8 @@ class process_pool {
     std::vector<char> bytes;
     detail::encode_args(bytes, std::forward<A>(args)...);
     check_size(entry->name, bytes.size());
-    return detail::pool_finish<std::remove_cvref_t<R>>(core_, entry, std::move(bytes));
+    return detail::finish_call<std::remove_cvref_t<R>>(
+        detail::pool_exchange(core_, entry, std::move(bytes)), entry);
   }
 
   /// Shuts the pool down and waits until every helper has exited and been reaped:
