@@ -163,6 +163,9 @@ TEST(receive_size_options, limits_outside_their_range_are_refused_with_the_field
     EXPECT_NE(std::string(e.what()).find("recv_limit"), std::string::npos);
   }
   o = {};
+  o.send_zerocopy_min = 100;  // 0, or 4096..1 GiB
+  EXPECT_THROW(eddy::loop{o}, std::invalid_argument);
+  o = {};
   o.uring_buffers = 3;
   EXPECT_THROW(eddy::loop{o}, std::invalid_argument);
   o = {};
