@@ -79,6 +79,9 @@ namespace eddy::detail {
 namespace {
 
 constexpr std::uint64_t ignore_tag = 0;
+// Tags a user_data as the retry poll of the op at that address (ops are 8-aligned;
+// bit 0 marks the wakeup read).
+constexpr std::uint64_t poll_bit = 2;
 constexpr unsigned short recv_group = 0;
 
 class uring_backend final : public backend {
@@ -232,6 +235,7 @@ class uring_backend final : public backend {
     op.more = false;
     op.has_buffer = false;
     op.zero_copy = false;
+    op.poll_wait = false;
     if (op.code == op_code::nop) {
       return complete_inline(op, 0);
     }
@@ -252,6 +256,71 @@ class uring_backend final : public backend {
       reserve_fd(op.fd);  // before the SQE: nothing may throw once it names the op
     }
     io_uring_sqe* s = sqe();
+    prep(s, op);
+    if (op.run_async) s->flags |= IOSQE_ASYNC;
+    io_uring_sqe_set_data(s, &op);
+    op.state = op_state::in_flight;
+    in_flight_.in(op);
+    if (track_ && op.code != op_code::close) track(op);
+    return false;
+  }
+
+  void cancel(io_op& op) noexcept override {
+    if (op.state != op_state::in_flight || op.cancel_requested) return;
+    op.cancel_requested = true;
+    queue_cancel(op);
+  }
+
+  void close_now(int fd) noexcept override {
+    if (fd < 0) return;
+    if (track_ && fd_has_ops(fd)) {
+      cancel_fd_ops(fd);
+      // Ops on fd still in the SQ must reach the kernel while fd names this file.
+      submit_now();
+    }
+    if (caps_.cancel_by_fd && in_flight_.total() != 0) {
+      if (io_uring_sqe* s = sqe_noexcept()) {
+        io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(s, ignore_tag);
+        // The cancel must reach the kernel while fd still names the file.
+        io_uring_submit(&ring_);
+      }
+    }
+    ::close(fd);
+  }
+
+  unsigned reap(unsigned budget) override {
+    if (io_uring_sq_ready(&ring_) != 0 || in_flight_.total() != 0) enter(false, -1);
+    return drain(budget);
+  }
+
+  unsigned wait(std::int64_t timeout_ns, unsigned budget) override {
+    if (!wake_armed_) arm_wake();
+    enter(true, timeout_ns);
+    return drain(budget);
+  }
+
+  bool wake() noexcept override {
+    if (!token_.claim()) return false;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] ssize_t r = ::write(evfd_, &one, sizeof one);
+    return true;
+  }
+
+  bool completions_pending() noexcept override {
+    if (io_uring_cq_ready(&ring_) != 0 || io_uring_sq_ready(&ring_) != 0) return true;
+    if (!(flags_ & IORING_SETUP_DEFER_TASKRUN)) return false;
+    // Deferred completions are posted only inside io_uring_enter; without
+    // TASKRUN_FLAG we cannot see them, so say yes.
+    if (!(flags_ & IORING_SETUP_TASKRUN_FLAG)) return in_flight_.total() != 0;
+    return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+  }
+
+ private:
+  bool enabled() const noexcept { return !(flags_ & IORING_SETUP_R_DISABLED); }
+
+  // The SQE for `op` (its user_data set by the caller).
+  void prep(io_uring_sqe* s, io_op& op) noexcept {
     const auto off =
         static_cast<__u64>(op.offset == UINT64_MAX ? -1 : static_cast<long long>(op.offset));
     switch (op.code) {
@@ -346,67 +415,33 @@ class uring_backend final : public backend {
         io_uring_prep_nop(s);
         break;
     }
-    if (op.run_async) s->flags |= IOSQE_ASYNC;
-    io_uring_sqe_set_data(s, &op);
-    op.state = op_state::in_flight;
-    in_flight_.in(op);
-    if (track_ && op.code != op_code::close) track(op);
-    return false;
   }
 
-  void cancel(io_op& op) noexcept override {
-    if (op.state != op_state::in_flight || op.cancel_requested) return;
-    op.cancel_requested = true;
-    queue_cancel(op);
+  // A socket send or receive that came back -EAGAIN although eddy never asks for
+  // MSG_DONTWAIT. Linux (6.x) caps how often it re-polls a request that made
+  // partial progress, then hands it to an io-wq thread, where the socket's own
+  // O_NONBLOCK makes the call fail with EAGAIN instead of blocking (seen here with
+  // a gathered 16 MiB echo; Seastar met it too). The op is not done: wait for
+  // readiness with a poll of our own (user_data = the op's address | poll_bit),
+  // then issue it again. Returns false when no SQE is free (the caller completes
+  // the op with -EAGAIN as the kernel said).
+  static bool retries_after_poll(const io_op& op) noexcept {
+    return op.code == op_code::send || op.code == op_code::sendmsg || op.code == op_code::recv ||
+           op.code == op_code::recvmsg;
   }
-
-  void close_now(int fd) noexcept override {
-    if (fd < 0) return;
-    if (track_ && fd_has_ops(fd)) {
-      cancel_fd_ops(fd);
-      // Ops on fd still in the SQ must reach the kernel while fd names this file.
-      submit_now();
-    }
-    if (caps_.cancel_by_fd && in_flight_.total() != 0) {
-      if (io_uring_sqe* s = sqe_noexcept()) {
-        io_uring_prep_cancel_fd(s, fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data64(s, ignore_tag);
-        // The cancel must reach the kernel while fd still names the file.
-        io_uring_submit(&ring_);
-      }
-    }
-    ::close(fd);
-  }
-
-  unsigned reap(unsigned budget) override {
-    if (io_uring_sq_ready(&ring_) != 0 || in_flight_.total() != 0) enter(false, -1);
-    return drain(budget);
-  }
-
-  unsigned wait(std::int64_t timeout_ns, unsigned budget) override {
-    if (!wake_armed_) arm_wake();
-    enter(true, timeout_ns);
-    return drain(budget);
-  }
-
-  bool wake() noexcept override {
-    if (!token_.claim()) return false;
-    const std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(evfd_, &one, sizeof one);
+  bool poll_then_retry(io_op& op) noexcept {
+    io_uring_sqe* s = sqe_noexcept();
+    if (s == nullptr) return false;
+    const bool out = op.code == op_code::send || op.code == op_code::sendmsg;
+    io_uring_prep_poll_add(s, op.fd, out ? POLLOUT : POLLIN);
+    io_uring_sqe_set_data64(s, reinterpret_cast<std::uint64_t>(&op) | poll_bit);
+    op.poll_wait = true;
     return true;
   }
-
-  bool completions_pending() noexcept override {
-    if (io_uring_cq_ready(&ring_) != 0 || io_uring_sq_ready(&ring_) != 0) return true;
-    if (!(flags_ & IORING_SETUP_DEFER_TASKRUN)) return false;
-    // Deferred completions are posted only inside io_uring_enter; without
-    // TASKRUN_FLAG we cannot see them, so say yes.
-    if (!(flags_ & IORING_SETUP_TASKRUN_FLAG)) return in_flight_.total() != 0;
-    return (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+  // The user_data that names `op` in the kernel now: the op itself, or its poll.
+  static std::uint64_t cancel_target(const io_op& op) noexcept {
+    return reinterpret_cast<std::uint64_t>(&op) | (op.poll_wait ? poll_bit : 0);
   }
-
- private:
-  bool enabled() const noexcept { return !(flags_ & IORING_SETUP_R_DISABLED); }
 
   void mark_zero_copy(io_uring_sqe* s, io_op& op) noexcept {
     if (zc_report_) s->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
@@ -433,7 +468,7 @@ class uring_backend final : public backend {
   // cancel_requested is cleared so that a later cancel() tries again.
   void queue_cancel(io_op& op) noexcept {
     if (io_uring_sqe* s = io_uring_get_sqe(&ring_)) {
-      io_uring_prep_cancel64(s, reinterpret_cast<__u64>(&op), 0);
+      io_uring_prep_cancel64(s, cancel_target(op), 0);
       io_uring_sqe_set_data64(s, ignore_tag);
       return;
     }
@@ -453,7 +488,7 @@ class uring_backend final : public backend {
         if (io_uring_submit(&ring_) <= 0) break;  // kernel refused: try at the next enter
         continue;
       }
-      io_uring_prep_cancel64(s, reinterpret_cast<__u64>(cancel_backlog_[i++]), 0);
+      io_uring_prep_cancel64(s, cancel_target(*cancel_backlog_[i++]), 0);
       io_uring_sqe_set_data64(s, ignore_tag);
     }
     cancel_backlog_.erase(cancel_backlog_.begin(),
@@ -583,7 +618,24 @@ class uring_backend final : public backend {
       token_.consumed();  // the token was read, whether this is a wait or a reap
       return;
     }
+    if (ud & poll_bit) {
+      // Our poll for an op that came back -EAGAIN: issue the op again, unless the
+      // poll failed or the op was cancelled meanwhile.
+      auto* op = reinterpret_cast<io_op*>(ud & ~poll_bit);
+      op->poll_wait = false;
+      if (cqe->res >= 0 && !op->cancel_requested) {
+        if (io_uring_sqe* s = sqe_noexcept()) {
+          prep(s, *op);
+          io_uring_sqe_set_data(s, op);
+          return;
+        }
+      }
+      finish(*op, cqe->res < 0 ? cqe->res : op->cancel_requested ? -ECANCELED : -EAGAIN);
+      return;
+    }
     auto* op = reinterpret_cast<io_op*>(ud);
+    if (cqe->res == -EAGAIN && retries_after_poll(*op) && !op->cancel_requested && poll_then_retry(*op))
+      return;
     if (op->zero_copy) {
       if (cqe->flags & IORING_CQE_F_NOTIF) {
         // The kernel let go of the buffer: complete with the result kept below.
@@ -594,12 +646,7 @@ class uring_backend final : public backend {
         if (cqe->flags & IORING_CQE_F_MORE) return;  // a notification follows
       }
       op->zero_copy = false;
-      op->more = false;
-      op->state = op_state::done;
-      in_flight_.out(*op);
-      if (track_) untrack(*op);
-      if (!cancel_backlog_.empty()) drop_from_backlog(op);
-      op->complete(op);
+      finish(*op, op->res);
       return;
     }
     op->res = cqe->res;
@@ -614,6 +661,17 @@ class uring_backend final : public backend {
       if (!cancel_backlog_.empty()) drop_from_backlog(op);
     }
     op->complete(op);
+  }
+
+  // The final completion of an op whose result is settled here (not a CQE's).
+  void finish(io_op& op, int res) noexcept {
+    op.res = res;
+    op.more = false;
+    op.state = op_state::done;
+    in_flight_.out(op);
+    if (track_) untrack(op);
+    if (!cancel_backlog_.empty()) drop_from_backlog(&op);
+    op.complete(&op);
   }
 
   backend_config cfg_;

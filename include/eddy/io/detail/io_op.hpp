@@ -100,6 +100,9 @@ struct io_op {
   // kernel's notification that it let go of the buffer, with the result the
   // first completion carried.
   bool zero_copy = false;
+  // Backend-private (io_uring): the op came back -EAGAIN and waits for readiness
+  // in a poll of the backend's own before it is issued again.
+  bool poll_wait = false;
   int aux_fd = -1;
   // recv_multi: backend-private (the readiness engine's current read size).
   unsigned rx_size = 0;
