@@ -3,6 +3,7 @@
 //   echo_server [--host 127.0.0.1] [--port 7000] [--backend auto|io_uring|epoll|libuv]
 //               [--threads N] [--work-us N] [--recv-limit BYTES] [--discard]
 //               [--uring-buffers N] [--uring-buffer-size BYTES] [--send-zerocopy-min BYTES]
+//               [--gather N]
 //               [--stats N] [--grace S] [--metrics on|off]
 //
 // --discard reads and drops what arrives instead of echoing it: the server side of
@@ -82,6 +83,8 @@ constexpr const char* usage =
     "                     of 4096; 0 picks by kernel (loop_options::uring_buffer_size)\n"
     "  --send-zerocopy-min BYTES  io_uring: sends this big go zero-copy (SEND_ZC), 0 or\n"
     "                     4096..1073741824; 0 = never (loop_options::send_zerocopy_min)\n"
+    "  --gather N         send up to N received chunks back in one gathered send when\n"
+    "                     they queued up meanwhile (try_receive), 1..8 (default 1)\n"
     "  --discard          read and drop instead of echoing (a sink)\n"
     "  --stats N          log a one-line summary every N seconds, 0..86400; 0 = never\n"
     "                     (default 0; with --threads, the loops' sum)\n"
@@ -94,6 +97,8 @@ constexpr const char* usage =
     "Prints \"listening on HOST PORT\" when ready; SIGINT or SIGTERM stops it (exit 0); a\n"
     "second signal closes what is left at once. SIGUSR2 logs a dump of every task.\n";
 
+constexpr std::size_t gather_max = 8;  // --gather's limit
+
 struct options {
   std::string host = "127.0.0.1";
   std::uint16_t port = 7000;
@@ -104,6 +109,7 @@ struct options {
   unsigned uring_buffers = 0;
   std::size_t uring_buffer_size = 0;
   std::size_t send_zerocopy_min = 0;
+  std::size_t gather = 1;
   bool discard = false;
   std::chrono::milliseconds stats{0};
   std::chrono::milliseconds grace = 1s;  // echo clients rarely close on cue: keep it short
@@ -157,6 +163,8 @@ options parse(int argc, char** argv) {
       if (o.send_zerocopy_min != 0 && o.send_zerocopy_min < 4096)
         sample::usage_error(prog, "--send-zerocopy-min: " + std::to_string(o.send_zerocopy_min) +
                                       " is below 4096 (0 = never, or 4096..1073741824)");
+    } else if (*name == "--gather") {
+      o.gather = static_cast<std::size_t>(sample::count_value(r, 1, gather_max));
     } else if (*name == "--work-us") {
       o.work_us = static_cast<unsigned>(sample::count_value(r, 0, 1'000'000));
     } else {
@@ -180,9 +188,31 @@ void burn(std::span<const std::byte> data, unsigned us) {
   work_sink = work_sink + h;
 }
 
-eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us, bool discard) {
+// --gather N: chunks that queued up while a send waited go back in one gathered
+// send (try_receive), up to N.
+
+eddy::task<void> send_gathered(const eddy::tcp_stream& s, eddy::recv_buffer* chunks, std::size_t n) {
+  std::span<const std::byte> parts[gather_max];
+  for (std::size_t i = 0; i < n; ++i) parts[i] = chunks[i].data();
+  co_await s.write_all(std::span<const std::span<const std::byte>>(parts, n));
+}
+
+eddy::task<void> echo_gathered(eddy::tcp_stream& s, std::size_t gather) {
+  eddy::recv_buffer chunks[gather_max];
+  for (;;) {
+    chunks[0] = co_await s.receive();
+    if (chunks[0].empty()) co_return;
+    std::size_t n = 1;
+    while (n < gather && !(chunks[n] = s.try_receive()).empty()) ++n;
+    co_await send_gathered(s, chunks, n);
+    for (std::size_t i = 0; i < n; ++i) chunks[i].reset();
+  }
+}
+
+eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us, bool discard, std::size_t gather) {
   try {
     s.set_nodelay(true);
+    if (gather > 1 && work_us == 0 && !discard) co_await echo_gathered(s, gather);
     for (;;) {
       eddy::recv_buffer chunk = co_await s.receive();
       if (chunk.empty()) break;
@@ -204,12 +234,11 @@ eddy::task<void> echo(eddy::tcp_stream s, unsigned work_us, bool discard) {
 }
 
 eddy::task<void> accept_loop(eddy::tcp_listener& listener, eddy::task_group& conns, unsigned work_us,
-                             bool discard,
-                             std::uint64_t* accepted) {
+                             bool discard, std::size_t gather, std::uint64_t* accepted) {
   bool backoff = false;  // co_await is not allowed inside a handler
   for (;;) {
     try {
-      conns.spawn(echo(co_await listener.accept(), work_us, discard)).detach();
+      conns.spawn(echo(co_await listener.accept(), work_us, discard, gather)).detach();
       ++*accepted;
     } catch (const std::system_error& e) {
       // accept() already absorbs EMFILE and aborted connections; anything else
@@ -236,7 +265,7 @@ eddy::task<int> serve(options o) {
 
   eddy::task_group& conns = shutdown.connections();
   std::uint64_t accepted = 0;
-  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, o.discard, &accepted));
+  eddy::join_handle<void> acceptor = eddy::spawn(accept_loop(listener, conns, o.work_us, o.discard, o.gather, &accepted));
   eddy::join_handle<void> dumper = eddy::spawn(sample::dump_on_signal(prog, usr2));
   eddy::join_handle<void> stats;
   if (o.stats.count() != 0) {
@@ -274,7 +303,7 @@ eddy::task<std::uint64_t> serve_loop(std::size_t index, eddy::tcp_listener& list
   eddy::graceful_shutdown shutdown({});  // loop 0 reads the signals
   std::uint64_t accepted = 0;
   eddy::join_handle<void> acceptor =
-      eddy::spawn(accept_loop(listener, shutdown.connections(), o.work_us, o.discard, &accepted));
+      eddy::spawn(accept_loop(listener, shutdown.connections(), o.work_us, o.discard, o.gather, &accepted));
   try {
     co_await acceptor;  // runs until cancelled
   } catch (const eddy::cancelled_error&) {

@@ -50,6 +50,26 @@ TEST_P(echo_server_test, echoes_every_payload_byte_exact_then_eof_from_0_bytes_t
   }
 }
 
+// --gather 8: chunks that queued while a send waited go back in one gathered send;
+// every byte still comes back in order, and the half-close after it.
+TEST_P(echo_server_test, gathered_sends_echo_every_byte_in_order) {
+  child_process g(echo_server(), {"--port", "0", "--backend", GetParam(), "--gather", "8"});
+  const std::uint16_t port = g.wait_listening();
+  ASSERT_NE(port, 0) << g.stderr_text();
+  std::uint32_t seed = 50;
+  for (std::size_t size : {std::size_t{1}, std::size_t{70000}, std::size_t{16 << 20}}) {
+    client_socket c = client_socket::connect(port);
+    ASSERT_TRUE(c.valid()) << std::strerror(errno);
+    const std::string data = random_bytes(size, seed++);
+    bool eof = false;
+    const std::string got = echo_round_trip(c, data, &eof);
+    EXPECT_TRUE(got == data) << "payload " << size << " came back different (" << got.size() << " bytes)";
+    EXPECT_TRUE(eof) << "no EOF after the echo of " << size << " bytes";
+  }
+  g.signal(SIGTERM);
+  EXPECT_EQ(g.wait_exit(), 0) << g.stderr_text();
+}
+
 TEST_P(echo_server_test, serves_many_connections_at_once_each_with_its_own_bytes) {
   constexpr int n = 100;
   std::vector<client_socket> conns;
@@ -165,6 +185,7 @@ TEST(echo_server_options, bad_values_exit_2_with_a_reason) {
       {"--help=yes"},          {"--work-us", "x"},      {"--work-us", "1000001"}, {"--work-us", "-5"},
       {"--recv-limit", "1000"}, {"--uring-buffers", "3"}, {"--uring-buffers", "65536"},
       {"--uring-buffer-size", "5000"}, {"--send-zerocopy-min", "100"}, {"--send-zerocopy-min", "x"},
+      {"--gather", "0"},        {"--gather", "9"},
   };
   for (const auto& args : cases) {
     const auto [rc, err] = run_to_exit(echo_server(), args);
