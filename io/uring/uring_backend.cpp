@@ -654,13 +654,10 @@ class uring_backend final : public backend {
     op->has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
     op->buffer_id = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     if (op->has_buffer && bufring_) op->aux = bufring_->filled(op->buffer_id, cqe->res, cqe->flags);
-    if (!op->more) {
-      op->state = op_state::done;
-      in_flight_.out(*op);
-      if (track_) untrack(*op);
-      if (!cancel_backlog_.empty()) drop_from_backlog(op);
-    }
-    op->complete(op);
+    if (op->more)
+      op->complete(op);
+    else
+      finish(*op, op->res);
   }
 
   // The final completion of an op whose result is settled here (not a CQE's).

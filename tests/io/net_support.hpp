@@ -11,6 +11,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace eddy_test {
@@ -26,6 +27,35 @@ inline std::uint64_t checksum(std::span<const std::byte> b,
                               std::uint64_t h = 1469598103934665603ull) {
   for (std::byte x : b) h = (h ^ static_cast<std::uint8_t>(x)) * 1099511628211ull;
   return h;
+}
+
+// Writes `data` and ends the stream (shutdown_write: awaited where it is a task, as
+// close_notify is over TLS) while reading what comes back, up to end of stream, at
+// the same time (a 16 MiB write would otherwise deadlock against a full echo path).
+// Expects `expect` bytes back and returns their checksum.
+template <class Stream>
+eddy::task<std::uint64_t> send_and_read_back(Stream* c, std::span<const std::byte> data,
+                                             std::size_t expect) {
+  auto writer = [](Stream* c, std::span<const std::byte> d) -> eddy::task<void> {
+    co_await c->write_all(d);
+    if constexpr (std::is_void_v<decltype(c->shutdown_write())>)
+      c->shutdown_write();
+    else
+      co_await c->shutdown_write();
+  };
+  auto w = eddy::spawn(writer(c, data));
+  std::vector<std::byte> buf(100'000);
+  std::uint64_t h = checksum({});
+  std::size_t total = 0;
+  for (;;) {
+    const std::size_t n = co_await c->read_some(buf);
+    if (n == 0) break;
+    h = checksum(std::span<const std::byte>(buf.data(), n), h);
+    total += n;
+  }
+  co_await w;
+  EXPECT_EQ(total, expect);
+  co_return h;
 }
 
 // Echoes until EOF, then half-closes: the client sees every byte, then EOF.

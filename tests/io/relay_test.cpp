@@ -28,6 +28,12 @@ template <class A, class B>
 struct path {
   A c1, s1;
   B s2, c2;
+  task<void> close() {
+    co_await c1.close();
+    co_await s1.close();
+    co_await s2.close();
+    co_await c2.close();
+  }
 };
 
 task<std::pair<eddy::tcp_stream, eddy::tcp_stream>> tcp_pair() {
@@ -95,10 +101,7 @@ task<bool> both_ways(task<path<A, B>> pt, eddy::relay_options opts, bool receive
   ok = ok && progress.a_to_b == res.a_to_b && progress.b_to_a == res.b_to_a;
   EXPECT_TRUE(ok) << "a_to_b " << res.a_to_b << " b_to_a " << res.b_to_a << " got " << at_c2.size()
                   << "/" << up.size() << " and " << at_c1.size() << "/" << down.size();
-  co_await p.c1.close();
-  co_await p.s1.close();
-  co_await p.s2.close();
-  co_await p.c2.close();
+  co_await p.close();
   co_return ok;
 }
 
@@ -156,10 +159,7 @@ TEST_P(relay_test, a_half_close_is_forwarded_while_the_other_direction_flows) {
     ok = ok && eof == 0;
     const auto res = co_await r;
     ok = ok && res.a_to_b == 7 && res.b_to_a == reply.size();
-    co_await p.c1.close();
-    co_await p.s1.close();
-    co_await p.s2.close();
-    co_await p.c2.close();
+    co_await p.close();
     co_return ok;
   };
   EXPECT_TRUE(run(f()));
@@ -260,10 +260,7 @@ TEST_P(relay_test, a_cancelled_relay_leaves_both_streams_open_and_delivered_byte
     std::array<std::byte, 1> x{};
     co_await p.s1.read_exact(x);
     ok = ok && x[0] == std::byte{'x'};
-    co_await p.c1.close();
-    co_await p.s1.close();
-    co_await p.s2.close();
-    co_await p.c2.close();
+    co_await p.close();
     co_return ok;
   };
   EXPECT_TRUE(run(f()));

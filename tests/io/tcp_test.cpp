@@ -23,28 +23,6 @@ namespace {
 
 class tcp_test : public eddy_test::loop_test {};
 
-// Sends `data` and reads the echo concurrently (a 16 MiB write would otherwise
-// deadlock against a full echo path); returns the echo's checksum.
-task<std::uint64_t> round_trip(eddy::tcp_stream* c, std::span<const std::byte> data) {
-  auto writer = [](eddy::tcp_stream* c, std::span<const std::byte> d) -> task<void> {
-    co_await c->write_all(d);
-    c->shutdown_write();
-  };
-  auto w = eddy::spawn(writer(c, data));
-  std::vector<std::byte> buf(100'000);
-  std::uint64_t h = checksum({});
-  std::size_t total = 0;
-  for (;;) {
-    const std::size_t n = co_await c->read_some(buf);
-    if (n == 0) break;
-    h = checksum(std::span<const std::byte>(buf.data(), n), h);
-    total += n;
-  }
-  co_await w;
-  EXPECT_EQ(total, data.size());
-  co_return h;
-}
-
 }  // namespace
 
 TEST_P(tcp_test, echo_round_trips_from_zero_bytes_to_sixteen_mib_keep_every_byte) {
@@ -56,7 +34,7 @@ TEST_P(tcp_test, echo_round_trips_from_zero_bytes_to_sixteen_mib_keep_every_byte
     for (std::size_t sz : sizes) {
       auto c = co_await eddy::tcp_stream::connect(l.local_address());
       const auto data = payload(sz, static_cast<std::uint32_t>(sz));
-      ok += co_await round_trip(&c, data) == checksum(data);
+      ok += co_await eddy_test::send_and_read_back(&c, std::span<const std::byte>(data), data.size()) == checksum(data);
       co_await c.close();
     }
     co_await srv;
@@ -74,7 +52,7 @@ TEST_P(tcp_test, a_thousand_concurrent_connections_all_echo) {
     auto client = [](eddy::socket_address a, int i) -> task<int> {
       auto c = co_await eddy::tcp_stream::connect(a);
       const auto data = payload(100 + static_cast<std::size_t>(i), static_cast<std::uint32_t>(i));
-      const bool ok = co_await round_trip(&c, data) == checksum(data);
+      const bool ok = co_await eddy_test::send_and_read_back(&c, std::span<const std::byte>(data), data.size()) == checksum(data);
       co_await c.close();
       co_return ok ? 1 : 0;
     };
@@ -99,7 +77,7 @@ TEST_P(tcp_test, half_close_from_the_client_still_gets_every_byte_back_then_eof)
     for (std::size_t sz : sizes) {
       auto c = co_await eddy::tcp_stream::connect(l.local_address());
       const auto data = payload(sz, 7);
-      ok += co_await round_trip(&c, data) == checksum(data);
+      ok += co_await eddy_test::send_and_read_back(&c, std::span<const std::byte>(data), data.size()) == checksum(data);
       co_await c.close();
     }
     co_await srv;

@@ -22,50 +22,6 @@ namespace {
 
 class tls_test : public eddy_test::loop_test {};
 
-// Writes `data` and reads the echo concurrently; returns the echo's checksum.
-task<std::uint64_t> tls_round_trip(eddy::tls_stream* c, std::span<const std::byte> data) {
-  auto writer = [](eddy::tls_stream* c, std::span<const std::byte> d) -> task<void> {
-    co_await c->write_all(d);
-    co_await c->shutdown_write();
-  };
-  auto w = eddy::spawn(writer(c, data));
-  std::vector<std::byte> buf(100'000);
-  std::uint64_t h = checksum({});
-  std::size_t total = 0;
-  for (;;) {
-    const std::size_t n = co_await c->read_some(buf);
-    if (n == 0) break;
-    h = checksum(std::span<const std::byte>(buf.data(), n), h);
-    total += n;
-  }
-  co_await w;
-  EXPECT_EQ(total, data.size());
-  co_return h;
-}
-
-// Sends `data`, then close_notify, and reads the reply to its end; returns the
-// reply's checksum.
-task<std::uint64_t> tls_round_trip_one_way(eddy::tls_stream* c, std::span<const std::byte> data,
-                                           std::size_t expect) {
-  auto writer = [](eddy::tls_stream* c, std::span<const std::byte> d) -> task<void> {
-    co_await c->write_all(d);
-    co_await c->shutdown_write();
-  };
-  auto w = eddy::spawn(writer(c, data));
-  std::vector<std::byte> buf(100'000);
-  std::uint64_t h = checksum({});
-  std::size_t total = 0;
-  for (;;) {
-    const std::size_t n = co_await c->read_some(buf);
-    if (n == 0) break;
-    h = checksum(std::span<const std::byte>(buf.data(), n), h);
-    total += n;
-  }
-  co_await w;
-  EXPECT_EQ(total, expect);
-  co_return h;
-}
-
 // Not built inside the coroutines: GCC 12 rejects a braced list of string literals
 // there ("array used as initializer").
 std::vector<std::string> alpn_list(const char* a, const char* b) { return {a, b}; }
@@ -82,7 +38,7 @@ TEST_P(tls_test, echo_round_trips_from_zero_bytes_to_four_mib_keep_every_byte) {
     for (std::size_t sz : sizes) {
       auto c = co_await eddy_test::tls_connect(l.local_address(), ctx);
       const auto data = payload(sz, static_cast<std::uint32_t>(sz));
-      ok += co_await tls_round_trip(&c, data) == checksum(data);
+      ok += co_await eddy_test::send_and_read_back(&c, std::span<const std::byte>(data), data.size()) == checksum(data);
       co_await c.close();
     }
     co_await srv;
@@ -512,7 +468,7 @@ TEST_P(tls_test, a_hundred_concurrent_clients_each_send_and_receive_their_megaby
   auto one = [](eddy::socket_address a, eddy::tls_context ctx, std::size_t size, std::uint32_t seed) -> task<int> {
     auto c = co_await eddy_test::tls_connect(a, ctx);
     const auto data = payload(size, seed);
-    const bool ok = co_await tls_round_trip(&c, data) == checksum(data);
+    const bool ok = co_await eddy_test::send_and_read_back(&c, std::span<const std::byte>(data), data.size()) == checksum(data);
     co_await c.close();
     co_return ok ? 1 : 0;
   };
@@ -562,7 +518,7 @@ task<bool> tls_to_plain_relay() {
     co_return checksum(got);
   };
   auto srv = eddy::spawn(serve(&upstream, reply));
-  const std::uint64_t echoed = co_await tls_round_trip_one_way(&client, request, reply.size());
+  const std::uint64_t echoed = co_await eddy_test::send_and_read_back(&client, std::span<const std::byte>(request), reply.size());
   const std::uint64_t at_upstream = co_await srv;
   const eddy::relay_result moved = co_await r;
   bool ok = at_upstream == checksum(request) && echoed == checksum(reply);

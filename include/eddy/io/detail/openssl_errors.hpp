@@ -1,4 +1,6 @@
 // Turning OpenSSL's per-thread error queue into eddy's tls_error messages.
+// Detail: used by io/tls and eddyloop's TLS transport, not API.
+// Thread safety: each call reads the calling thread's own queue. Cancel safety: n/a.
 #pragma once
 
 #include <eddy/io/tls_error.hpp>

@@ -1,4 +1,6 @@
 // (detail: used by io/tls and by eddyloop's TLS transport, python/src.)
+// Thread safety: a cipher_io and its BIO belong to one stream, used on its loop's
+// thread. Cancel safety: n/a (nothing here waits).
 // The BIO between OpenSSL and eddy's transport: OpenSSL reads ciphertext from a
 // span of bytes eddy received (a recv_buffer lent by the loop, so on io_uring the
 // provided-buffer ring the kernel filled) and appends what it writes to a vector

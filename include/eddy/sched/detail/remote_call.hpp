@@ -1,6 +1,8 @@
 // The part of `call<fn>(args...)` that every remote-call pool (process_pool,
 // cluster_pool) shares in its header: the result type, encoding the arguments as the
 // function's parameter types, and decoding the answer. Installed, not API.
+// Thread safety: as the pool's `call` (its loop's thread). Cancel safety: finish_call
+// passes the exchange's cancellation through (the pool's `call` says what a cancel does).
 #pragma once
 
 #include <eddy/runtime/task.hpp>
