@@ -163,7 +163,20 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     if (o->has_buffer) {
       const unsigned id = o->buffer_id;
       if (res > 0 && !s->closed) {
-        s->q.push_back({static_cast<std::byte*>(o->aux), id, static_cast<unsigned>(res)});
+        std::byte* d = static_cast<std::byte*>(o->aux);
+        const auto n = static_cast<unsigned>(res);
+        chunk* last = s->queued() != 0 ? &s->q.back() : nullptr;
+        if (last != nullptr && last->id == id && last->data + last->len == d &&
+            last->len + static_cast<std::size_t>(n) <= s->limit) {
+          // The next piece of the same incrementally consumed buffer, right after
+          // the one still queued: hand both over as one chunk (one wake-up of the
+          // reader, one send in an echo). The buffer stays out while the merged
+          // chunk is held, so this piece's own reference is dropped now.
+          last->len += n;
+          s->ring->recycle(id);
+        } else {
+          s->q.push_back({d, id, n});
+        }
         s->qbytes += static_cast<std::size_t>(res);
       } else
         s->ring->recycle(id);

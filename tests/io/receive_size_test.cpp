@@ -3,8 +3,10 @@
 // kernels before 6.12 take): a stream gets large receives up to the limit, small
 // messages stay small, every byte arrives, and the sizes are checked.
 #include <sys/socket.h>
+#include <sys/utsname.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <vector>
 
@@ -145,6 +147,58 @@ TEST_P(receive_size_test, small_messages_are_handed_over_as_they_come) {
       eddy::recv_buffer b = co_await s.receive();
       ok = ok && b.size() == 100 && checksum(b.data()) == checksum(msg);
     }
+    co_await c.close();
+    co_await s.close();
+    co_await l.close();
+    co_return ok;
+  };
+  EXPECT_TRUE(run(f()));
+}
+
+namespace {
+
+// Linux 6.12 or later: io_uring's ring can be consumed incrementally.
+bool kernel_has_incremental_rings() {
+  utsname u{};
+  int major = 0, minor = 0;
+  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 12);
+}
+
+}  // namespace
+
+// Ten messages that arrive one by one while the reader is busy elsewhere: on
+// io_uring's incremental ring they sit side by side in one buffer and the next
+// receive() hands them over as one chunk (one wake-up, one send in an echo), not
+// one per arrival. Every backend delivers every byte in order.
+TEST_P(receive_size_test, messages_that_arrived_while_nobody_read_come_as_one_chunk) {
+  const bool merged = GetParam() == eddy::backend_kind::io_uring && kernel_has_incremental_rings() &&
+                      lp().io_caps().receive_read_ahead;
+  auto f = [merged]() -> task<bool> {
+    auto l = eddy_test::loopback_listener();
+    auto c = co_await eddy::tcp_stream::connect(l.local_address());
+    auto s = co_await l.accept();
+    std::vector<std::byte> sent = payload(100, 99);
+    co_await c.write_all(sent);
+    eddy::recv_buffer first = co_await s.receive();  // arms the read-ahead
+    bool ok = first.size() == 100;
+    for (int i = 0; i < 10; ++i) {
+      const auto msg = payload(100, static_cast<std::uint32_t>(i));
+      co_await c.write_all(msg);
+      sent.insert(sent.end(), msg.begin(), msg.end());
+      co_await eddy::sleep_for(std::chrono::milliseconds(2));  // the loop waits: one arrival each
+    }
+    std::vector<std::byte> got(first.data().begin(), first.data().end());
+    eddy::recv_buffer next = co_await s.receive();
+    const std::size_t together = next.size();
+    got.insert(got.end(), next.data().begin(), next.data().end());
+    c.shutdown_write();
+    for (;;) {
+      eddy::recv_buffer b = co_await s.receive();
+      if (b.empty()) break;
+      got.insert(got.end(), b.data().begin(), b.data().end());
+    }
+    ok = ok && got == sent && (merged ? together == 1000 : together >= 100);
     co_await c.close();
     co_await s.close();
     co_await l.close();
