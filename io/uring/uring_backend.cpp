@@ -654,6 +654,7 @@ class uring_backend final : public backend {
     op->has_buffer = (cqe->flags & IORING_CQE_F_BUFFER) != 0;
     op->buffer_id = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     if (op->has_buffer && bufring_) op->aux = bufring_->filled(op->buffer_id, cqe->res, cqe->flags);
+    if (cqe->res == -ENOBUFS && bufring_) bufring_->ran_dry();
     if (op->more)
       op->complete(op);
     else

@@ -3,6 +3,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -41,12 +42,22 @@ uring_buffer_ring::uring_buffer_ring(io_uring* ring, unsigned short group, unsig
     ::munmap(br_, ring_bytes_);
     throw std::system_error(-r, std::system_category(), "eddy: io_uring_register_buf_ring");
   }
-  if (inc_) st_.resize(entries);
   io_uring_buf_ring_init(br_);
-  for (unsigned i = 0; i < entries; ++i)
-    io_uring_buf_ring_add(br_, data(i), static_cast<unsigned>(size_), static_cast<unsigned short>(i),
-                          io_uring_buf_ring_mask(entries_), static_cast<int>(i));
-  io_uring_buf_ring_advance(br_, static_cast<int>(entries));
+  if (!inc_) {
+    for (unsigned i = 0; i < entries; ++i)
+      io_uring_buf_ring_add(br_, data(i), static_cast<unsigned>(size_), static_cast<unsigned short>(i),
+                            io_uring_buf_ring_mask(entries_), static_cast<int>(i));
+    io_uring_buf_ring_advance(br_, static_cast<int>(entries));
+    return;
+  }
+  st_.resize(entries);
+  // About 1 MiB on the ring (the size of a core's L2 cache here), at least two.
+  constexpr std::size_t hot_bytes = 1u << 20;
+  hot_posted_ = static_cast<unsigned>(std::max<std::size_t>(2, hot_bytes / size_));
+  if (hot_posted_ > entries_) hot_posted_ = entries_;
+  spare_.reserve(entries_);
+  for (unsigned i = entries_; i-- > 0;) spare_.push_back(i);  // id 0 is taken first
+  refill();
 }
 
 uring_buffer_ring::~uring_buffer_ring() {
@@ -70,16 +81,41 @@ std::byte* uring_buffer_ring::filled(unsigned id, int res, unsigned flags) noexc
     if (!(flags & IORING_CQE_F_BUF_MORE)) {
       s.kernel_done = true;
       --available_;
+      --posted_;
+      refill();
     }
   }
   return p;
 }
 
-void uring_buffer_ring::give_back(unsigned id) noexcept {
+void uring_buffer_ring::post(unsigned id) noexcept {
   io_uring_buf_ring_add(br_, data(id), static_cast<unsigned>(size_), static_cast<unsigned short>(id),
                         io_uring_buf_ring_mask(entries_), 0);
   io_uring_buf_ring_advance(br_, 1);
+}
+
+void uring_buffer_ring::refill() noexcept {
+  while (posted_ < hot_posted_ && !spare_.empty()) {
+    post(spare_.back());
+    spare_.pop_back();
+    ++posted_;
+  }
+}
+
+void uring_buffer_ring::ran_dry() noexcept {
+  if (!inc_ || spare_.empty()) return;
+  hot_posted_ = hot_posted_ * 2 < entries_ ? hot_posted_ * 2 : entries_;
+  refill();
+}
+
+void uring_buffer_ring::give_back(unsigned id) noexcept {
   ++available_;
+  if (!inc_) {
+    post(id);
+    return;
+  }
+  spare_.push_back(id);  // capacity reserved for every id: no allocation
+  refill();
 }
 
 void uring_buffer_ring::recycle(unsigned id) noexcept {
