@@ -3,7 +3,7 @@
 //   tcp_proxy --listen HOST:PORT --upstream HOST:PORT [--backend auto|io_uring|epoll|libuv]
 //             [--idle-timeout S] [--connect-timeout S] [--max-conns N] [--splice]
 //             [--grace S] [--threads N] [--stats N]
-//             [--tls-cert FILE --tls-key FILE] [--tls-handshake-timeout S]
+//             [--tls-cert FILE --tls-key FILE] [--tls-handshake-timeout S] [--tls-tickets N]
 //             [--upstream-tls [--upstream-ca FILE] [--upstream-sni NAME]]
 //
 // TLS (built with -Dtls): --tls-cert/--tls-key terminate TLS on the listening side
@@ -91,6 +91,8 @@ constexpr const char* usage =
     "  --tls-key FILE          ... and its private key (PEM); both or neither\n"
     "  --tls-handshake-timeout S  drop a client whose TLS handshake takes longer\n"
     "                          (default 10)\n"
+    "  --tls-tickets N         TLS 1.3 session tickets sent after each full handshake,\n"
+    "                          0..16; 0 turns resumption off (default 1, see docs/tls.md)\n"
     "  --upstream-tls          speak TLS to the upstream (verifying its certificate)\n"
     "  --upstream-ca FILE      CA certificates (PEM) for the upstream; default: the\n"
     "                          system's store\n"
@@ -116,6 +118,7 @@ struct options {
   std::string tls_cert;
   std::string tls_key;
   std::chrono::milliseconds tls_handshake_timeout = 10s;
+  std::optional<unsigned> tls_tickets;  // unset: the library's default
   bool upstream_tls = false;
   std::string upstream_ca;
   std::string upstream_sni;
@@ -175,6 +178,8 @@ options parse(int argc, char** argv) {
       o.tls_key = file_value(r);
     } else if (*name == "--tls-handshake-timeout") {
       o.tls_handshake_timeout = sample::seconds_value(r, 0.001, 3600);
+    } else if (*name == "--tls-tickets") {
+      o.tls_tickets = static_cast<unsigned>(sample::count_value(r, 0, 16));
     } else if (*name == "--upstream-tls") {
       r.no_value();
       o.upstream_tls = true;
@@ -192,6 +197,7 @@ options parse(int argc, char** argv) {
   if (!have_upstream) sample::usage_error(prog, "--upstream HOST:PORT is required");
   if (o.tls_cert.empty() != o.tls_key.empty())
     sample::usage_error(prog, "--tls-cert and --tls-key go together");
+  if (o.tls_tickets && o.tls_cert.empty()) sample::usage_error(prog, "--tls-tickets needs --tls-cert");
   if ((!o.upstream_ca.empty() || !o.upstream_sni.empty()) && !o.upstream_tls)
     sample::usage_error(prog, "--upstream-ca and --upstream-sni need --upstream-tls");
   if (o.splice && (!o.tls_cert.empty() || o.upstream_tls))
@@ -220,8 +226,11 @@ struct proxy {
 #ifdef EDDY_SAMPLE_TLS
 // Contexts are made once, before any connection, and shared by every loop.
 void make_tls_contexts(proxy& p) {
-  if (!p.opts.tls_cert.empty())
-    p.tls_server = eddy::tls_context::server({.cert_file = p.opts.tls_cert, .key_file = p.opts.tls_key});
+  if (!p.opts.tls_cert.empty()) {
+    eddy::tls_server_options so{.cert_file = p.opts.tls_cert, .key_file = p.opts.tls_key};
+    if (p.opts.tls_tickets) so.tickets = *p.opts.tls_tickets;
+    p.tls_server = eddy::tls_context::server(so);
+  }
   if (p.opts.upstream_tls) {
     eddy::tls_client_options co;
     co.ca_file = p.opts.upstream_ca;

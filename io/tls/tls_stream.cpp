@@ -2,16 +2,19 @@
 // over the engine steps (tls_engine.cpp), ending, and what a stream says about its
 // session.
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <eddy/io/tls_stream.hpp>
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/time.hpp>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 #include <eddy/io/detail/openssl_errors.hpp>
@@ -250,9 +253,31 @@ task<void> finish_close(std::shared_ptr<tls_state> s) {
   }
 }
 
+bool peer_gone(const std::error_code& e) {
+  return e == std::errc::broken_pipe || e == std::errc::connection_reset || e == std::errc::not_connected;
+}
+
 task<void> half_close(std::shared_ptr<tls_state> s) {
-  co_await send_close_notify(s);
-  if (s->sock) s->sock.shutdown_write();
+  if (!s->peer_closed) {
+    co_await send_close_notify(s);
+    if (s->sock) s->sock.shutdown_write();
+    co_return;
+  }
+  // The peer ended first: its close_notify was read, and a peer may close its
+  // socket right after sending it (RFC 8446 6.1 does not make it wait for ours).
+  // Then our close_notify and FIN have no one to go to, and the reset that says
+  // so is the normal end of the connection, not an error. Checked without a
+  // throw where it can be: a proxy ends every client connection this way, and an
+  // exception through the relay's coroutines cost ~20 us a connection.
+  try {
+    co_await send_close_notify(s);
+  } catch (const std::system_error& e) {
+    if (!peer_gone(e.code())) throw;
+    co_return;
+  }
+  if (!s->sock) co_return;
+  if (::shutdown(s->sock.fd(), SHUT_WR) != 0 && errno != ENOTCONN)
+    throw std::system_error(errno, std::system_category(), "eddy: shutdown(SHUT_WR)");
 }
 
 }  // namespace detail

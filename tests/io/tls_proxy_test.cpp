@@ -18,10 +18,17 @@ using namespace eddy_test;
 std::string tcp_proxy() { return program_path("EDDY_TCP_PROXY"); }
 std::string echo_server() { return program_path("EDDY_ECHO_SERVER"); }
 
+int g_tickets = 0;  // session tickets tls_round_trip's client was sent
+int count_ticket(SSL*, SSL_SESSION*) {
+  ++g_tickets;
+  return 0;  // not kept
+}
+
 // A blocking TLS client (OpenSSL on a plain socket) that verifies the proxy as
 // "localhost" against the test CA: sends `data`, half-closes with close_notify,
 // reads everything back until the proxy's close_notify. "" and a failure on error.
-std::string tls_round_trip(std::uint16_t port, const std::string& data) {
+// `tickets`, if given, gets the number of session tickets the proxy sent.
+std::string tls_round_trip(std::uint16_t port, const std::string& data, int* tickets = nullptr) {
   client_socket c = client_socket::connect(port);
   if (!c.valid()) {
     ADD_FAILURE() << "connect: " << std::strerror(errno);
@@ -30,6 +37,9 @@ std::string tls_round_trip(std::uint16_t port, const std::string& data) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
   SSL_CTX_load_verify_locations(ctx, tls_certs::get().ca.c_str(), nullptr);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx, count_ticket);
+  g_tickets = 0;
   SSL* ssl = SSL_new(ctx);
   SSL_set_fd(ssl, c.fd());
   SSL_set_tlsext_host_name(ssl, "localhost");
@@ -47,6 +57,7 @@ std::string tls_round_trip(std::uint16_t port, const std::string& data) {
   }
   SSL_free(ssl);
   SSL_CTX_free(ctx);
+  if (tickets != nullptr) *tickets = g_tickets;
   return got;
 }
 
@@ -122,6 +133,21 @@ TEST_P(tls_proxy_test, terminates_tls_in_front_of_a_plain_echo_server) {
   EXPECT_EQ(tls_round_trip(port, ""), "");
 }
 
+TEST_P(tls_proxy_test, tls_tickets_sets_the_session_tickets_per_handshake) {
+  int tickets = -1;
+  const std::uint16_t dflt = start(front_, echo_port_, {});
+  EXPECT_EQ(tls_round_trip(dflt, "a", &tickets), "a");
+  EXPECT_EQ(tickets, 1);  // tls_server_options' default
+  const std::uint16_t three = start(back_, echo_port_, {"--tls-tickets", "3"});
+  EXPECT_EQ(tls_round_trip(three, "b", &tickets), "b");
+  EXPECT_EQ(tickets, 3);
+  back_->signal(SIGTERM);
+  EXPECT_EQ(back_->wait_exit(), 0) << back_->stderr_text();
+  const std::uint16_t none = start(back_, echo_port_, {"--tls-tickets", "0"});
+  EXPECT_EQ(tls_round_trip(none, "c", &tickets), "c");
+  EXPECT_EQ(tickets, 0);
+}
+
 TEST_P(tls_proxy_test, re_encrypts_through_a_second_tls_proxy) {
   const std::uint16_t back = start(back_, echo_port_, {});
   const std::uint16_t front =
@@ -167,6 +193,13 @@ TEST_P(tls_proxy_test, tls_options_are_checked) {
   auto [rc4, err4] = run_to_exit(tcp_proxy(), {"--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--upstream-sni", "x"});
   EXPECT_EQ(rc4, 2);
   EXPECT_NE(err4.find("need --upstream-tls"), std::string::npos) << err4;
+  auto [rc5, err5] = run_to_exit(tcp_proxy(), {"--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--tls-cert",
+                                              c.server.cert, "--tls-key", c.server.key, "--tls-tickets", "17"});
+  EXPECT_EQ(rc5, 2);
+  EXPECT_NE(err5.find("0..16"), std::string::npos) << err5;
+  auto [rc6, err6] = run_to_exit(tcp_proxy(), {"--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--tls-tickets", "2"});
+  EXPECT_EQ(rc6, 2);
+  EXPECT_NE(err6.find("--tls-tickets needs --tls-cert"), std::string::npos) << err6;
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, tls_proxy_test, ::testing::ValuesIn(program_backends()),

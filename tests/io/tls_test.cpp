@@ -5,6 +5,7 @@
 // a read cancelled mid-record, timeouts, the kTLS fallback and why, bad options,
 // and eddy::relay between a TLS stream and a plain one.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -278,6 +279,51 @@ TEST_P(tls_test, shutdown_write_sends_close_notify_and_the_other_direction_goes_
     co_return reply;
   };
   EXPECT_EQ(run(f()), "after your close_notify: a\nb\n");
+}
+
+// A client may close its socket right after its close_notify (RFC 8446 6.1 does not
+// make it wait for ours): the server's own shutdown_write then meets a closed or
+// reset connection, which is the normal end, not an error. (A proxy forwarding the
+// upstream's end to such a client hit this on every connection.)
+TEST_P(tls_test, shutdown_write_after_the_peer_closed_first_is_not_an_error) {
+  auto f = [](unsigned tickets) -> task<bool> {
+    auto l = eddy_test::loopback_listener();
+    eddy::event read_end, client_closed;
+    auto server = [](eddy::tcp_listener* l, eddy::tls_context ctx, eddy::event* read_end,
+                     eddy::event* client_closed) -> task<bool> {
+      auto t = co_await eddy::tls_stream::accept(co_await l->accept(), ctx);
+      EXPECT_EQ(co_await t.read_line(), "bye\n");
+      std::array<std::byte, 16> buf{};
+      EXPECT_EQ(co_await t.read_some(buf), 0u);  // the client's close_notify
+      read_end->set();
+      co_await client_closed->wait();
+      bool ok = true;
+      // Twice: the second finds close_notify sent and the socket gone.
+      for (int i = 0; i < 2; ++i) {
+        try {
+          co_await t.shutdown_write();
+        } catch (const std::exception& e) {
+          ADD_FAILURE() << "shutdown_write: " << e.what();
+          ok = false;
+        }
+      }
+      co_await t.close();
+      co_return ok;
+    };
+    // With tickets the client closes with the ticket unread (the kernel answers
+    // with a reset); without, with an empty receive queue (a FIN).
+    const auto sc = eddy_test::server_context({.tickets = tickets});
+    auto srv = eddy::spawn(server(&l, sc, &read_end, &client_closed));
+    auto c = co_await eddy_test::tls_connect(l.local_address(), eddy_test::default_client());
+    co_await c.write_all("bye\n");
+    co_await c.shutdown_write();
+    co_await read_end.wait();
+    co_await c.close();
+    client_closed.set();
+    co_return co_await srv;
+  };
+  EXPECT_TRUE(run(f(0)));
+  EXPECT_TRUE(run(f(1)));
 }
 
 // A relay between two unix pairs whose server->client direction can be held back,
