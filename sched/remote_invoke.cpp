@@ -83,20 +83,14 @@ void throw_remote_reply(remote_reply kind, const std::string& function,
   std::string type, message;
   if (kind == remote_reply::raised) {
     try {
-      span_inbuf in(body);
-      std::istream is(&in);
-      cereal::BinaryInputArchive ar(is);
-      ar(type, message);
+      load_all(body, type, message);
     } catch (const cereal::Exception&) {
       type = "unknown exception";
     }
     throw remote_error(function, type, message);
   }
   try {
-    span_inbuf in(body);
-    std::istream is(&in);
-    cereal::BinaryInputArchive ar(is);
-    ar(message);
+    load_all(body, message);
   } catch (const cereal::Exception&) {
     message = "the worker rejected the call";
   }

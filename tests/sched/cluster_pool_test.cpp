@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/time.hpp>
@@ -290,6 +291,67 @@ TEST(ClusterWorker, RefusesAnUnknownFunctionOrADifferentSignatureWithAClearAnswe
   EXPECT_NE(mismatch["b"].find("'square' has signature int (int), called with different types"),
             std::string::npos)
       << mismatch["b"];
+}
+
+// A body that claims a string of 8 GiB and holds three bytes: what a corrupt or
+// lying answer looks like to cereal's length-prefixed format.
+std::string forged_length_body() {
+  std::string b(8, '\0');
+  const std::uint64_t claimed = std::uint64_t{1} << 33;
+  std::memcpy(b.data(), &claimed, sizeof claimed);  // cereal's binary format: little-endian
+  return b + "abc";
+}
+
+// Plays a worker that lies: answers the first job it sees with `kind` and `body`.
+void answer_first_job(std::string socket_path, std::string kind, std::string body) {
+  redisContext* c = redisConnectUnix(socket_path.c_str());
+  if (c == nullptr || c->err) return;
+  for (int tries = 0; tries < 200; ++tries) {
+    auto* rep = static_cast<redisReply*>(redisCommand(c, "XREAD BLOCK 50 STREAMS eddy:jobs 0-0"));
+    std::map<std::string, std::string> f;
+    if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+      const redisReply* fields = rep->element[0]->element[1]->element[0]->element[1];
+      for (std::size_t i = 0; i + 1 < fields->elements; i += 2)
+        f[fields->element[i]->str] = std::string(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    }
+    freeReplyObject(rep);
+    if (f.count("c") && f.count("j")) {
+      const std::vector<std::string> cmd{"XADD", f["c"], "*", "j", f["j"], "k", kind, "b", body};
+      std::vector<const char*> argv;
+      std::vector<size_t> lens;
+      for (const auto& a : cmd) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+      }
+      freeReplyObject(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+      break;
+    }
+  }
+  redisFree(c);
+}
+
+task<void> call_answered_by_a_liar(std::string url, std::string socket_path) {
+  eddy::cluster_pool pool(url);
+  co_await pool.connected();
+  // A result whose length prefix is larger than the body: refused before any
+  // allocation of that size, as a remote_call_error that says why.
+  std::thread liar(answer_first_job, socket_path, std::string("r"), forged_length_body());
+  try {
+    (void)co_await pool.call<shout>(std::string("x"));
+    ADD_FAILURE() << "a forged result decoded";
+  } catch (const eddy::remote_call_error& e) {
+    EXPECT_NE(std::string(e.what()).find("a length of 8589934592"), std::string::npos) << e.what();
+  }
+  liar.join();
+  co_await pool.shutdown();
+}
+
+// Before the length check, cereal resized the string to 8 GiB first (seconds of
+// zero-filling, or an abort under ASan) and only then saw the short body.
+TEST_P(ClusterPool, AResultThatLiesAboutItsLengthIsRefusedBeforeAnythingIsAllocated) {
+  REQUIRE_REDIS();
+  redis_server redis;
+  run_on(GetParam(), call_answered_by_a_liar(redis.unix_url(), redis.socket_path()));
 }
 
 // ---- RELIABILITY row 22 ------------------------------------------------------------

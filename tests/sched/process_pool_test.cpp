@@ -14,9 +14,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/loop.hpp>
 #include <eddy/runtime/time.hpp>
@@ -319,6 +321,67 @@ TEST(RemoteRegistry, UndecodableArgumentsAreRejectedNotMisread) {
   longer.push_back('!');
   EXPECT_THROW(e->invoke(longer, out), eddy::remote_call_error);  // trailing bytes
   EXPECT_EQ(eddy::detail::find_remote("not registered"), nullptr);
+}
+
+// A type whose load() takes cereal's own archive only (not a template): it still
+// decodes, through the plain archive.
+struct legacy_pair {
+  int a = 0;
+  std::string b;
+  void save(cereal::BinaryOutputArchive& ar) const { ar(a, b); }
+  void load(cereal::BinaryInputArchive& ar) { ar(a, b); }
+};
+
+TEST(RemoteRegistry, LengthsInABodyAreCheckedBeforeAnythingIsAllocated) {
+  using eddy::detail::decode_value;
+  using eddy::detail::encode_value;
+  // What honest bodies hold still decodes: empty and nested containers, strings.
+  std::vector<char> body;
+  using nested_t = std::map<std::string, std::vector<std::string>>;
+  const nested_t nested{{"", {}}, {"k", {"", "v", std::string(300, 'x')}}};
+  encode_value(body, nested);
+  EXPECT_EQ(decode_value<nested_t>(body), nested);
+  body.clear();
+  encode_value(body, legacy_pair{7, "seven"});
+  const legacy_pair back = decode_value<legacy_pair>(body);
+  EXPECT_EQ(back.a, 7);
+  EXPECT_EQ(back.b, "seven");
+  // A length prefix larger than what follows: refused at once, saying so.
+  auto forged = [](std::uint64_t claimed, std::string tail) {
+    std::vector<char> b(sizeof claimed);
+    std::memcpy(b.data(), &claimed, sizeof claimed);
+    b.insert(b.end(), tail.begin(), tail.end());
+    return b;
+  };
+  const std::uint64_t huge = std::uint64_t{1} << 33;  // 8 GiB
+  auto refused = [](auto decode) -> std::string {
+    try {
+      decode();
+    } catch (const cereal::Exception& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  EXPECT_NE(refused([&] { (void)decode_value<std::string>(forged(huge, "abc")); }).find("a length of 8589934592 where 3 bytes"), std::string::npos);
+  EXPECT_NE(refused([&] { (void)decode_value<std::vector<int>>(forged(huge, "abcd")); }).find("a length of"), std::string::npos);
+  EXPECT_NE(refused([&] { (void)decode_value<std::vector<std::string>>(forged(huge, "")); }).find("a length of"), std::string::npos);
+  EXPECT_NE(refused([&] { (void)decode_value<std::map<int, int>>(forged(huge, "12345678")); }).find("a length of"), std::string::npos);
+  EXPECT_NE(refused([&] { (void)decode_value<std::deque<char>>(forged(huge, "x")); }).find("a length of"), std::string::npos);
+  // An inner length that lies, inside an honest outer one.
+  std::vector<char> inner = forged(1, "");
+  const std::vector<char> lie = forged(huge, "ab");
+  inner.insert(inner.end(), lie.begin(), lie.end());
+  EXPECT_NE(refused([&] { (void)decode_value<std::vector<std::string>>(inner); }).find("a length of"), std::string::npos);
+  // The same for a call's arguments, in the process that runs it.
+  const eddy::detail::remote_entry* e = eddy::detail::find_remote("shout");
+  ASSERT_NE(e, nullptr);
+  std::vector<char> out;
+  try {
+    e->invoke(forged(huge, "abc"), out);
+    ADD_FAILURE() << "forged arguments decoded";
+  } catch (const eddy::remote_call_error& err) {
+    EXPECT_NE(std::string(err.what()).find("cannot decode the arguments: a length of"), std::string::npos) << err.what();
+  }
 }
 
 TEST(ProcessPoolOptions, InvalidOptionsAreRejected) {

@@ -9,7 +9,11 @@
 // Arguments and results go through cereal's binary archive (cereal/types/* for the
 // standard types are included below). A trivially copyable type that has no cereal
 // serialize() is copied as raw bytes. Pointers are refused at compile time: an
-// address means nothing in another process.
+// address means nothing in another process. Bodies are decoded as untrusted: every
+// length prefix is checked against the bytes left before anything is allocated
+// (detail/bounded_archive.hpp), for every type whose serialize()/load() is a
+// template; a load() written for cereal::BinaryInputArchive alone still works,
+// without that check.
 #pragma once
 
 #include <cereal/archives/binary.hpp>
@@ -28,6 +32,7 @@
 #include <cereal/types/utility.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
+#include <eddy/sched/detail/bounded_archive.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -156,12 +161,43 @@ void put_value(cereal::BinaryOutputArchive& ar, const T& v) {
     ar(v);
 }
 
-template <class T>
-void get_value(cereal::BinaryInputArchive& ar, T& v) {
+template <class Archive, class T>
+void get_value(Archive& ar, T& v) {
   if constexpr (memcpy_serializable_v<T>)
     ar(cereal::binary_data(static_cast<void*>(&v), sizeof(T)));
   else
     ar(v);
+}
+
+// Every type here loads through the bounded archive (bounded_archive.hpp): true
+// for the standard types and for serialize()/load() functions written as templates.
+template <class... T>
+inline constexpr bool bounded_loadable_v =
+    ((memcpy_serializable_v<T> ||
+      cereal::traits::is_input_serializable<T, bounded_input_archive>::value) &&
+     ...);
+
+// Loads `values` in order from `in` and insists every byte was used (a
+// cereal::Exception otherwise). Lengths in the body are checked against the bytes
+// left before anything is allocated, except for types whose load functions only
+// take cereal::BinaryInputArchive, which fall back to it.
+template <class... T>
+void load_all(std::span<const char> in, T&... values) {
+  std::size_t left = 0;
+  if constexpr (bounded_loadable_v<T...>) {
+    bounded_input_archive ar(in);
+    (get_value(ar, values), ...);
+    left = ar.remaining();
+  } else {
+    span_inbuf buf(in);
+    std::istream is(&buf);
+    {
+      cereal::BinaryInputArchive ar(is);
+      (get_value(ar, values), ...);
+    }
+    left = buf.remaining();
+  }
+  if (left != 0) throw cereal::Exception(std::to_string(left) + " trailing bytes");
 }
 
 // The type a parameter is held in while it travels: by value, and views become
@@ -223,14 +259,8 @@ void encode_value(std::vector<char>& out, const T& v) {
 // Decodes one value and insists the payload was consumed exactly.
 template <class T>
 T decode_value(std::span<const char> in) {
-  span_inbuf buf(in);
-  std::istream is(&buf);
   T v{};
-  {
-    cereal::BinaryInputArchive ar(is);
-    get_value(ar, v);
-  }
-  if (buf.remaining() != 0) throw cereal::Exception("trailing bytes after the value");
+  load_all(in, v);
   return v;
 }
 
@@ -290,18 +320,10 @@ template <auto Fn>
 void invoke_remote(std::span<const char> in, std::vector<char>& out) {
   using traits = fn_traits<decltype(Fn)>;
   typename traits::args args{};
-  {
-    span_inbuf buf(in);
-    std::istream is(&buf);
-    try {
-      cereal::BinaryInputArchive ar(is);
-      std::apply([&ar](auto&... a) { (get_value(ar, a), ...); }, args);
-    } catch (const cereal::Exception& e) {
-      throw remote_call_error(std::string("cannot decode the arguments: ") + e.what());
-    }
-    if (buf.remaining() != 0)
-      throw remote_call_error("cannot decode the arguments: " + std::to_string(buf.remaining()) +
-                              " trailing bytes");
+  try {
+    std::apply([in](auto&... a) { load_all(in, a...); }, args);
+  } catch (const cereal::Exception& e) {
+    throw remote_call_error(std::string("cannot decode the arguments: ") + e.what());
   }
   using R = std::remove_cvref_t<typename traits::result>;
   if constexpr (std::is_void_v<R>) {
