@@ -444,12 +444,9 @@ PyGetSetDef core_getset[] = {
 }  // namespace
 
 PyTypeObject core_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "eddyloop._core.Core";
-  t.tp_basicsize = sizeof(core_object);
-  t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
+  PyTypeObject t = new_type("eddyloop._core.Core", sizeof(core_object),
+                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, core_dealloc);
   t.tp_new = core_new;
-  t.tp_dealloc = core_dealloc;
   t.tp_traverse = core_traverse;
   t.tp_clear = core_clear;
   t.tp_methods = core_methods;

@@ -124,11 +124,8 @@ PyMethodDef handle_methods[] = {
 }  // namespace
 
 PyTypeObject handle_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "eddyloop._core.Handle";
-  t.tp_basicsize = sizeof(handle_object);
-  t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
-  t.tp_dealloc = handle_dealloc;
+  PyTypeObject t = new_type("eddyloop._core.Handle", sizeof(handle_object),
+                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, handle_dealloc);
   t.tp_traverse = handle_traverse;
   t.tp_clear = handle_clear;
   t.tp_repr = handle_repr;

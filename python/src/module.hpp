@@ -37,6 +37,18 @@ extern PyTypeObject core_type;
 extern PyTypeObject handle_type;
 extern PyTypeObject transport_type;
 
+// What every eddyloop._core type sets (name "eddyloop._core.X", instance size,
+// flags, dealloc); each definition adds its own slots to the copy it gets back.
+inline PyTypeObject new_type(const char* name, Py_ssize_t size, unsigned long flags,
+                             destructor dealloc) {
+  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
+  t.tp_name = name;
+  t.tp_basicsize = size;
+  t.tp_flags = flags;
+  t.tp_dealloc = dealloc;
+  return t;
+}
+
 // A strong reference that is released when the holder dies (GIL held).
 class ref {
  public:

@@ -109,15 +109,11 @@ PyMethodDef serving_methods[] = {
 }  // namespace
 
 PyTypeObject serving_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "eddyloop._core.Serving";
-  t.tp_basicsize = sizeof(serving_object);
-  t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_dealloc = serving_dealloc;
+  PyTypeObject t = new_type("eddyloop._core.Serving", sizeof(serving_object), Py_TPFLAGS_DEFAULT,
+                            serving_dealloc);
   t.tp_methods = serving_methods;
   return t;
 }();
-
 
 PyObject* serve(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if ((nargs != 5 && nargs != 6) || !PyObject_TypeCheck(args[0], &core_type)) {

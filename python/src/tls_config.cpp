@@ -92,11 +92,8 @@ bool import_tls_module() {
 }  // namespace
 
 PyTypeObject tls_config_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "eddyloop._core.TLSConfig";
-  t.tp_basicsize = sizeof(tls_config_object);
-  t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_dealloc = config_dealloc;
+  PyTypeObject t = new_type("eddyloop._core.TLSConfig", sizeof(tls_config_object),
+                            Py_TPFLAGS_DEFAULT, config_dealloc);
   t.tp_repr = config_repr;
   t.tp_doc = "An ssl.SSLContext's SSL_CTX with asyncio's TLS options, for eddyloop's C TLS.";
   return t;

@@ -333,11 +333,8 @@ PyGetSetDef tr_getset[] = {
 using namespace stream;
 
 PyTypeObject transport_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "eddyloop._core.TCPTransport";
-  t.tp_basicsize = sizeof(transport_object);
-  t.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC;
-  t.tp_dealloc = tr_dealloc;
+  PyTypeObject t = new_type("eddyloop._core.TCPTransport", sizeof(transport_object),
+                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, tr_dealloc);
   t.tp_traverse = tr_traverse;
   t.tp_clear = tr_clear;
   t.tp_repr = tr_repr;

@@ -114,11 +114,8 @@ PyMethodDef watcher_methods[] = {
 };
 
 PyTypeObject watcher_type = [] {
-  PyTypeObject t{PyVarObject_HEAD_INIT(nullptr, 0)};
-  t.tp_name = "eddyloop._core.Watcher";
-  t.tp_basicsize = sizeof(watcher_object);
-  t.tp_flags = Py_TPFLAGS_DEFAULT;
-  t.tp_dealloc = watcher_dealloc;
+  PyTypeObject t = new_type("eddyloop._core.Watcher", sizeof(watcher_object), Py_TPFLAGS_DEFAULT,
+                            watcher_dealloc);
   t.tp_methods = watcher_methods;
   return t;
 }();

@@ -131,18 +131,23 @@ class worker_proc {
   pid_t pid_ = -1;
 };
 
-// Inspection through hiredis's blocking client (the test's own view of Redis).
-long long redis_int(const redis_server& r, const std::vector<std::string>& cmd) {
-  redisContext* c = redisConnectUnix(r.socket_path().c_str());
-  if (c == nullptr || c->err) throw std::runtime_error("cannot connect to the test's Redis");
+// One command with binary-safe arguments; the caller frees the reply.
+redisReply* redis_command(redisContext* c, const std::vector<std::string>& cmd) {
   std::vector<const char*> argv;
   std::vector<size_t> lens;
   for (const auto& a : cmd) {
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  auto* rep = static_cast<redisReply*>(
+  return static_cast<redisReply*>(
       redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+}
+
+// Inspection through hiredis's blocking client (the test's own view of Redis).
+long long redis_int(const redis_server& r, const std::vector<std::string>& cmd) {
+  redisContext* c = redisConnectUnix(r.socket_path().c_str());
+  if (c == nullptr || c->err) throw std::runtime_error("cannot connect to the test's Redis");
+  redisReply* rep = redis_command(c, cmd);
   long long v = -1;
   if (rep && rep->type == REDIS_REPLY_INTEGER) v = rep->integer;
   if (rep && rep->type == REDIS_REPLY_ARRAY) v = static_cast<long long>(rep->elements);
@@ -316,14 +321,7 @@ void answer_first_job(std::string socket_path, std::string kind, std::string bod
     }
     freeReplyObject(rep);
     if (f.count("c") && f.count("j")) {
-      const std::vector<std::string> cmd{"XADD", f["c"], "*", "j", f["j"], "k", kind, "b", body};
-      std::vector<const char*> argv;
-      std::vector<size_t> lens;
-      for (const auto& a : cmd) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      freeReplyObject(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+      freeReplyObject(redis_command(c, {"XADD", f["c"], "*", "j", f["j"], "k", kind, "b", body}));
       break;
     }
   }
