@@ -232,6 +232,13 @@ class backend {
   /// Cheap check, for a loop deciding whether it may keep spinning: true if
   /// completions may be waiting to be reaped. May be conservative (true).
   virtual bool completions_pending() noexcept = 0;
+  /// True if submit() only queues work that a later reap() or wait() hands to the
+  /// kernel (io_uring); readiness backends make their system calls at once.
+  virtual bool queues_submissions() const noexcept { return false; }
+  /// Hands what submit() has queued to the kernel now, without waiting for or
+  /// reaping completions (loop_options::submit_after). An error is left for the
+  /// next reap() or wait() to meet. Loop thread only.
+  virtual void flush() noexcept {}
   /// Most bytes one receive completion carries (loop_options::recv_limit).
   std::size_t recv_limit() const noexcept { return recv_limit_; }
   void set_recv_limit(std::size_t n) noexcept { recv_limit_ = n; }

@@ -27,6 +27,7 @@
 #include <eddy/runtime/loop.hpp>
 
 #include "io/backend.hpp"
+#include "runtime/cycle_clock.hpp"
 #include "runtime/log.hpp"
 #include "runtime/loop_metrics.hpp"
 #include "runtime/memory_trim.hpp"
@@ -109,6 +110,9 @@ void check_options(const loop_options& o) {
   if (o.trim_after_tasks > 100'000'000)
     throw std::invalid_argument("eddy::loop_options::trim_after_tasks must be at most 100000000, got " +
                                 std::to_string(o.trim_after_tasks));
+  if (o.submit_after < std::chrono::microseconds(0) || o.submit_after > std::chrono::microseconds(10'000))
+    throw std::invalid_argument("eddy::loop_options::submit_after must be 0..10000 us, got " +
+                                std::to_string(o.submit_after.count()) + " us");
   if (o.ready_batch > 1'000'000)
     throw std::invalid_argument("eddy::loop_options::ready_batch must be at most 1000000, got " +
                                 std::to_string(o.ready_batch));
@@ -174,6 +178,8 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   cfg.send_zerocopy_min = opts.send_zerocopy_min;
   backend_ = detail::make_backend(requested, cfg, backend_reason_);
   backend_->set_recv_limit(opts.recv_limit);
+  if (backend_->queues_submissions() && opts.submit_after.count() != 0)
+    submit_after_ticks_ = static_cast<std::uint64_t>(opts.submit_after.count()) * detail::cycles_per_us();
   if (opts.uv_loop != nullptr) backend_reason_ = "attached to the host's uv_loop_t";
   if (cfg.uring_baseline && backend_->kind() == backend_kind::io_uring)
     backend_reason_ += "; io_uring features limited to the Linux 5.11 baseline";
@@ -356,6 +362,10 @@ std::size_t loop::run_ready_batch() {
   // One relaxed store per entry: the stall detector's heartbeat and the
   // `callbacks` metric.
   std::uint64_t progress = progress_.load(std::memory_order_relaxed);
+  // loop_options::submit_after: queued I/O goes out once the batch has run this
+  // long (io_uring only; 0 otherwise).
+  const std::uint64_t submit_after = submit_after_ticks_;
+  std::uint64_t submitted_at = submit_after != 0 ? detail::cycle_count() : 0;
   while (n != 0 && !ready_.empty()) {
     if (stop_ && (cut_batch_ || budget - n >= queued)) break;
     --n;
@@ -366,6 +376,13 @@ std::size_t loop::run_ready_batch() {
       e.fn(e.a, e.b, true);
     } catch (...) {
       report_exception(std::current_exception());
+    }
+    if (submit_after != 0) {
+      const std::uint64_t now = detail::cycle_count();
+      if (now - submitted_at >= submit_after) {
+        backend_->flush();
+        submitted_at = now;
+      }
     }
     if (coop_exhausted_) {
       // A task ran out of budget (it is queued again): timers and I/O first.

@@ -15,6 +15,7 @@
 #include <eddy/runtime/detail/remote_queue.hpp>
 
 #include "io/backend.hpp"
+#include "runtime/cycle_clock.hpp"
 #include "runtime/loop_metrics.hpp"
 
 namespace eddy {
@@ -54,6 +55,9 @@ std::size_t loop::run_ready_batch_timed() {
   coop_exhausted_ = false;
   std::uint64_t progress = progress_.load(std::memory_order_relaxed);
   std::int64_t t0 = clock_ns();
+  // loop_options::submit_after, on the clock this loop reads anyway.
+  const auto submit_after_ns = static_cast<std::int64_t>(submit_after_ticks_ * 1000 / detail::cycles_per_us());
+  std::int64_t submitted_at = t0;
   while (n != 0 && !ready_.empty()) {
     if (stop_ && (cut_batch_ || budget - n >= queued)) break;
     --n;
@@ -79,6 +83,10 @@ std::size_t loop::run_ready_batch_timed() {
       detail::tls_timed_core = nullptr;
     }
     t0 = t1;
+    if (submit_after_ns != 0 && t1 - submitted_at >= submit_after_ns) {
+      backend_->flush();
+      submitted_at = t1;
+    }
     if (coop_exhausted_) {  // out of budget: timers and I/O first (run_ready_batch)
       coop_exhausted_ = false;
       break;

@@ -257,6 +257,10 @@ int main(int argc, char** argv) {
   L.o = parse(argc, argv);
   L.ctx = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_verify(L.ctx, SSL_VERIFY_NONE, nullptr);
+  // SSL_VERIFY_NONE ignores the chain check's result but OpenSSL still runs it
+  // (store lookups, chain building: ~3 % of the client's handshake): skip it. The
+  // server's signature over the handshake is still checked, as TLS 1.3 requires.
+  SSL_CTX_set_cert_verify_callback(L.ctx, [](X509_STORE_CTX*, void*) { return 1; }, nullptr);
   // Every handshake a full one: no session is offered (SSL_set_session is never
   // called). The client cache mode is on only so that the new-session callback
   // counts the tickets the server sends.

@@ -307,6 +307,16 @@ class uring_backend final : public backend {
     return true;
   }
 
+  bool queues_submissions() const noexcept override { return true; }
+
+  void flush() noexcept override {
+    if (!enabled()) return;  // not yet attached to its thread: nothing was queued
+    if (!cancel_backlog_.empty()) submit_backlog();
+    // Refused (-EBUSY, -EAGAIN) or failed: the SQEs stay queued and the next
+    // enter submits them or reports the error.
+    if (io_uring_sq_ready(&ring_) != 0) io_uring_submit(&ring_);
+  }
+
   bool completions_pending() noexcept override {
     if (io_uring_cq_ready(&ring_) != 0 || io_uring_sq_ready(&ring_) != 0) return true;
     if (!(flags_ & IORING_SETUP_DEFER_TASKRUN)) return false;

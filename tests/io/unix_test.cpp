@@ -195,4 +195,45 @@ TEST_P(unix_test, adopting_anything_but_a_unix_stream_socket_is_refused_by_name)
   EXPECT_TRUE(run(f(sv[0], sv[1])));
 }
 
+// loop_options::submit_after: a send made early in a long ready batch reaches the
+// peer before the batch's next entry runs, not when the batch ends. io_uring
+// queues its SQEs, so there the send waits for the batch's end when the option
+// is 0; readiness backends send at once either way.
+TEST_P(unix_test, a_send_leaves_before_a_long_ready_batch_ends) {
+  for (const auto after : {std::chrono::microseconds(50), std::chrono::microseconds(0)}) {
+    loop_->close();
+    opts_.submit_after = after;
+    make_loop();
+    auto f = [](bool* arrived) -> task<void> {
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) co_return;
+      eddy::unique_fd peer(sv[1]);
+      eddy::unix_stream s{eddy::unique_fd(sv[0])};
+      // Three entries of one batch, in this order: the send, 5 ms of work that
+      // never yields, then a look at the peer's socket.
+      auto send = eddy::spawn([](eddy::unix_stream& st) -> task<void> { co_await st.write_all("x"); }(s));
+      auto busy = eddy::spawn([]() -> task<void> {
+        const auto until = std::chrono::steady_clock::now() + 5ms;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        co_return;
+      }());
+      auto look = eddy::spawn([](int fd, bool* got) -> task<void> {
+        char c;
+        *got = ::recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) == 1;
+        co_return;
+      }(peer.get(), arrived));
+      co_await send;
+      co_await busy;
+      co_await look;
+      co_await s.close();
+    };
+    bool arrived = false;
+    run(f(&arrived));
+    const bool queues = loop_->backend() == eddy::backend_kind::io_uring;
+    EXPECT_EQ(arrived, after.count() != 0 || !queues)
+        << "submit_after " << after.count() << " us on " << eddy::backend_name(loop_->backend());
+  }
+}
+
 EDDY_BACKEND_TEST_SUITE(unix_test);

@@ -265,6 +265,12 @@ TEST(loop_options_test, invalid_options_are_rejected_with_the_field_named) {
   o.idle_spin = std::chrono::microseconds(5000);
   expect_bad(o, "idle_spin");
   o = {};
+  o.submit_after = std::chrono::microseconds(20'000);
+  expect_bad(o, "submit_after");
+  o = {};
+  o.submit_after = std::chrono::microseconds(-1);
+  expect_bad(o, "submit_after");
+  o = {};
   o.trim_after_tasks = 200'000'000;
   expect_bad(o, "trim_after_tasks");
   o = {};

@@ -70,7 +70,9 @@ struct loop_stats {
 ///     starved;
 ///  2. move due timers to the ready queue (timers never fire early);
 ///  3. submit pending I/O and reap completions: without blocking when anything is
-///     ready, else block until the next timer, a completion or a wakeup.
+///     ready, else block until the next timer, a completion or a wakeup. (On
+///     io_uring a batch that runs longer than loop_options::submit_after also
+///     submits what it has queued so far, between two entries.)
 ///
 /// **Thread safety:** a loop is owned by the thread that first runs it. Only
 /// `handle()` (and the loop_handle it returns) may be used from other threads.
@@ -354,6 +356,7 @@ class loop {
   loop* prev_current_ = nullptr;
   std::uint64_t owner_thread_ = 0;
   unsigned ready_batch_ = 0;
+  std::uint64_t submit_after_ticks_ = 0;  // loop_options::submit_after in cycle_count() ticks; 0 off
   unsigned coop_budget_ = default_coop_budget;
   bool coop_exhausted_ = false;
   std::int64_t idle_spin_ns_ = 0;
