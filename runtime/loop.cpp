@@ -362,10 +362,11 @@ std::size_t loop::run_ready_batch() {
   // One relaxed store per entry: the stall detector's heartbeat and the
   // `callbacks` metric.
   std::uint64_t progress = progress_.load(std::memory_order_relaxed);
-  // loop_options::submit_after: queued I/O goes out once the batch has run this
-  // long (io_uring only; 0 otherwise).
+  // loop_options::submit_after: queued I/O goes out after an entry that ran this
+  // long, or once the batch has run 40 times as long (io_uring only; 0 otherwise).
   const std::uint64_t submit_after = submit_after_ticks_;
-  std::uint64_t submitted_at = submit_after != 0 ? detail::cycle_count() : 0;
+  std::uint64_t last = submit_after != 0 ? detail::cycle_count() : 0;
+  std::uint64_t submitted_at = last;
   while (n != 0 && !ready_.empty()) {
     if (stop_ && (cut_batch_ || budget - n >= queued)) break;
     --n;
@@ -379,10 +380,11 @@ std::size_t loop::run_ready_batch() {
     }
     if (submit_after != 0) {
       const std::uint64_t now = detail::cycle_count();
-      if (now - submitted_at >= submit_after) {
+      if (now - last >= submit_after || now - submitted_at >= submit_after * batch_submit_factor) {
         backend_->flush();
         submitted_at = now;
       }
+      last = now;
     }
     if (coop_exhausted_) {
       // A task ran out of budget (it is queued again): timers and I/O first.

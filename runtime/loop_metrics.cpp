@@ -82,11 +82,12 @@ std::size_t loop::run_ready_batch_timed() {
       if (detail::tls_timed_core != nullptr) detail::tls_timed_core->poll_ns_ += d;
       detail::tls_timed_core = nullptr;
     }
-    t0 = t1;
-    if (submit_after_ns != 0 && t1 - submitted_at >= submit_after_ns) {
+    if (submit_after_ns != 0 &&
+        (t1 - t0 >= submit_after_ns || t1 - submitted_at >= submit_after_ns * batch_submit_factor)) {
       backend_->flush();
       submitted_at = t1;
     }
+    t0 = t1;
     if (coop_exhausted_) {  // out of budget: timers and I/O first (run_ready_batch)
       coop_exhausted_ = false;
       break;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <vector>
 #include <string>
 
 #include "io/net_support.hpp"
@@ -198,41 +199,50 @@ TEST_P(unix_test, adopting_anything_but_a_unix_stream_socket_is_refused_by_name)
 // loop_options::submit_after: a send made early in a long ready batch reaches the
 // peer before the batch's next entry runs, not when the batch ends. io_uring
 // queues its SQEs, so there the send waits for the batch's end when the option
-// is 0; readiness backends send at once either way.
+// is 0; readiness backends send at once either way. One long entry and many
+// short ones that add up (a batch submits after 40 times submit_after) alike.
 TEST_P(unix_test, a_send_leaves_before_a_long_ready_batch_ends) {
-  for (const auto after : {std::chrono::microseconds(50), std::chrono::microseconds(0)}) {
+  for (const auto after : {std::chrono::microseconds(200), std::chrono::microseconds(0)}) {
     loop_->close();
     opts_.submit_after = after;
     make_loop();
-    auto f = [](bool* arrived) -> task<void> {
+    // steps: the work after the send, as that many entries of 10 ms / steps each
+    // (1: one long entry; 200: short entries, 50 µs each, well below 200 µs,
+    // that add up to more than the batch's 8 ms; all in one batch of at most 256).
+    auto f = [](bool* arrived, int steps) -> task<void> {
       int sv[2];
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) co_return;
       eddy::unique_fd peer(sv[1]);
       eddy::unix_stream s{eddy::unique_fd(sv[0])};
-      // Three entries of one batch, in this order: the send, 5 ms of work that
-      // never yields, then a look at the peer's socket.
+      // Entries of one batch, in this order: the send, 10 ms of work that never
+      // yields, then a look at the peer's socket.
       auto send = eddy::spawn([](eddy::unix_stream& st) -> task<void> { co_await st.write_all("x"); }(s));
-      auto busy = eddy::spawn([]() -> task<void> {
-        const auto until = std::chrono::steady_clock::now() + 5ms;
-        while (std::chrono::steady_clock::now() < until) {
-        }
-        co_return;
-      }());
+      std::vector<eddy::join_handle<void>> busy;
+      for (int i = 0; i < steps; ++i)
+        busy.push_back(eddy::spawn([](int n) -> task<void> {
+          const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(10'000) / n;
+          while (std::chrono::steady_clock::now() < until) {
+          }
+          co_return;
+        }(steps)));
       auto look = eddy::spawn([](int fd, bool* got) -> task<void> {
         char c;
         *got = ::recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) == 1;
         co_return;
       }(peer.get(), arrived));
       co_await send;
-      co_await busy;
+      for (auto& b : busy) co_await b;
       co_await look;
       co_await s.close();
     };
-    bool arrived = false;
-    run(f(&arrived));
-    const bool queues = loop_->backend() == eddy::backend_kind::io_uring;
-    EXPECT_EQ(arrived, after.count() != 0 || !queues)
-        << "submit_after " << after.count() << " us on " << eddy::backend_name(loop_->backend());
+    for (const int steps : {1, 200}) {
+      bool arrived = false;
+      run(f(&arrived, steps));
+      const bool queues = loop_->backend() == eddy::backend_kind::io_uring;
+      EXPECT_EQ(arrived, after.count() != 0 || !queues)
+          << "submit_after " << after.count() << " us, " << steps << " entries, on "
+          << eddy::backend_name(loop_->backend());
+    }
   }
 }
 

@@ -244,6 +244,11 @@ class loop {
   friend bool detail::submit_op(loop&, detail::io_op&);
   friend void detail::cancel_op(loop&, detail::io_op&) noexcept;
   static constexpr unsigned default_ready_budget = 256;
+  // loop_options::submit_after: a batch submits after an entry that ran that long,
+  // or once it has run this many times as long (2 ms by default). A full batch of
+  // short entries (256 × 1-4 µs) stays under it and submits once: at 10× it
+  // cost an echo of 1,000 connections 0.1 extra io_uring_enter per request.
+  static constexpr unsigned batch_submit_factor = 40;
   static constexpr unsigned default_coop_budget = 128;
   // For eddy's own awaitables, through detail::loop_access.
   void schedule(detail::task_core* core, std::coroutine_handle<> h) {

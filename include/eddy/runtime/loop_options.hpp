@@ -75,15 +75,16 @@ struct loop_options {
   /// are polled (1..1,000,000); 0 = the default, 256.
   unsigned ready_batch = 0;
   /// io_uring only: I/O that ready callbacks and tasks queue goes to the kernel
-  /// in one system call when the ready batch ends. Once a batch has run this
+  /// in one system call when the ready batch ends. After an entry (a callback or
+  /// a task's step) that ran this long, or once the batch has run 40 times as
   /// long, what is queued so far is submitted at once, before the next entry
   /// runs, so a send made early in a long batch (a TLS handshake signs for
   /// 0.1-1 ms; a Python callback may take longer) is not held back by the work
-  /// that follows it. Checked after each entry with one read of the CPU's cycle
-  /// counter (about 10 ns), so one entry that runs long delays only its own
-  /// sends. 0 = submit only at the end of the batch. 0..10,000 µs; default 50 µs.
-  /// Readiness backends (epoll, libuv) make their system calls at once and
-  /// ignore it.
+  /// that follows it, while a batch of short entries still submits once.
+  /// Checked after each entry with one read of the CPU's cycle counter (about
+  /// 10 ns). 0 = submit only at the end of the batch. 0..10,000 µs; default
+  /// 50 µs. Readiness backends (epoll, libuv) make their system calls at once
+  /// and ignore it.
   std::chrono::microseconds submit_after{50};
   /// The per-task budget of inline completions (tokio's coop budget, also 128):
   /// an I/O operation that completes at once (its fd was ready) lets the task go
