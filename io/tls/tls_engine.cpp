@@ -19,11 +19,11 @@ tls_error read_error(tls_state& s, int ssl_error) {
                    ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
   if (eof || (ssl_error == SSL_ERROR_SYSCALL && s.io.in_eof))
     return tls_error(tls_errc::truncated,
-                     "eddy: TLS stream from " + s.peer +
+                     "eddy: TLS stream from " + s.peer() +
                          " truncated: the transport ended without close_notify",
                      first);
   if (reasons.empty()) reasons = "SSL_get_error " + std::to_string(ssl_error);
-  return tls_error(tls_errc::protocol_error, "eddy: TLS stream from " + s.peer + ": " + reasons, first);
+  return tls_error(tls_errc::protocol_error, "eddy: TLS stream from " + s.peer() + ": " + reasons, first);
 }
 
 }  // namespace
@@ -92,10 +92,10 @@ task<std::size_t> read_more(std::shared_ptr<tls_state> s) {
 
 void check_writable(const tls_state& s) {
   if (s.close_notify_sent)
-    throw tls_error(tls_errc::closed, "eddy: TLS stream to " + s.peer + ": write after shutdown_write");
+    throw tls_error(tls_errc::closed, "eddy: TLS stream to " + s.peer() + ": write after shutdown_write");
   if (s.broken || !s.handshake_done || !s.sock)
     throw tls_error(tls_errc::closed,
-                    "eddy: TLS stream to " + s.peer + " is closed or broken by an earlier error");
+                    "eddy: TLS stream to " + s.peer() + " is closed or broken by an earlier error");
 }
 
 void encrypt(tls_state& s, std::span<const std::byte> data) {
@@ -107,7 +107,7 @@ void encrypt(tls_state& s, std::span<const std::byte> data) {
   const std::string reasons = drain_openssl_errors(&first);
   s.broken = true;
   throw tls_error(tls_errc::protocol_error,
-                  "eddy: TLS write to " + s.peer + ": " + (reasons.empty() ? "failed" : reasons), first);
+                  "eddy: TLS write to " + s.peer() + ": " + (reasons.empty() ? "failed" : reasons), first);
 }
 
 task<void> send_close_notify(std::shared_ptr<tls_state> s) {

@@ -17,10 +17,12 @@
 #include <openssl/ssl.h>
 
 #include <cstddef>
+#include <eddy/io/address.hpp>
 #include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/io/tls_stream.hpp>
 #include <eddy/runtime/mutex.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,9 +43,23 @@ struct tls_state {
   cipher_io io;
   ssl_notes notes;
   std::shared_ptr<tls_context_state> ctx;
-  std::string peer;
   bool server = false;
   bool is_tcp = false;
+  // Who the peer is, for error messages and the client's session cache key: the
+  // address is read when the stream is made, the text only when something needs
+  // it (formatting it for every handshake was 1 % of a TLS proxy's CPU).
+  std::optional<socket_address> peer_addr;
+  mutable std::string peer_text;
+  const std::string& peer() const {
+    if (peer_text.empty()) {
+      try {
+        if (peer_addr) peer_text = peer_addr->to_string();
+      } catch (const std::exception&) {
+      }
+      if (peer_text.empty()) peer_text = is_tcp ? "a TCP peer" : "a Unix socket peer";
+    }
+    return peer_text;
+  }
 
   // Plaintext read ahead by the delimited reads, from plain_pos on.
   std::vector<std::byte> plain;

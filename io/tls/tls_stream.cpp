@@ -30,18 +30,18 @@ void check_timeout(std::chrono::milliseconds d, const char* what) {
                                 std::to_string(d.count()) + " ms");
 }
 
-std::string describe_peer(const stream_socket& s, bool tcp) {
+std::optional<socket_address> peer_of(const stream_socket& s) {
   try {
-    return s.peer_address().to_string();
+    return s.peer_address();
   } catch (const std::exception&) {
-    return tcp ? "a TCP peer" : "a Unix socket peer";
+    return std::nullopt;  // tls_state::peer() says "a TCP peer"
   }
 }
 
 tls_error handshake_error(tls_state& s, int ssl_error) {
   unsigned long first = 0;
   std::string reasons = drain_openssl_errors(&first);
-  const std::string who = "eddy: TLS handshake with " + s.peer;
+  const std::string who = "eddy: TLS handshake with " + s.peer();
   const long result = SSL_get_verify_result(s.ssl);
   if (!s.notes.verify_failure.empty())
     return tls_error(tls_errc::certificate_verify_failed,
@@ -112,7 +112,7 @@ std::shared_ptr<tls_state> new_state(stream_socket sock, const tls_context& ctx,
                                        : "eddy::tls_stream::connect needs a client context");
   if (!sock) throw std::invalid_argument("eddy::tls_stream: an empty transport");
   auto s = std::make_shared<tls_state>();
-  s->peer = describe_peer(sock, tcp);
+  s->peer_addr = peer_of(sock);
   s->sock = std::move(sock);
   s->ctx = ctx.state();
   s->server = server;
@@ -156,7 +156,7 @@ void set_client_name(tls_state& s, const std::string& name) {
   }
   if (s.ctx->resume) {
     // One session per name and peer: the same name on another port is another server.
-    s.notes.session_key = name + '@' + s.peer;
+    s.notes.session_key = name + '@' + s.peer();
     if (SSL_SESSION* kept = s.ctx->take_session(s.notes.session_key)) {
       SSL_set_session(s.ssl, kept);
       SSL_SESSION_free(kept);
@@ -169,7 +169,7 @@ task<void> handshake_within(std::shared_ptr<tls_state> s, std::chrono::milliseco
     co_await with_timeout(d, run_handshake(s));
   } catch (const timeout_error&) {
     throw tls_error(tls_errc::handshake_timeout,
-                    "eddy: TLS handshake with " + s->peer + " timed out after " +
+                    "eddy: TLS handshake with " + s->peer() + " timed out after " +
                         timeout_error::format_duration(d));
   }
   settle_ktls(*s);
@@ -234,7 +234,7 @@ task<void> finish_shutdown(std::shared_ptr<tls_state> s, std::chrono::millisecon
   } catch (const std::exception&) {
   }
   if (timed_out)
-    throw tls_error(tls_errc::shutdown_timeout, "eddy: TLS shutdown with " + s->peer +
+    throw tls_error(tls_errc::shutdown_timeout, "eddy: TLS shutdown with " + s->peer() +
                                                     ": no close_notify within " +
                                                     timeout_error::format_duration(timeout));
   if (failure) std::rethrow_exception(failure);
@@ -366,7 +366,7 @@ int tls_stream::fd() const noexcept { return s_ ? s_->sock.fd() : -1; }
 
 const std::string& tls_stream::peer() const {
   static const std::string none;
-  return s_ ? s_->peer : none;
+  return s_ ? s_->peer() : none;
 }
 
 ssl_st* tls_stream::native_handle() const noexcept { return s_ ? s_->ssl : nullptr; }
