@@ -20,8 +20,9 @@
 //   caller's stream, PEXPIRE it, XACK and XDEL the job, in one pipelined write. If
 //   the connection fails, the job retries after the next connect; meanwhile another
 //   worker may claim it (at least once).
-// - signals: SIGTERM or SIGINT stops reading and claiming; running jobs finish and
-//   are answered; the worker leaves the group (XGROUP DELCONSUMER, which would drop
+// - signals: SIGTERM or SIGINT stops reading and claiming (checked before every
+//   XREADGROUP too, so a concurrency-1 worker, busy on its loop thread, takes no new
+//   job after one came); running jobs finish and are answered; the worker leaves the group (XGROUP DELCONSUMER, which would drop
 //   its pending entries: there are none left by then) and returns 0.
 #include <signal.h>
 #include <unistd.h>
@@ -139,6 +140,29 @@ class worker {
   static task<void> ticker(worker* w);
   task<void> claim();
   static task<void> watch_signals(worker* w);
+  // True once stopping, and true at once if SIGTERM or SIGINT is waiting: they are
+  // blocked and read through a signalfd (run_worker), so watch_signals sees one
+  // only when the loop next polls, which a concurrency-1 worker does not do while
+  // its job runs on the loop thread. Asked before a finished job's answer goes out
+  // with the next XREADGROUP and before each XREADGROUP, so a worker told to stop
+  // during a job takes no new one. One sigpending(2) per call.
+  bool stop_requested() {
+    if (!stopping_) {
+      sigset_t pending;
+      if (::sigpending(&pending) == 0 &&
+          (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1))
+        begin_stopping();
+    }
+    return stopping_;
+  }
+  void begin_stopping() {
+    if (stopping_) return;
+    log("stopping: finishing " + std::to_string(running_.size()) + " job(s)");
+    stopping_ = true;
+    // The blocking XREADGROUP ends within its 1 s BLOCK; closing its connection
+    // instead would also cut the answers of the jobs still running.
+    notify();
+  }
   void drop_connections(const std::string& why) {
     connected_ = false;
     auto cmd = std::move(cmd_);
@@ -251,7 +275,7 @@ task<void> worker::job(worker* w, job_fields j) {
   // answer goes there and the session's next XREADGROUP, notified above, joins it in
   // the same write: Redis reads one socket for both instead of two.
   std::shared_ptr<redis_connection> via;
-  if (w->inline_beat_ && !w->stopping_ && w->rd_ && w->rd_->alive() && w->rd_->pending() == 0)
+  if (w->inline_beat_ && !w->stop_requested() && w->rd_ && w->rd_->alive() && w->rd_->pending() == 0)
     via = w->rd_;
   try {
     co_await w->answer(std::move(cmds), std::move(via));
@@ -264,7 +288,7 @@ task<void> worker::job(worker* w, job_fields j) {
 
 task<void> worker::claim() {
   const unsigned free = free_slots();
-  if (free == 0 || stopping_ || !connected_) co_return;
+  if (free == 0 || stop_requested() || !connected_) co_return;
   auto cmd = cmd_;
   std::vector<std::string> cmd_args1{"XAUTOCLAIM", jobs_, group_, opts_.consumer,
                                          std::to_string(opts_.claim_after.count()), "0-0", "COUNT",
@@ -355,11 +379,7 @@ task<void> worker::watch_signals(worker* w) {
   try {
     signal_set sigs{SIGTERM, SIGINT};
     co_await sigs.wait();
-    w->log("stopping: finishing " + std::to_string(w->running_.size()) + " job(s)");
-    w->stopping_ = true;
-    // The blocking XREADGROUP ends within its 1 s BLOCK; closing its connection
-    // instead would also cut the answers of the jobs still running.
-    w->notify();
+    w->begin_stopping();
   } catch (...) {
   }
   --w->tasks_;
@@ -412,7 +432,7 @@ task<void> worker::session() {
   }
   while (!stopping_) {
     while (free_slots() == 0 && !stopping_ && rd->alive()) co_await changed_.wait();
-    if (stopping_) break;
+    if (stop_requested()) break;
     if (!rd->alive()) throw broker_error("Redis at " + ep_.name() + ": connection lost");
     std::vector<std::string> cmd_args3{"XREADGROUP", "GROUP", group_, opts_.consumer, "COUNT",
                                           std::to_string(free_slots()), "BLOCK", "1000",

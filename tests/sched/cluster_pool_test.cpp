@@ -126,6 +126,7 @@ class worker_proc {
     pid_ = -1;
     return st;
   }
+  void forget() { pid_ = -1; }  // reaped by the test itself
 
  private:
   pid_t pid_ = -1;
@@ -430,6 +431,44 @@ TEST_P(ClusterPool, LongJobOnALiveWorkerIsNotClaimedByAnother) {
   worker_proc a(redis.unix_url(), 1, 300, 3, 100);
   worker_proc b(redis.unix_url(), 1, 300, 3, 100);
   run_on(GetParam(), long_job_kept(redis.unix_url(), redis.dir() + "/started"));
+}
+
+// A concurrency-1 worker runs its job on the loop thread, so a SIGTERM that comes
+// during the job is read only after it. The answer used to leave together with the
+// next XREADGROUP, and the worker ran one more job before it stopped (with a long
+// job, past an orchestrator's grace period).
+task<void> stopped_mid_job(std::string url, std::string dir, worker_proc* a,
+                           std::unique_ptr<worker_proc>* b) {
+  eddy::cluster_pool pool(url);
+  auto first = eddy::spawn(pool.call<marked_sleep>(dir + "/first", 300));
+  co_await wait_for_file(dir + "/first");
+  auto second = eddy::spawn(pool.call<marked_sleep>(dir + "/second", 10));
+  co_await eddy::sleep_for(50ms);  // on the broker, behind the first
+  const pid_t apid = a->pid();
+  a->signal(SIGTERM);
+  EXPECT_EQ(co_await first, apid) << "the running job is finished and answered";
+  int status = -1;
+  for (int i = 0; i < 500 && status == -1; ++i) {
+    int st = 0;
+    if (::waitpid(apid, &st, WNOHANG) == apid)
+      status = st;
+    else
+      co_await eddy::sleep_for(10ms);
+  }
+  a->forget();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_TRUE(read_pids(dir + "/second").empty()) << "the stopping worker took a new job";
+  *b = std::make_unique<worker_proc>(url);
+  EXPECT_EQ(co_await second, (*b)->pid()) << "the next worker runs it";
+  co_await pool.shutdown();
+}
+
+TEST_P(ClusterPool, WorkerStoppedDuringAJobFinishesItAndTakesNoOther) {
+  REQUIRE_REDIS();
+  redis_server redis;
+  worker_proc a(redis.unix_url());
+  std::unique_ptr<worker_proc> b;
+  run_on(GetParam(), stopped_mid_job(redis.unix_url(), redis.dir(), &a, &b));
 }
 
 task<void> broker_restart(std::string url, redis_server* redis, int sig) {
