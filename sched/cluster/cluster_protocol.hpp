@@ -39,6 +39,11 @@ inline constexpr char kind_raised = 'x';
 inline constexpr char kind_rejected = 'n';
 inline constexpr char kind_dead = 'd';
 
+// The consumer that owns jobs a stopping worker handed back (cluster_worker.cpp,
+// hand_back): no worker reads as it (the default worker name, host:pid, has no
+// '#'), so they wait only for the next XAUTOCLAIM.
+inline constexpr const char* handed_back_consumer = "#handed-back";
+
 /// Checks a key prefix (std::invalid_argument).
 void check_namespace(std::string_view ns);
 

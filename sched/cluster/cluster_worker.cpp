@@ -22,7 +22,8 @@
 //   worker may claim it (at least once).
 // - signals: SIGTERM or SIGINT stops reading and claiming (checked before every
 //   XREADGROUP too, so a concurrency-1 worker, busy on its loop thread, takes no new
-//   job after one came); running jobs finish and are answered; the worker leaves the group (XGROUP DELCONSUMER, which would drop
+//   job after one came; a job the XREADGROUP blocked at that moment still delivers
+//   is handed back to the group, see hand_back); running jobs finish and are answered; the worker leaves the group (XGROUP DELCONSUMER, which would drop
 //   its pending entries: there are none left by then) and returns 0.
 #include <signal.h>
 #include <unistd.h>
@@ -139,6 +140,7 @@ class worker {
   task<void> session();
   static task<void> ticker(worker* w);
   task<void> claim();
+  task<bool> hand_back(std::shared_ptr<redis_connection> cmd, const std::string& id);
   static task<void> watch_signals(worker* w);
   // True once stopping, and true at once if SIGTERM or SIGINT is waiting: they are
   // blocked and read through a signalfd (run_worker), so watch_signals sees one
@@ -446,8 +448,32 @@ task<void> worker::session() {
     const redisReply* entries = r->element[0]->element[1];
     for (std::size_t i = 0; i < entries->elements; ++i) {
       job_fields j = parse_entry(entries->element[i]);
-      if (!j.id.empty()) start_job(std::move(j));
+      if (j.id.empty()) continue;
+      if (stop_requested()) {
+        // Delivered by the XREADGROUP that was blocked when the signal came.
+        const bool back = co_await hand_back(cmd, j.id);
+        if (back) continue;
+      }
+      start_job(std::move(j));
     }
+  }
+}
+
+// A job delivered after the worker began stopping goes back to the group instead of
+// delaying the stop by its run: XCLAIM moves it to a consumer no worker runs as,
+// idle for claim_after, so the next XAUTOCLAIM of any worker takes it at once, with
+// its delivery count back to 0 (this delivery never ran it). False if the broker
+// did not confirm: then this worker runs it, as it would have before.
+task<bool> worker::hand_back(std::shared_ptr<redis_connection> cmd, const std::string& id) {
+  try {
+    std::vector<std::string> args{"XCLAIM", jobs_, group_, proto::handed_back_consumer, "0", id, "IDLE",
+                                  std::to_string(opts_.claim_after.count()), "RETRYCOUNT", "0", "JUSTID"};
+    redis_reply r = co_await cmd->command(std::move(args));
+    const bool ok = reply_error(r.get()).empty() && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+    if (ok) log("handed job " + id + " back: stopping");
+    co_return ok;
+  } catch (...) {
+    co_return false;
   }
 }
 

@@ -471,6 +471,46 @@ TEST_P(ClusterPool, WorkerStoppedDuringAJobFinishesItAndTakesNoOther) {
   run_on(GetParam(), stopped_mid_job(redis.unix_url(), redis.dir(), &a, &b));
 }
 
+// With more than one slot a worker waits in a blocking XREADGROUP (up to 1 s) when
+// the signal comes; a job it delivers then is handed back to the group, not run,
+// and the next worker's XAUTOCLAIM takes it at once.
+task<void> handed_back(std::string url, redis_server* redis, worker_proc* a,
+                       std::unique_ptr<worker_proc>* b) {
+  eddy::cluster_pool pool(url);
+  EXPECT_EQ(co_await pool.call<square>(3), 9);  // a is up; its next XREADGROUP blocks
+  co_await eddy::sleep_for(50ms);
+  const pid_t apid = a->pid();
+  a->signal(SIGTERM);
+  co_await eddy::sleep_for(20ms);
+  const std::string late = redis->dir() + "/late";
+  auto h = eddy::spawn(pool.call<marked_sleep>(late, 10));
+  int status = -1;
+  for (int i = 0; i < 500 && status == -1; ++i) {
+    int st = 0;
+    if (::waitpid(apid, &st, WNOHANG) == apid)
+      status = st;
+    else
+      co_await eddy::sleep_for(10ms);
+  }
+  a->forget();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_TRUE(read_pids(late).empty()) << "the stopping worker ran a job delivered after the signal";
+  EXPECT_EQ(redis_int(*redis, {"XPENDING", "eddy:jobs", "eddy:workers", "-", "+", "10", "#handed-back"}), 1)
+      << "the job waits, handed back";
+  *b = std::make_unique<worker_proc>(url, 1, 300, 3, 100);
+  EXPECT_EQ(co_await h, (*b)->pid()) << "the next worker claims and runs it";
+  EXPECT_EQ(read_pids(late).size(), 1u);
+  co_await pool.shutdown();
+}
+
+TEST_P(ClusterPool, JobDeliveredAfterTheSignalIsHandedBackAndRunByTheNextWorker) {
+  REQUIRE_REDIS();
+  redis_server redis;
+  worker_proc a(redis.unix_url(), 2, 300, 3, 100);
+  std::unique_ptr<worker_proc> b;
+  run_on(GetParam(), handed_back(redis.unix_url(), &redis, &a, &b));
+}
+
 task<void> broker_restart(std::string url, redis_server* redis, int sig) {
   eddy::cluster_pool pool(url, {.broker_timeout = 10s});
   co_await pool.connected();
