@@ -169,6 +169,17 @@ std::vector<int> read_pids(const std::string& path) {
   return v;
 }
 
+// A child's wait status once it exits, polled for up to 5 s without blocking the
+// loop (-1 if it is still running then; the caller's worker_proc then kills it).
+task<int> exit_status(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    int st = 0;
+    if (::waitpid(pid, &st, WNOHANG) == pid) co_return st;
+    co_await eddy::sleep_for(10ms);
+  }
+  co_return -1;
+}
+
 task<void> wait_for_file(std::string path) {
   for (int i = 0; i < 1000; ++i) {
     struct stat st;
@@ -447,15 +458,8 @@ task<void> stopped_mid_job(std::string url, std::string dir, worker_proc* a,
   const pid_t apid = a->pid();
   a->signal(SIGTERM);
   EXPECT_EQ(co_await first, apid) << "the running job is finished and answered";
-  int status = -1;
-  for (int i = 0; i < 500 && status == -1; ++i) {
-    int st = 0;
-    if (::waitpid(apid, &st, WNOHANG) == apid)
-      status = st;
-    else
-      co_await eddy::sleep_for(10ms);
-  }
-  a->forget();
+  const int status = co_await exit_status(apid);
+  if (status != -1) a->forget();  // reaped here; a live one is killed by worker_proc
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   EXPECT_TRUE(read_pids(dir + "/second").empty()) << "the stopping worker took a new job";
   *b = std::make_unique<worker_proc>(url);
@@ -484,15 +488,8 @@ task<void> handed_back(std::string url, redis_server* redis, worker_proc* a,
   co_await eddy::sleep_for(20ms);
   const std::string late = redis->dir() + "/late";
   auto h = eddy::spawn(pool.call<marked_sleep>(late, 10));
-  int status = -1;
-  for (int i = 0; i < 500 && status == -1; ++i) {
-    int st = 0;
-    if (::waitpid(apid, &st, WNOHANG) == apid)
-      status = st;
-    else
-      co_await eddy::sleep_for(10ms);
-  }
-  a->forget();
+  const int status = co_await exit_status(apid);
+  if (status != -1) a->forget();  // reaped here; a live one is killed by worker_proc
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   EXPECT_TRUE(read_pids(late).empty()) << "the stopping worker ran a job delivered after the signal";
   EXPECT_EQ(redis_int(*redis, {"XPENDING", "eddy:jobs", "eddy:workers", "-", "+", "10", "#handed-back"}), 1)
