@@ -1,6 +1,6 @@
 #include "runtime/cycle_clock.hpp"
 
-#include <time.h>
+#include <chrono>
 
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -10,9 +10,9 @@ namespace eddy::detail {
 namespace {
 
 std::uint64_t monotonic_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
 }
 
 }  // namespace

@@ -178,8 +178,10 @@ loop::loop(loop_options opts) : epoch_(clock::now()) {
   cfg.send_zerocopy_min = opts.send_zerocopy_min;
   backend_ = detail::make_backend(requested, cfg, backend_reason_);
   backend_->set_recv_limit(opts.recv_limit);
-  if (backend_->queues_submissions() && opts.submit_after.count() != 0)
+  if (backend_->queues_submissions() && opts.submit_after.count() != 0) {
     submit_after_ticks_ = static_cast<std::uint64_t>(opts.submit_after.count()) * detail::cycles_per_us();
+    submit_after_ns_ = opts.submit_after.count() * 1000;
+  }
   if (opts.uv_loop != nullptr) backend_reason_ = "attached to the host's uv_loop_t";
   if (cfg.uring_baseline && backend_->kind() == backend_kind::io_uring)
     backend_reason_ += "; io_uring features limited to the Linux 5.11 baseline";

@@ -56,7 +56,7 @@ std::size_t loop::run_ready_batch_timed() {
   std::uint64_t progress = progress_.load(std::memory_order_relaxed);
   std::int64_t t0 = clock_ns();
   // loop_options::submit_after, on the clock this loop reads anyway.
-  const auto submit_after_ns = static_cast<std::int64_t>(submit_after_ticks_ * 1000 / detail::cycles_per_us());
+  const std::int64_t submit_after_ns = submit_after_ns_;
   std::int64_t submitted_at = t0;
   while (n != 0 && !ready_.empty()) {
     if (stop_ && (cut_batch_ || budget - n >= queued)) break;

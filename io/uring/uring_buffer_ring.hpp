@@ -71,8 +71,6 @@ class uring_buffer_ring final : public buffer_ring {
   /// were held back, the traffic outran the hot set, so it doubles (up to every
   /// buffer) and the spares go on the ring.
   void ran_dry() noexcept;
-  /// Buffers kept on the ring (incremental; every buffer otherwise).
-  unsigned hot_posted() const noexcept { return inc_ ? hot_posted_ : entries_; }
 
  private:
   void give_back(unsigned id) noexcept;

@@ -23,8 +23,9 @@
 // - signals: SIGTERM or SIGINT stops reading and claiming (checked before every
 //   XREADGROUP too, so a concurrency-1 worker, busy on its loop thread, takes no new
 //   job after one came; a job the XREADGROUP blocked at that moment still delivers
-//   is handed back to the group, see hand_back); running jobs finish and are answered; the worker leaves the group (XGROUP DELCONSUMER, which would drop
-//   its pending entries: there are none left by then) and returns 0.
+//   is handed back to the group, see hand_back); running jobs finish and are
+//   answered; the worker leaves the group (XGROUP DELCONSUMER, which would drop its
+//   pending entries: there are none left by then) and returns 0.
 #include <signal.h>
 #include <unistd.h>
 

@@ -361,7 +361,10 @@ class loop {
   loop* prev_current_ = nullptr;
   std::uint64_t owner_thread_ = 0;
   unsigned ready_batch_ = 0;
-  std::uint64_t submit_after_ticks_ = 0;  // loop_options::submit_after in cycle_count() ticks; 0 off
+  // loop_options::submit_after in cycle_count() ticks (run_ready_batch) and in ns
+  // (the timed batch, which reads the clock anyway); 0: off, or not io_uring.
+  std::uint64_t submit_after_ticks_ = 0;
+  std::int64_t submit_after_ns_ = 0;
   unsigned coop_budget_ = default_coop_budget;
   bool coop_exhausted_ = false;
   std::int64_t idle_spin_ns_ = 0;
