@@ -35,6 +35,16 @@ eddy_install_packages() {
   fi
 }
 
+# eddy_check_disk GIB: say so, before building, when this checkout's file system has
+# less than GIB GiB free (a full disk otherwise shows up as a linker error midway).
+eddy_check_disk() {
+  local need_kib=$(( $1 * 1024 * 1024 )) free_kib
+  free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+  if [ -n "$free_kib" ] && [ "$free_kib" -lt "$need_kib" ]; then
+    eddy_log "warning: $(( free_kib / 1024 )) MiB free here; the builds need about $1 GiB"
+  fi
+}
+
 # eddy_configure DIR [meson options...]: set up DIR once, reconfigure if it exists.
 eddy_configure() {
   local dir=$1
