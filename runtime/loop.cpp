@@ -247,8 +247,13 @@ void loop::leave_thread() noexcept {
 }
 
 detail::task_core* loop::start(std::coroutine_handle<> frame, detail::promise_base* p) {
-  auto* c = ::new (static_cast<void*>(&p->spawned_core_)) detail::task_core{};
-  ready_.push(&resume_entry, frame.address(), c);  // on throw the caller destroys the frame
+  auto* c = detail::pool_new<detail::task_core>();
+  try {
+    ready_.push(&resume_entry, frame.address(), c);  // on throw the caller destroys the frame
+  } catch (...) {
+    detail::pool_delete(c);
+    throw;
+  }
   if (hosted_ && !running_) backend_->poke();
   c->loop_ = this;
   c->promise_ = p;

@@ -4,10 +4,10 @@
 //  - final suspend: done, unlinked, on_done observer told, waiter resumed by
 //    symmetric transfer, running ref dropped;
 //  - last ref dropped: an exception nobody retrieved (and that is not a
-//    cancellation) goes to the loop's exception handler; frame and core freed.
+//    cancellation) goes to the loop's exception handler; frame and core freed
+//    (the core is a pool block of its own, made by loop::start).
 #include <exception>
 #include <stdexcept>
-#include <type_traits>
 
 #include <eddy/runtime/errors.hpp>
 #include <eddy/runtime/loop.hpp>
@@ -28,8 +28,8 @@ void finalize(task_core* c) noexcept {
   if (c->promise_->error_ && !c->result_taken_ && !is_cancellation(c->promise_->error_)) {
     c->loop_->report_exception(c->promise_->error_);
   }
-  static_assert(std::is_trivially_destructible_v<task_core>);
-  std::coroutine_handle<>::from_address(c->frame_).destroy();  // the core goes with the frame
+  std::coroutine_handle<>::from_address(c->frame_).destroy();
+  pool_delete(c);
 }
 
 }  // namespace

@@ -119,8 +119,7 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
   bool eof = false;
   bool nobufs = false;
   bool closed = false;
-  event wake;        // set by each completion
-  event final_seen;  // set by the final completion
+  event wake;  // set by each completion, the final one included (close() waits on it too)
 
   ~receiver_state() { recycle_queue(); }
   bool armed() const noexcept { return op.state == op_state::in_flight; }
@@ -193,13 +192,32 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     // once a few chunks or twice the receive limit wait, whichever comes first.
     if (!final && (s->queued() >= queue_cap || s->qbytes >= 2 * s->limit) && !o->cancel_requested) detail::loop_io(*s->l).cancel(*o);
     if (final) {
-      s->final_seen.set();
       std::shared_ptr<receiver_state> keep = std::move(s->self);  // may free s on return
     }
   }
 };
 
 namespace {
+
+// The ring ran dry (-ENOBUFS ended the multishot op): one plain recv, waiting
+// for readiness if need be, makes progress without spinning on an empty ring.
+// Its own coroutine, so that the poll's op is in this rare frame only and not in
+// every waiting receive's (an idle connection's receive frame is part of its RSS).
+task<recv_buffer> receive_dry(std::shared_ptr<receiver_state> s) {
+  int e = 0;
+  for (;;) {
+    recv_buffer b = recv_pooled_once(s->fd, block_pool::min_block, e);
+    if (!b.empty()) co_return b;
+    if (e == 0) {
+      s->eof = true;
+      co_return recv_buffer{};
+    }
+    if (e != -EAGAIN && e != -EWOULDBLOCK) fail(-e);
+    (void)co_await size_awaiter(*s->l, "eddy: recv (poll)", op_code::poll, s->fd, nullptr, 0,
+                                POLLIN);
+    if (s->closed) throw cancelled_error{};
+  }
+}
 
 task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
   for (;;) {
@@ -213,21 +231,7 @@ task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
     if (!s->armed()) {
       if (s->nobufs) {
         s->nobufs = false;
-        // The ring ran dry: one plain recv (waiting for readiness if need be)
-        // makes progress without spinning on an empty ring.
-        int e = 0;
-        for (;;) {
-          recv_buffer b = recv_pooled_once(s->fd, block_pool::min_block, e);
-          if (!b.empty()) co_return b;
-          if (e == 0) {
-            s->eof = true;
-            co_return recv_buffer{};
-          }
-          if (e != -EAGAIN && e != -EWOULDBLOCK) fail(-e);
-          (void)co_await size_awaiter(*s->l, "eddy: recv (poll)", op_code::poll, s->fd, nullptr, 0,
-                                      POLLIN);
-          if (s->closed) throw cancelled_error{};
-        }
+        co_return co_await receive_dry(s);
       }
       s->arm();
       continue;
@@ -314,8 +318,8 @@ task<void> stream_socket::close() {
   co_await fd_.close();
   if (s) {
     while (s->armed()) {
-      s->final_seen.clear();
-      co_await s->final_seen.wait();
+      s->wake.clear();
+      co_await s->wake.wait();
     }
     s->recycle_queue();
   }

@@ -19,8 +19,9 @@ void readiness_engine::retire() noexcept {
     std::lock_guard<std::mutex> g(registry_lock());
     if (retired_) return;
     retired_ = true;
-    for (std::size_t fd = 0; fd < fds_.size(); ++fd)
-      if (fds_[fd].watched && !fds_[fd].unowned) registry_release(static_cast<int>(fd), this);
+    fds_.for_each([this](std::size_t fd, const fd_state& st) {
+      if (st.watched && !st.unowned) registry_release(static_cast<int>(fd), this);
+    });
     std::lock_guard<std::mutex> r(remote_mu_);
     closes.swap(remote_closes_);
     remote_pending_.store(false, std::memory_order_relaxed);
@@ -76,9 +77,7 @@ readiness_engine::dir readiness_engine::direction(const io_op& op) noexcept {
 }
 
 readiness_engine::fd_state& readiness_engine::state(int fd) {
-  const auto i = static_cast<std::size_t>(fd);
-  if (i >= fds_.size()) fds_.resize(i + 1 > fds_.size() * 2 ? i + 1 : fds_.size() * 2);
-  return fds_[i];
+  return fds_.get(static_cast<std::size_t>(fd));
 }
 
 void readiness_engine::finish(io_op& op, int res) noexcept {
@@ -141,9 +140,8 @@ unsigned readiness_engine::waiting(const fd_state& st) noexcept {
 }
 
 unsigned readiness_engine::waiting(int fd) const noexcept {
-  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return 0;
-  const fd_state& st = fds_[static_cast<std::size_t>(fd)];
-  return st.watched ? waiting(st) : 0;
+  const fd_state* st = fd < 0 ? nullptr : fds_.find(static_cast<std::size_t>(fd));
+  return st != nullptr && st->watched ? waiting(*st) : 0;
 }
 
 bool readiness_engine::submit(io_op& op) {
@@ -166,8 +164,8 @@ bool readiness_engine::submit(io_op& op) {
   const dir d = direction(op);
   if (d == dir_none) return complete_inline(op, -EINVAL);  // accept_multi: not offered
   if (op.fd < 0) return complete_inline(op, -EBADF);
-  // A splice may move to its output's list from inside drain(): make that state
-  // now, so no later lookup grows the table under a reference.
+  // A splice may move to its output's list from inside drain(), which cannot
+  // allocate (noexcept): make that state now.
   if (op.code == op_code::splice && op.aux_fd >= 0) (void)state(op.aux_fd);
   fd_state& st = state(op.fd);
   op.state = op_state::idle;
@@ -272,9 +270,9 @@ void readiness_engine::cancel(io_op& op) noexcept {
   if (op.state != op_state::in_flight) return;
   op.cancel_requested = true;
   op_list* l = &fds_[static_cast<std::size_t>(op.fd)].lists[direction(op)];
-  if (op.code == op_code::splice && op.aux_fd >= 0 && static_cast<std::size_t>(op.aux_fd) < fds_.size()) {
+  if (fd_state* aux = op.code == op_code::splice && op.aux_fd >= 0 ? fds_.find(static_cast<std::size_t>(op.aux_fd)) : nullptr) {
     // A splice waits on its input or its output; the lists are short.
-    op_list& out = fds_[static_cast<std::size_t>(op.aux_fd)].lists[dir_out];
+    op_list& out = aux->lists[dir_out];
     for (io_op* o = out.head; o != nullptr; o = o->link_next)
       if (o == &op) l = &out;
   }
@@ -301,14 +299,14 @@ void readiness_engine::end_watch(int fd, fd_state& st) noexcept {
 
 int readiness_engine::close_fd(int fd) noexcept {
   if (fd < 0) return -EBADF;
-  const bool mine = static_cast<std::size_t>(fd) < fds_.size();
+  fd_state* mine = fds_.find(static_cast<std::size_t>(fd));
   if (registry_hand_off(fd, this)) {
     // Another loop watches fd: it ends the watch and closes. Whatever this
     // engine knew of the number is stale.
-    if (mine) end_watch(fd, fds_[static_cast<std::size_t>(fd)]);
+    if (mine != nullptr) end_watch(fd, *mine);
     return 0;
   }
-  if (mine) end_watch(fd, fds_[static_cast<std::size_t>(fd)]);
+  if (mine != nullptr) end_watch(fd, *mine);
   // close() may fail with EINTR after releasing the fd (Linux); never retry it.
   return ::close(fd) == 0 ? 0 : -errno;
 }
@@ -425,8 +423,9 @@ void readiness_engine::complete_polls(fd_state& st, unsigned events) noexcept {
 }
 
 void readiness_engine::ready(int fd, std::uint32_t gen, unsigned events) noexcept {
-  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
-  fd_state& st = fds_[static_cast<std::size_t>(fd)];
+  fd_state* slot = fd < 0 ? nullptr : fds_.find(static_cast<std::size_t>(fd));
+  if (slot == nullptr) return;
+  fd_state& st = *slot;
   // An event of a watch that has ended (the number was closed, maybe reopened
   // since, in this same batch of events): dropped.
   if (!st.watched || st.gen != gen) return;

@@ -56,6 +56,7 @@
 #include <eddy/detail/intrusive_list.hpp>
 
 #include "io/backend.hpp"
+#include "io/readiness/fd_table.hpp"
 
 namespace eddy::detail {
 
@@ -208,7 +209,7 @@ class readiness_engine {
 
   readiness_mechanism& mech_;
   bool level_ = false;
-  std::vector<fd_state> fds_;
+  fd_table<fd_state> fds_;
   // fds to try before the loop blocks: a newly armed recv_multi, or a watch that
   // took over an existing registration (EEXIST), with the generation it was for.
   struct deferred_fd {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <array>
@@ -48,6 +49,8 @@ task<std::uint64_t> drain(int rfd, std::size_t* got) {
   }
   co_return sum;
 }
+
+task<std::size_t> wait_readable(int fd) { co_return co_await eddy::poll(fd, POLLIN); }
 
 }  // namespace
 
@@ -279,3 +282,43 @@ TEST_P(fd_test, a_cancellation_storm_completes_every_op_exactly_once) {
 }
 
 EDDY_BACKEND_TEST_SUITE(fd_test);
+
+// The readiness engine keeps its per-fd state in chunks made as fd numbers first
+// appear (io/readiness/fd_table.hpp): a pipe whose ends sit far apart, the higher
+// one first, in chunks not made yet, carries its bytes intact while a low fd waits
+// too, and closing them leaves a low fd's watch working.
+TEST_P(fd_test, fds_far_apart_in_number_carry_data_and_close_cleanly) {
+  rlimit lim{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &lim), 0);
+  if (lim.rlim_cur < 2100 && lim.rlim_max >= 2100) {
+    rlimit raised = lim;
+    raised.rlim_cur = 2100;
+    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &raised), 0);
+  }
+  rlimit now{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &now), 0);
+  const int high = now.rlim_cur >= 2100 ? 2000 : static_cast<int>(now.rlim_cur) - 20;
+  ASSERT_GT(high, 600) << "RLIMIT_NOFILE too low for this test";
+  auto f = [high]() -> task<bool> {
+    auto [r0, w0] = eddy::make_pipe();
+    eddy::unique_fd w(fcntl(w0.get(), F_DUPFD_CLOEXEC, high));
+    eddy::unique_fd r(fcntl(r0.get(), F_DUPFD_CLOEXEC, 600));
+    if (!w || !r || w.get() < high || r.get() < 600) co_return false;
+    co_await r0.close();
+    co_await w0.close();
+    auto [lr, lw] = eddy::make_pipe();  // a low fd waiting through it all
+    std::size_t got = 0;
+    auto reader = eddy::spawn(drain(r.get(), &got));
+    auto low = eddy::spawn(wait_readable(lr.get()));
+    const std::uint64_t sent_sum = co_await pump(w.get(), 1u << 20);
+    co_await w.close();
+    const std::uint64_t got_sum = co_await reader;
+    co_await r.close();
+    const char one = 1;
+    if (::write(lw.get(), &one, 1) != 1) co_return false;
+    const std::size_t ev = co_await low;
+    co_return got == (1u << 20) && got_sum == sent_sum && (ev & POLLIN) != 0;
+  };
+  EXPECT_TRUE(run(f()));
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+}
