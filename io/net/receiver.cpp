@@ -26,7 +26,7 @@
 
 #include <eddy/io/detail/stream_socket.hpp>
 #include <eddy/runtime/event.hpp>
-#include <memory>
+#include <atomic>
 #include <stdexcept>
 #include <system_error>
 #include <vector>
@@ -98,17 +98,18 @@ task<recv_buffer> receive_pooled(int fd, loop& l, std::uint32_t* rx_size, std::s
 
 }  // namespace
 
-struct receiver_state : std::enable_shared_from_this<receiver_state> {
+struct receiver_state {
   struct chunk {
     std::byte* data;
     unsigned id;
     unsigned len;
   };
-  loop* l = nullptr;
+  std::atomic<std::uint32_t> refs{1};  // receiver_ref's count
   int fd = -1;
+  loop* l = nullptr;
   buffer_ring* ring = nullptr;
   io_op op{};
-  std::shared_ptr<receiver_state> self;
+  receiver_ref self;  // while the op is in flight
   // A vector, not a deque: an idle socket's state must stay small (libstdc++'s
   // deque allocates about 600 bytes up front). Drained from `qhead`.
   std::vector<chunk> q;
@@ -150,7 +151,8 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     op.fd = fd;
     op.len = static_cast<unsigned>(limit);
     op.complete = &on_cqe;
-    self = shared_from_this();
+    receiver_retain(this);
+    self = receiver_ref(this);
     if (detail::loop_io(*l).submit(op)) {
       self.reset();
       err = op.res < 0 ? -op.res : EINVAL;
@@ -192,10 +194,16 @@ struct receiver_state : std::enable_shared_from_this<receiver_state> {
     // once a few chunks or twice the receive limit wait, whichever comes first.
     if (!final && (s->queued() >= queue_cap || s->qbytes >= 2 * s->limit) && !o->cancel_requested) detail::loop_io(*s->l).cancel(*o);
     if (final) {
-      std::shared_ptr<receiver_state> keep = std::move(s->self);  // may free s on return
+      receiver_ref keep = std::move(s->self);  // may free s on return
     }
   }
 };
+
+void receiver_retain(receiver_state* s) noexcept { s->refs.fetch_add(1, std::memory_order_relaxed); }
+
+void receiver_release(receiver_state* s) noexcept {
+  if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s;
+}
 
 namespace {
 
@@ -203,7 +211,7 @@ namespace {
 // for readiness if need be, makes progress without spinning on an empty ring.
 // Its own coroutine, so that the poll's op is in this rare frame only and not in
 // every waiting receive's (an idle connection's receive frame is part of its RSS).
-task<recv_buffer> receive_dry(std::shared_ptr<receiver_state> s) {
+task<recv_buffer> receive_dry(receiver_ref s) {
   int e = 0;
   for (;;) {
     recv_buffer b = recv_pooled_once(s->fd, block_pool::min_block, e);
@@ -219,7 +227,7 @@ task<recv_buffer> receive_dry(std::shared_ptr<receiver_state> s) {
   }
 }
 
-task<recv_buffer> receive_ring(std::shared_ptr<receiver_state> s) {
+task<recv_buffer> receive_ring(receiver_ref s) {
   for (;;) {
     if (s->queued() != 0) {
       const receiver_state::chunk c = s->pop();
@@ -255,7 +263,7 @@ task<recv_buffer> stream_socket::receive() {
     // Made on the pooled path too (io_uring before 6.1), so that the rule "one
     // way of reading per socket" (read_some refused after receive) is the same
     // on every kernel.
-    rx_ = std::make_shared<receiver_state>();
+    rx_ = receiver_ref(new receiver_state);
     rx_->l = &l;
     rx_->limit = limit;
     rx_->fd = fd_.get();
@@ -282,7 +290,7 @@ void stream_socket::mixed_reads() {
 
 void stream_socket::drop_receiver() noexcept {
   if (!rx_) return;
-  std::shared_ptr<receiver_state> s = std::move(rx_);
+  receiver_ref s = std::move(rx_);
   s->closed = true;
   s->wake.set();
   // close_now cancels a multishot op still armed. A destructor cannot await its
@@ -310,7 +318,7 @@ stream_socket::~stream_socket() {
 
 task<void> stream_socket::close() {
   if (!fd_) co_return;  // idempotent, as asyncio's close()
-  std::shared_ptr<receiver_state> s = std::move(rx_);
+  receiver_ref s = std::move(rx_);
   if (s) {
     s->closed = true;
     s->wake.set();

@@ -16,6 +16,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace eddy::detail {
@@ -31,6 +32,39 @@ void set_int_option(int fd, int level, int name, int value, const char* what);
 int get_int_option(int fd, int level, int name, const char* what);
 
 struct receiver_state;  // io/net/receiver.cpp
+void receiver_retain(receiver_state* s) noexcept;
+void receiver_release(receiver_state* s) noexcept;
+
+/// An owning reference to a stream's receiver state. The count lives in the state
+/// (no control block beside it, no weak count): an idle connection's receiver is
+/// one allocation. Counted atomically, as a shared_ptr was: the socket and the op
+/// in flight may let go on different threads.
+class receiver_ref {
+ public:
+  receiver_ref() noexcept = default;
+  /// Adopts one reference already counted for `p`.
+  explicit receiver_ref(receiver_state* p) noexcept : p_(p) {}
+  receiver_ref(const receiver_ref& o) noexcept : p_(o.p_) {
+    if (p_ != nullptr) receiver_retain(p_);
+  }
+  receiver_ref(receiver_ref&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  receiver_ref& operator=(receiver_ref o) noexcept {
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  ~receiver_ref() {
+    if (p_ != nullptr) receiver_release(p_);
+  }
+  void reset() noexcept { receiver_ref().swap(*this); }
+  void swap(receiver_ref& o) noexcept { std::swap(p_, o.p_); }
+  receiver_state* get() const noexcept { return p_; }
+  receiver_state* operator->() const noexcept { return p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  bool operator==(std::nullptr_t) const noexcept { return p_ == nullptr; }
+
+ private:
+  receiver_state* p_ = nullptr;
+};
 
 class stream_socket {
  public:
@@ -124,7 +158,7 @@ class stream_socket {
   void drop_receiver() noexcept;
 
   unique_fd fd_;
-  std::shared_ptr<receiver_state> rx_;
+  receiver_ref rx_;
   std::uint32_t rx_size_ = 0;   // receive()'s read size where it does plain recvs
   std::uint32_t rx_limit_ = 0;  // set_receive_limit; 0 = the loop's recv_limit
 };
