@@ -29,9 +29,12 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "io/backend.hpp"
+#include "io/readiness/fd_table.hpp"
 #include "io/readiness/readiness_backend.hpp"
 #include "runtime/log.hpp"
 
@@ -78,8 +81,9 @@ class uv_backend final : public readiness_backend {
 
   ~uv_backend() override {
     engine_.retire();  // while the async still wakes us
-    for (std::size_t fd = 0; fd < polls_.size(); ++fd)
-      if (polls_[fd] != nullptr) forget(static_cast<int>(fd));
+    polls_.for_each([this](std::size_t fd, poll_slot* s) {
+      if (s != nullptr) forget(static_cast<int>(fd));
+    });
     close_handle(&hs_->async);
     close_handle(&hs_->timer);
     if (hosted_) {
@@ -135,14 +139,17 @@ class uv_backend final : public readiness_backend {
 
  private:
   struct handle_set;
+  // One per watched fd. The handle comes first, so a callback's handle is its
+  // slot; h.data is the backend while the poll is open and the handle set once it
+  // is closing (its close callback may run after the backend is gone), and the fd
+  // is libuv's (uv_fileno): an idle connection pays for the handle and 8 bytes.
   struct poll_slot {
     uv_poll_t h;
-    uv_backend* self;
-    handle_set* set;
-    int fd;
     std::uint32_t gen;  // the engine's generation of this watch
     int events;         // the uv_poll_start interest now (0: stopped)
   };
+  static_assert(std::is_standard_layout_v<poll_slot>, "a slot is reached from its handle");
+  static poll_slot* slot_of(uv_poll_t* h) noexcept { return reinterpret_cast<poll_slot*>(h); }
 
   template <class H>
   void close_handle(H* h) noexcept {
@@ -164,40 +171,43 @@ class uv_backend final : public readiness_backend {
       delete s;  // uv_poll_init registers nothing on failure
       return r;
     }
-    s->h.data = s;
-    s->self = this;
-    s->set = hs_;
-    s->fd = fd;
+    s->h.data = this;
     s->gen = gen;
-    const auto i = static_cast<std::size_t>(fd);
-    if (i >= polls_.size()) polls_.resize(i + 1 > polls_.size() * 2 ? i + 1 : polls_.size() * 2);
-    polls_[i] = s;
+    try {
+      polls_.get(static_cast<std::size_t>(fd)) = s;
+    } catch (const std::bad_alloc&) {
+      s->h.data = hs_;
+      ++hs_->closing_polls;
+      uv_close(reinterpret_cast<uv_handle_t*>(&s->h), &on_slot_closed);
+      return -ENOMEM;
+    }
     return 0;
   }
 
   void forget(int fd) noexcept override {
-    const auto i = static_cast<std::size_t>(fd);
-    if (i >= polls_.size() || polls_[i] == nullptr) return;
-    poll_slot* s = polls_[i];
-    polls_[i] = nullptr;
+    poll_slot** p = fd < 0 ? nullptr : polls_.find(static_cast<std::size_t>(fd));
+    if (p == nullptr || *p == nullptr) return;
+    poll_slot* s = std::exchange(*p, nullptr);
     ++hs_->closing_polls;
     // uv_close stops the poll now: libuv's EPOLL_CTL_DEL, and the fd's events
     // still in this wait's batch are invalidated. The slot is freed in its close
     // callback, after the fd is closed.
-    uv_close(reinterpret_cast<uv_handle_t*>(&s->h), [](uv_handle_t* h) {
-      auto* slot = static_cast<poll_slot*>(h->data);
-      handle_set* set = slot->set;
-      delete slot;
-      --set->closing_polls;
-      set->release_if_done();
-    });
+    s->h.data = hs_;
+    uv_close(reinterpret_cast<uv_handle_t*>(&s->h), &on_slot_closed);
+  }
+
+  static void on_slot_closed(uv_handle_t* h) {
+    auto* set = static_cast<handle_set*>(h->data);
+    delete slot_of(reinterpret_cast<uv_poll_t*>(h));
+    --set->closing_polls;
+    set->release_if_done();
   }
 
   void wake_owner() noexcept override { (void)wake(); }
 
   void want(int fd, unsigned dirs) noexcept override {
-    const auto i = static_cast<std::size_t>(fd);
-    if (i < polls_.size() && polls_[i] != nullptr) set_interest(*polls_[i], dirs);
+    poll_slot** p = fd < 0 ? nullptr : polls_.find(static_cast<std::size_t>(fd));
+    if (p != nullptr && *p != nullptr) set_interest(**p, dirs);
   }
 
   static int uv_events(unsigned dirs) noexcept {
@@ -220,9 +230,10 @@ class uv_backend final : public readiness_backend {
   }
 
   static void on_poll(uv_poll_t* h, int status, int events) {
-    auto* s = static_cast<poll_slot*>(h->data);
-    uv_backend& self = *s->self;
-    const int fd = s->fd;
+    poll_slot* s = slot_of(h);
+    uv_backend& self = *static_cast<uv_backend*>(h->data);
+    uv_os_fd_t fd = -1;
+    (void)uv_fileno(reinterpret_cast<const uv_handle_t*>(h), &fd);  // open: cannot fail
     unsigned bits = 0;
     if (status < 0) {
       bits = ready_error | ready_read | ready_write;
@@ -236,8 +247,8 @@ class uv_backend final : public readiness_backend {
     ++self.delivered_;
     // Narrow the interest to what still waits. The completions may have closed fd
     // (its slot is gone) or closed and reopened it (a new slot, already right).
-    const auto i = static_cast<std::size_t>(fd);
-    if (i < self.polls_.size() && self.polls_[i] == s) self.set_interest(*s, self.engine_.waiting(fd));
+    poll_slot** p = self.polls_.find(static_cast<std::size_t>(fd));
+    if (p != nullptr && *p == s) self.set_interest(*s, self.engine_.waiting(fd));
   }
 
   static void on_async(uv_async_t* h) {
@@ -350,7 +361,7 @@ class uv_backend final : public readiness_backend {
   bool async_ref_ = false;  // hosted: the async is ref'd (eddy has live tasks)
   unsigned delivered_ = 0;
   host_driver driver_;
-  std::vector<poll_slot*> polls_;  // by fd
+  fd_table<poll_slot*> polls_;  // by fd
   wakeup_token token_;
   backend_caps caps_;
 };

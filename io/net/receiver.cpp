@@ -113,9 +113,11 @@ struct receiver_state {
   // A vector, not a deque: an idle socket's state must stay small (libstdc++'s
   // deque allocates about 600 bytes up front). Drained from `qhead`.
   std::vector<chunk> q;
-  std::size_t qhead = 0;
-  std::size_t qbytes = 0;  // bytes queued
-  std::size_t limit = 0;   // the loop's recv_limit
+  // 32 bits each (an idle connection's state stays one malloc size class lower):
+  // limit <= 4 MiB (loop_options::recv_limit), so qbytes < 2 * limit + one chunk.
+  std::uint32_t qhead = 0;
+  std::uint32_t qbytes = 0;  // bytes queued
+  std::uint32_t limit = 0;   // the loop's recv_limit, or the socket's lower one
   int err = 0;
   bool eof = false;
   bool nobufs = false;
@@ -178,7 +180,7 @@ struct receiver_state {
         } else {
           s->q.push_back({d, id, n});
         }
-        s->qbytes += static_cast<std::size_t>(res);
+        s->qbytes += static_cast<std::uint32_t>(res);
       } else
         s->ring->recycle(id);
     }
@@ -265,7 +267,7 @@ task<recv_buffer> stream_socket::receive() {
     // on every kernel.
     rx_ = receiver_ref(new receiver_state);
     rx_->l = &l;
-    rx_->limit = limit;
+    rx_->limit = static_cast<std::uint32_t>(limit);
     rx_->fd = fd_.get();
     rx_->ring = ring;
   }
