@@ -340,11 +340,15 @@ task<accepted_fd> listener_core::accept_fd_with_peer() {
 
 task<void> listener_core::close() {
   std::shared_ptr<listener_state> s = s_;
-  if (!s || s->fd < 0) co_return;
-  s->closed = true;
-  s->wake_all();
-  const int f = std::exchange(s->fd, -1);
-  co_await eddy::close(f);
+  if (!s) co_return;
+  if (s->fd >= 0) {
+    s->closed = true;
+    s->wake_all();
+    const int f = std::exchange(s->fd, -1);
+    co_await eddy::close(f);
+  }
+  // Also on a second call after a cancelled one: the accept op may still be in
+  // flight, and the connections it queued are still open.
   while (s->armed()) co_await s->final_seen.wait();
   for (int r : s->ready) ::close(r);
   s->ready.clear();

@@ -74,12 +74,32 @@ eddy::task<std::uint64_t> per_loop(std::size_t index, eddy::tcp_listener listene
 inline eddy::task<void> drain_loop(const char* prog, std::size_t index, eddy::join_handle<void>& acceptor,
                                    eddy::tcp_listener& listener, eddy::graceful_shutdown& shutdown,
                                    std::chrono::milliseconds grace, const char* what) {
+  // The second cancellation can land before the drain: while the acceptor winds
+  // down (its own cancelled_error and ours look alike; ours leaves it running) or
+  // while the listener closes. Remember it and close at once; it used to be
+  // swallowed there, and the drain then waited out the whole grace period.
+  bool second = false;
   acceptor.cancel();
-  try {
-    co_await acceptor;
-  } catch (const eddy::cancelled_error&) {
+  while (!acceptor.done()) {
+    try {
+      co_await acceptor;
+    } catch (const eddy::cancelled_error&) {
+      if (!acceptor.done()) second = true;
+    }
   }
-  co_await listener.close();
+  for (;;) {
+    try {
+      co_await listener.close();  // a second call finishes what a cancelled one began
+      break;
+    } catch (const eddy::cancelled_error&) {
+      second = true;
+    }
+  }
+  if (second) {
+    const eddy::shutdown_result r = co_await shutdown.drain(std::chrono::milliseconds(0));
+    logf(prog, "loop %zu: second signal, closed the remaining %zu %s(s)", index, r.cancelled, what);
+    co_return;
+  }
   logf(prog, "loop %zu: stopped accepting; %zu %s(s) open, up to %.1f s to finish", index,
        shutdown.connections().size(), what, static_cast<double>(grace.count()) / 1000.0);
   try {

@@ -142,6 +142,32 @@ TEST_P(echo_server_threads_test, sigint_with_connections_open_on_both_loops_clos
   EXPECT_FALSE(client_socket::connect(port_).valid());  // both listeners are gone
 }
 
+// Two signals at once (SIGINT, then SIGTERM before loop 0 has read the first), as
+// an impatient operator or a supervisor's stop-then-terminate sends them: the second
+// closes what is open on both loops now. It used to be lost on the loop whose
+// accept loop was winding down (the join forwarded it to the finished acceptor),
+// and that loop waited out the whole --grace.
+TEST_P(echo_server_threads_test, two_signals_at_once_close_connections_on_both_loops_now) {
+  start({"--grace", "60"});
+  std::vector<client_socket> conns;
+  for (int i = 0; i < 40; ++i) {
+    conns.push_back(client_socket::connect(port_));
+    ASSERT_TRUE(conns.back().valid());
+    ASSERT_TRUE(conns.back().send_all("ping"));
+    ASSERT_EQ(conns.back().recv_exact(4), "ping");
+  }
+  server_->signal(SIGINT);
+  server_->signal(SIGTERM);
+  // Far inside the 60 s grace: the second signal closed everything at once.
+  EXPECT_EQ(server_->wait_exit(std::chrono::seconds(15)), 0) << err();
+  for (auto& c : conns) {
+    char ch;
+    const ssize_t r = c.recv_some(&ch, 1);
+    EXPECT_TRUE(r == 0 || r == -ECONNRESET) << "recv: " << r;
+  }
+  server_.reset();
+}
+
 TEST_P(echo_server_threads_test, work_us_still_echoes_byte_exact) {
   start({"--work-us", "50"});
   client_socket c = client_socket::connect(port_);

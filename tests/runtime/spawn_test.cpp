@@ -1,5 +1,10 @@
 // spawn and join_handle: results, detach, drop, and exceptions nobody awaited
 // (RELIABILITY.md row 14).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <eddy/io/fd.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -171,4 +176,70 @@ TEST_P(spawn_test, ten_thousand_spawned_cores_are_freed_with_their_frames) {
   for (int i = 0; i < 10'000; ++i)
     if (i % 3 != 0) expect += i;
   EXPECT_EQ(run(f()), expect);
+}
+
+namespace {
+
+task<void> sleep_2s() { co_await eddy::sleep_for(2s); }
+
+// 1: the join threw (the joined task was cancelled); 3: the next await threw too.
+task<int> join_then_sleep(eddy::join_handle<void>* h) {
+  int stage = 0;
+  try {
+    co_await *h;
+  } catch (const eddy::cancelled_error&) {
+    stage = 1;
+  }
+  try {
+    co_await eddy::sleep_for(2s);
+    stage = 2;
+  } catch (const eddy::cancelled_error&) {
+    stage = 3;
+  }
+  co_return stage;
+}
+
+// Cancels itself while running (the cancel is pending), then closes fd: 2 when the
+// close closed it and the cancel came at the next await.
+task<int> close_with_cancel_pending(eddy::join_handle<int>* self, int fd) {
+  self->cancel();
+  co_await eddy::close(fd);
+  const bool closed = ::fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+  try {
+    co_await eddy::sleep_for(1ms);
+  } catch (const eddy::cancelled_error&) {
+    co_return closed ? 2 : 1;
+  }
+  co_return 0;
+}
+
+}  // namespace
+
+// Two cancels of a task that awaits a join: the first goes on to the joined task,
+// the second stays with the awaiting task and reaches its next await. (Both used
+// to go to the joined task, and the second was lost: a server's second signal.)
+TEST_P(spawn_test, a_second_cancel_of_a_task_awaiting_a_join_reaches_its_next_await) {
+  auto f = []() -> task<int> {
+    auto inner = eddy::spawn(sleep_2s());
+    auto outer = eddy::spawn(join_then_sleep(&inner));
+    co_await eddy::sleep_for(1ms);  // outer now waits on the join
+    outer.cancel();
+    outer.cancel();
+    co_return co_await outer;
+  };
+  EXPECT_EQ(run(f()), 3);
+}
+
+// eddy::close is not a cancellation point: a task with a cancel pending closes its
+// fd (it used to throw first and leak it) and meets the cancel at its next await.
+TEST_P(spawn_test, close_in_a_task_with_a_cancel_pending_closes_the_fd) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  auto f = [](int fd) -> task<int> {
+    eddy::join_handle<int> h;
+    h = eddy::spawn(close_with_cancel_pending(&h, fd));
+    co_return co_await h;
+  };
+  EXPECT_EQ(run(f(p[0])), 2);
+  ::close(p[1]);
 }

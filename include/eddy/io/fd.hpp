@@ -117,8 +117,9 @@ inline detail::size_awaiter poll_unowned(int fd, short events) {
 /// released regardless).
 ///
 /// **Thread safety:** loop thread only.
-/// **Cancel safety:** not a cancellation point once started; the fd is closed
-/// either way.
+/// **Cancel safety:** not a cancellation point: a task with a cancel pending (or
+/// cancelled while it waits) still closes the fd, and meets the cancel at its next
+/// cancellation point.
 inline detail::void_awaiter close(int fd) {
   return detail::void_awaiter(loop::current(), "eddy::close", detail::op_code::close, fd);
 }

@@ -164,7 +164,8 @@ struct cross_starter {
 /// **Cancel safety:** awaiting is a cancellation point. Cancelling the awaiting task
 /// cancels the remote task and keeps waiting until it has finished on its loop, then
 /// resumes with its outcome (usually cancelled_error; a value if the task finished
-/// anyway), as awaiting a join_handle does.
+/// anyway), as awaiting a join_handle does. As there, one cancel is forwarded per
+/// wait; another stays pending on the awaiting task for its next cancellation point.
 template <class T>
 class [[nodiscard]] cross_join_handle {
  public:
@@ -214,10 +215,11 @@ class [[nodiscard]] cross_join_handle {
     const cross_join_handle* self;
     detail::task_core* me = nullptr;
     struct back_hook : detail::cancel_hook {
-      const cross_join_handle* handle;
+      awaiter* owner;  // set when the hook is registered (await_suspend)
     };
-    back_hook hook{{&forward_cancel}, self};
+    back_hook hook{{&forward_cancel}, nullptr};
     bool precancelled = false;
+    bool forwarded = false;
 
     bool await_ready() {
       if (st == nullptr) throw std::logic_error("eddy::cross_join_handle: awaiting an empty handle");
@@ -234,6 +236,7 @@ class [[nodiscard]] cross_join_handle {
       me = detail::current_core();
       st->waiter = h;
       st->waiter_core = me;
+      hook.owner = this;
       if (me != nullptr) me->hook_ = &hook;
     }
     T await_resume() {
@@ -245,7 +248,12 @@ class [[nodiscard]] cross_join_handle {
       if constexpr (!std::is_void_v<T>) return T(std::move(*st->value));
     }
     static bool forward_cancel(detail::cancel_hook* h) noexcept {
-      static_cast<back_hook*>(h)->handle->cancel();
+      // One cancel per wait is forwarded (as join_handle's): a second, or one
+      // after the task finished, stays pending on the awaiting task.
+      awaiter* a = static_cast<back_hook*>(h)->owner;
+      if (a->forwarded || a->st->done) return false;
+      a->forwarded = true;
+      a->self->cancel();
       return true;  // the completion resumes us, with the task's outcome
     }
   };

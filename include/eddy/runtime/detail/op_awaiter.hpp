@@ -44,6 +44,10 @@ struct [[nodiscard]] op_awaiter {
   op_awaiter(op_awaiter&& o) noexcept : op(o.op), l(o.l), what(o.what) {}
 
   bool await_ready() noexcept {
+    // A close is not a cancellation point (eddy::close): a cancelled task closing
+    // its fd in clean-up must close it, not throw first and leak it. The pending
+    // cancel waits for the next point.
+    if (op.code == op_code::close) return false;
     precancelled = consume_pending_cancel();
     return precancelled;
   }
@@ -58,7 +62,7 @@ struct [[nodiscard]] op_awaiter {
       loop_access::coop_yield(*l, core, h);
       return true;
     }
-    if (core != nullptr) core->hook_ = &hook;
+    if (core != nullptr && op.code != op_code::close) core->hook_ = &hook;
     return true;
   }
   /// The raw result (bytes, fd, revents or -errno); throws cancelled_error when the
