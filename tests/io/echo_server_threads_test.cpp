@@ -60,6 +60,19 @@ class echo_server_threads_test : public ::testing::TestWithParam<std::string> {
     return {finished, closed};
   }
 
+  // n connections, each served once (ping echoed), so both loops hold some: the
+  // chance that the kernel's hash puts 40 on one loop is 2^-39.
+  std::vector<client_socket> served_connections(int n) {
+    std::vector<client_socket> conns;
+    for (int i = 0; i < n; ++i) {
+      conns.push_back(client_socket::connect(port_));
+      EXPECT_TRUE(conns.back().valid());
+      EXPECT_TRUE(conns.back().send_all("ping"));
+      EXPECT_EQ(conns.back().recv_exact(4), "ping");
+    }
+    return conns;
+  }
+
   std::optional<child_process> server_;
   std::string err_;
   std::uint16_t port_ = 0;
@@ -91,13 +104,8 @@ TEST_P(echo_server_threads_test, reuseport_spreads_1000_connections_over_both_lo
 
 TEST_P(echo_server_threads_test, sigterm_stops_accepting_and_lets_connections_on_both_loops_finish) {
   start({"--grace", "60"});
-  std::vector<client_socket> conns;
-  for (int i = 0; i < 40; ++i) {
-    conns.push_back(client_socket::connect(port_));
-    ASSERT_TRUE(conns.back().valid());
-    ASSERT_TRUE(conns.back().send_all("ping"));
-    ASSERT_EQ(conns.back().recv_exact(4), "ping");
-  }
+  std::vector<client_socket> conns = served_connections(40);
+  ASSERT_FALSE(HasFailure()) << err();
   server_->signal(SIGTERM);
   EXPECT_TRUE(eventually([&] { return !client_socket::connect(port_).valid(); }))
       << "still accepting after SIGTERM";
@@ -118,14 +126,8 @@ TEST_P(echo_server_threads_test, sigterm_stops_accepting_and_lets_connections_on
 
 TEST_P(echo_server_threads_test, sigint_with_connections_open_on_both_loops_closes_them_and_exits_0) {
   start({"--grace", "0.2"});
-  // 40 connections: the chance that the kernel's hash puts all on one loop is 2^-39.
-  std::vector<client_socket> conns;
-  for (int i = 0; i < 40; ++i) {
-    conns.push_back(client_socket::connect(port_));
-    ASSERT_TRUE(conns.back().valid());
-    ASSERT_TRUE(conns.back().send_all("ping"));
-    ASSERT_EQ(conns.back().recv_exact(4), "ping");  // accepted and served
-  }
+  std::vector<client_socket> conns = served_connections(40);
+  ASSERT_FALSE(HasFailure()) << err();
   server_->signal(SIGINT);
   for (auto& c : conns) {
     char ch;
@@ -149,13 +151,8 @@ TEST_P(echo_server_threads_test, sigint_with_connections_open_on_both_loops_clos
 // and that loop waited out the whole --grace.
 TEST_P(echo_server_threads_test, two_signals_at_once_close_connections_on_both_loops_now) {
   start({"--grace", "60"});
-  std::vector<client_socket> conns;
-  for (int i = 0; i < 40; ++i) {
-    conns.push_back(client_socket::connect(port_));
-    ASSERT_TRUE(conns.back().valid());
-    ASSERT_TRUE(conns.back().send_all("ping"));
-    ASSERT_EQ(conns.back().recv_exact(4), "ping");
-  }
+  std::vector<client_socket> conns = served_connections(40);
+  ASSERT_FALSE(HasFailure()) << err();
   server_->signal(SIGINT);
   server_->signal(SIGTERM);
   // Far inside the 60 s grace: the second signal closed everything at once.
