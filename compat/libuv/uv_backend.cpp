@@ -81,8 +81,8 @@ class uv_backend final : public readiness_backend {
 
   ~uv_backend() override {
     engine_.retire();  // while the async still wakes us
-    polls_.for_each([this](std::size_t fd, poll_slot* s) {
-      if (s != nullptr) forget(static_cast<int>(fd));
+    polls_.for_each([this](int fd, poll_slot* s) {
+      if (s != nullptr) forget(fd);
     });
     close_handle(&hs_->async);
     close_handle(&hs_->timer);
@@ -174,7 +174,7 @@ class uv_backend final : public readiness_backend {
     s->h.data = this;
     s->gen = gen;
     try {
-      polls_.get(static_cast<std::size_t>(fd)) = s;
+      polls_.get(fd) = s;
     } catch (const std::bad_alloc&) {
       s->h.data = hs_;
       ++hs_->closing_polls;
@@ -185,7 +185,7 @@ class uv_backend final : public readiness_backend {
   }
 
   void forget(int fd) noexcept override {
-    poll_slot** p = fd < 0 ? nullptr : polls_.find(static_cast<std::size_t>(fd));
+    poll_slot** p = polls_.find(fd);
     if (p == nullptr || *p == nullptr) return;
     poll_slot* s = std::exchange(*p, nullptr);
     ++hs_->closing_polls;
@@ -206,7 +206,7 @@ class uv_backend final : public readiness_backend {
   void wake_owner() noexcept override { (void)wake(); }
 
   void want(int fd, unsigned dirs) noexcept override {
-    poll_slot** p = fd < 0 ? nullptr : polls_.find(static_cast<std::size_t>(fd));
+    poll_slot** p = polls_.find(fd);
     if (p != nullptr && *p != nullptr) set_interest(**p, dirs);
   }
 
@@ -247,7 +247,7 @@ class uv_backend final : public readiness_backend {
     ++self.delivered_;
     // Narrow the interest to what still waits. The completions may have closed fd
     // (its slot is gone) or closed and reopened it (a new slot, already right).
-    poll_slot** p = self.polls_.find(static_cast<std::size_t>(fd));
+    poll_slot** p = self.polls_.find(fd);
     if (p != nullptr && *p == s) self.set_interest(*s, self.engine_.waiting(fd));
   }
 

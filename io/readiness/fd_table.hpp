@@ -17,28 +17,33 @@ class fd_table {
   static constexpr std::size_t chunk_bits = 9;
   static constexpr std::size_t chunk_slots = std::size_t{1} << chunk_bits;
 
-  /// The slot of `i` if its chunk exists (it is then default-constructed or in
-  /// use), else nullptr.
-  T* find(std::size_t i) noexcept {
-    const std::size_t c = i >> chunk_bits;
-    return c < chunks_.size() && chunks_[c] ? &chunks_[c][i & (chunk_slots - 1)] : nullptr;
+  /// The slot of `fd` if its chunk exists (it is then default-constructed or in
+  /// use), else nullptr; nullptr for a negative fd.
+  T* find(int fd) noexcept {
+    if (fd < 0) return nullptr;
+    const std::size_t c = static_cast<std::size_t>(fd) >> chunk_bits;
+    return c < chunks_.size() && chunks_[c] ? &chunks_[c][static_cast<std::size_t>(fd) & (chunk_slots - 1)] : nullptr;
   }
-  const T* find(std::size_t i) const noexcept { return const_cast<fd_table*>(this)->find(i); }
-  /// The slot of `i`, whose chunk must exist (a slot handed out before).
-  T& operator[](std::size_t i) noexcept { return chunks_[i >> chunk_bits][i & (chunk_slots - 1)]; }
-  /// The slot of `i`, its chunk made first if need be.
-  T& get(std::size_t i) {
+  const T* find(int fd) const noexcept { return const_cast<fd_table*>(this)->find(fd); }
+  /// The slot of `fd` (>= 0), whose chunk must exist (a slot handed out before).
+  T& operator[](int fd) noexcept {
+    const auto i = static_cast<std::size_t>(fd);
+    return chunks_[i >> chunk_bits][i & (chunk_slots - 1)];
+  }
+  /// The slot of `fd` (>= 0), its chunk made first if need be.
+  T& get(int fd) {
+    const auto i = static_cast<std::size_t>(fd);
     const std::size_t c = i >> chunk_bits;
     if (c >= chunks_.size()) chunks_.resize(c + 1);
     if (!chunks_[c]) chunks_[c] = std::make_unique<T[]>(chunk_slots);
     return chunks_[c][i & (chunk_slots - 1)];
   }
-  /// Calls f(i, slot) for every slot of every chunk made.
+  /// Calls f(fd, slot) for every slot of every chunk made.
   template <class F>
   void for_each(F&& f) {
     for (std::size_t c = 0; c < chunks_.size(); ++c)
       if (chunks_[c])
-        for (std::size_t j = 0; j < chunk_slots; ++j) f((c << chunk_bits) | j, chunks_[c][j]);
+        for (std::size_t j = 0; j < chunk_slots; ++j) f(static_cast<int>((c << chunk_bits) | j), chunks_[c][j]);
   }
 
  private:

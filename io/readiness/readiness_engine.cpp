@@ -19,8 +19,8 @@ void readiness_engine::retire() noexcept {
     std::lock_guard<std::mutex> g(registry_lock());
     if (retired_) return;
     retired_ = true;
-    fds_.for_each([this](std::size_t fd, const fd_state& st) {
-      if (st.watched && !st.unowned) registry_release(static_cast<int>(fd), this);
+    fds_.for_each([this](int fd, const fd_state& st) {
+      if (st.watched && !st.unowned) registry_release(fd, this);
     });
     std::lock_guard<std::mutex> r(remote_mu_);
     closes.swap(remote_closes_);
@@ -77,7 +77,7 @@ readiness_engine::dir readiness_engine::direction(const io_op& op) noexcept {
 }
 
 readiness_engine::fd_state& readiness_engine::state(int fd) {
-  return fds_.get(static_cast<std::size_t>(fd));
+  return fds_.get(fd);
 }
 
 void readiness_engine::finish(io_op& op, int res) noexcept {
@@ -140,7 +140,7 @@ unsigned readiness_engine::waiting(const fd_state& st) noexcept {
 }
 
 unsigned readiness_engine::waiting(int fd) const noexcept {
-  const fd_state* st = fd < 0 ? nullptr : fds_.find(static_cast<std::size_t>(fd));
+  const fd_state* st = fds_.find(fd);
   return st != nullptr && st->watched ? waiting(*st) : 0;
 }
 
@@ -269,8 +269,8 @@ bool readiness_engine::submit_poll(fd_state& st, io_op& op) {
 void readiness_engine::cancel(io_op& op) noexcept {
   if (op.state != op_state::in_flight) return;
   op.cancel_requested = true;
-  op_list* l = &fds_[static_cast<std::size_t>(op.fd)].lists[direction(op)];
-  if (fd_state* aux = op.code == op_code::splice && op.aux_fd >= 0 ? fds_.find(static_cast<std::size_t>(op.aux_fd)) : nullptr) {
+  op_list* l = &fds_[op.fd].lists[direction(op)];
+  if (fd_state* aux = op.code == op_code::splice ? fds_.find(op.aux_fd) : nullptr) {
     // A splice waits on its input or its output; the lists are short.
     op_list& out = aux->lists[dir_out];
     for (io_op* o = out.head; o != nullptr; o = o->link_next)
@@ -278,7 +278,7 @@ void readiness_engine::cancel(io_op& op) noexcept {
   }
   l->remove(&op);
   finish(op, -ECANCELED);
-  end_unowned_if_idle(op.fd, fds_[static_cast<std::size_t>(op.fd)]);
+  end_unowned_if_idle(op.fd, fds_[op.fd]);
 }
 
 void readiness_engine::end_watch(int fd, fd_state& st) noexcept {
@@ -299,7 +299,7 @@ void readiness_engine::end_watch(int fd, fd_state& st) noexcept {
 
 int readiness_engine::close_fd(int fd) noexcept {
   if (fd < 0) return -EBADF;
-  fd_state* mine = fds_.find(static_cast<std::size_t>(fd));
+  fd_state* mine = fds_.find(fd);
   if (registry_hand_off(fd, this)) {
     // Another loop watches fd: it ends the watch and closes. Whatever this
     // engine knew of the number is stale.
@@ -423,7 +423,7 @@ void readiness_engine::complete_polls(fd_state& st, unsigned events) noexcept {
 }
 
 void readiness_engine::ready(int fd, std::uint32_t gen, unsigned events) noexcept {
-  fd_state* slot = fd < 0 ? nullptr : fds_.find(static_cast<std::size_t>(fd));
+  fd_state* slot = fds_.find(fd);
   if (slot == nullptr) return;
   fd_state& st = *slot;
   // An event of a watch that has ended (the number was closed, maybe reopened
@@ -449,7 +449,7 @@ unsigned readiness_engine::run_deferred() noexcept {
   std::vector<deferred_fd> fds;
   fds.swap(deferred_);
   for (const deferred_fd& d : fds) {
-    fd_state& st = fds_[static_cast<std::size_t>(d.fd)];
+    fd_state& st = fds_[d.fd];
     if (!st.watched || st.gen != d.gen) continue;  // closed since
     const std::size_t before = in_flight_.total();
     // Whatever waits on the fd tries now; a probe that finds nothing leaves the
@@ -466,7 +466,7 @@ unsigned readiness_engine::run_deferred() noexcept {
 }
 
 void readiness_engine::probe(int fd) noexcept {
-  fd_state& st = fds_[static_cast<std::size_t>(fd)];
+  fd_state& st = fds_[fd];
   if (!st.lists[dir_in].empty() && st.lists[dir_in].head->code != op_code::recv_multi) {
     st.readable = true;
     drain(fd, st, st.lists[dir_in], st.readable);
