@@ -74,10 +74,14 @@ eddy::task<std::uint64_t> per_loop(std::size_t index, eddy::tcp_listener listene
 inline eddy::task<void> drain_loop(const char* prog, std::size_t index, eddy::join_handle<void>& acceptor,
                                    eddy::tcp_listener& listener, eddy::graceful_shutdown& shutdown,
                                    std::chrono::milliseconds grace, const char* what) {
-  // The second cancellation can land before the drain: while the acceptor winds
-  // down (its own cancelled_error and ours look alike; ours leaves it running) or
-  // while the listener closes. Remember it and close at once; it used to be
-  // swallowed there, and the drain then waited out the whole grace period.
+  // The second cancellation can land before the drain: pending when the wait for
+  // the acceptor starts (it throws at once and leaves the acceptor running; the
+  // acceptor's own cancelled_error leaves it done), or while the listener closes.
+  // Remember it and close at once; it used to be swallowed there, and the drain
+  // then waited out the whole grace period. One that comes during the wait itself
+  // is still forwarded to the acceptor, which is already stopping, and lost: a
+  // window of about one loop turn, as join_handle forwards one cancel per wait
+  // without knowing whether someone else cancelled the joined task.
   bool second = false;
   acceptor.cancel();
   while (!acceptor.done()) {
