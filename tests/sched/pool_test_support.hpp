@@ -34,4 +34,12 @@ inline std::size_t thread_count() {
   return n;
 }
 
+/// True once the process is back to `n` threads. A joined thread can still be
+/// listed for a moment: pthread_join returns when the kernel clears the thread's id
+/// on its way out, a little before /proc/self/task stops listing it (a 2-core CI
+/// machine caught one: 2 threads against a baseline of 1, right after shutdown).
+inline bool threads_return_to(std::size_t n) {
+  return eventually([n] { return thread_count() == n; });
+}
+
 }  // namespace eddy_test
