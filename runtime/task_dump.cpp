@@ -68,7 +68,7 @@ std::vector<task_info> loop::tasks() const {
     t.since = std::chrono::nanoseconds(now - c->last_run_ns_);
     t.polls = c->polls_;
     t.poll_ns = c->poll_ns_;
-    t.cancel_requested = c->cancel_pending_;
+    t.cancel_requested = c->cancel_undelivered();
     if (c == running) {
       t.state = "running";
       t.since = {};

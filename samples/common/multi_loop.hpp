@@ -76,12 +76,11 @@ inline eddy::task<void> drain_loop(const char* prog, std::size_t index, eddy::jo
                                    std::chrono::milliseconds grace, const char* what) {
   // The second cancellation can land before the drain: pending when the wait for
   // the acceptor starts (it throws at once and leaves the acceptor running; the
-  // acceptor's own cancelled_error leaves it done), or while the listener closes.
-  // Remember it and close at once; it used to be swallowed there, and the drain
-  // then waited out the whole grace period. One that comes during the wait itself
-  // is still forwarded to the acceptor, which is already stopping, and lost: a
-  // window of about one loop turn, as join_handle forwards one cancel per wait
-  // without knowing whether someone else cancelled the joined task.
+  // acceptor's own cancelled_error leaves it done), during that wait (the acceptor
+  // has not yet seen acceptor.cancel(), so join_handle keeps the second one here
+  // rather than merge it into the first), or while the listener closes. Remember
+  // it and close at once; it used to be swallowed there, and the drain then waited
+  // out the whole grace period.
   bool second = false;
   acceptor.cancel();
   while (!acceptor.done()) {

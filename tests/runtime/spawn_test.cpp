@@ -39,6 +39,43 @@ task<void> fail_after(std::chrono::milliseconds d, std::string msg) {
   throw std::runtime_error(msg);
 }
 
+// The drain pattern: cancel a task, then join it. 3: a cancel of this task that
+// came during the join (while the joined task had not yet seen its own) stayed
+// here and reached the next await; 2: it was merged into the joined task's and lost.
+task<int> cancel_then_join(eddy::join_handle<void>* h) {
+  h->cancel();
+  try {
+    co_await *h;
+  } catch (const eddy::cancelled_error&) {
+  }
+  try {
+    co_await eddy::sleep_for(2s);
+  } catch (const eddy::cancelled_error&) {
+    co_return 3;
+  }
+  co_return 2;
+}
+
+// Ignores its first cancel and waits again; 1 if the second wait was cancelled.
+task<int> takes_two_cancels() {
+  try {
+    co_await eddy::sleep_for(2s);
+  } catch (const eddy::cancelled_error&) {
+  }
+  try {
+    co_await eddy::sleep_for(10s);
+  } catch (const eddy::cancelled_error&) {
+    co_return 1;
+  }
+  co_return 0;
+}
+
+// Cancels the joined task itself, then joins it; returns what the join returned.
+task<int> cancel_once_then_join(eddy::join_handle<int>* h) {
+  h->cancel();
+  co_return co_await *h;
+}
+
 }  // namespace
 
 TEST_P(spawn_test, join_returns_the_value_and_tasks_run_concurrently) {
@@ -228,6 +265,37 @@ TEST_P(spawn_test, a_second_cancel_of_a_task_awaiting_a_join_reaches_its_next_aw
     co_return co_await outer;
   };
   EXPECT_EQ(run(f()), 3);
+}
+
+// `h.cancel(); co_await h;` and a cancel of the joining task in the same turn,
+// before the joined task has resumed from its own: merged into that one, it was
+// lost (a multi-loop server's second signal during its accept loop's stop). It
+// stays with the joining task and reaches its next await.
+TEST_P(spawn_test, a_cancel_during_a_join_of_a_task_already_cancelled_stays_with_the_joiner) {
+  auto f = [this]() -> task<int> {
+    auto inner = eddy::spawn(sleep_2s());
+    co_await eddy::sleep_for(1ms);  // inner waits in its sleep
+    auto outer = eddy::spawn(cancel_then_join(&inner));
+    // Runs after outer's first step (inner cancelled, outer joining), before inner
+    // resumes from that cancel, which outer's step queued behind this callback.
+    lp().call_soon([&outer] { outer.cancel(); });
+    co_return co_await outer;
+  };
+  EXPECT_EQ(run(f()), 3);
+}
+
+// Once the joined task has taken its cancel (caught it and waits again), a cancel
+// of the joining task is forwarded to it again.
+TEST_P(spawn_test, a_joined_task_that_caught_its_cancel_gets_the_next_one) {
+  auto f = []() -> task<int> {
+    auto inner = eddy::spawn(takes_two_cancels());
+    co_await eddy::sleep_for(1ms);
+    auto outer = eddy::spawn(cancel_once_then_join(&inner));
+    co_await eddy::sleep_for(5ms);  // inner caught the first and waits 10 s
+    outer.cancel();
+    co_return co_await outer;
+  };
+  EXPECT_EQ(run(f()), 1);
 }
 
 // eddy::close is not a cancellation point: a task with a cancel pending closes its

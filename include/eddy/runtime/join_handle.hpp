@@ -39,10 +39,13 @@ decltype(auto) take_result(task_core* c) {
 /// **Thread safety:** loop thread only.
 /// **Cancel safety:** awaiting is a cancellation point; cancelling the awaiting
 /// task while it waits forwards the cancellation to the joined task (as awaiting an
-/// asyncio Task does) and keeps waiting until that task has finished. One cancel
-/// is forwarded per wait: a second one, or one that comes after the joined task
-/// finished, stays with the awaiting task (the await still returns the joined
-/// task's outcome) and is delivered at its next cancellation point.
+/// asyncio Task does) and keeps waiting until that task has finished. A cancel is
+/// forwarded only while the joined task has none it has not yet seen: one that
+/// would merge into an earlier cancel (this wait's, or `cancel()`'s), or that
+/// comes after the joined task finished, stays with the awaiting task (the await
+/// still returns the joined task's outcome) and is delivered at its next
+/// cancellation point. Once the joined task has taken its cancel (caught
+/// `cancelled_error` and awaits again), the next one is forwarded to it.
 ///
 /// ```cpp
 /// auto h = eddy::spawn(fetch());
@@ -87,7 +90,6 @@ class [[nodiscard]] join_handle {
                              }};
     bool precancelled = false;
     bool holds_ref = false;
-    bool forwarded = false;
 
     bool await_ready() {
       if (c == nullptr) throw std::logic_error("eddy::join_handle: awaiting an empty handle");
@@ -121,12 +123,12 @@ class [[nodiscard]] join_handle {
     }
     static bool forward_cancel(detail::cancel_hook* h) noexcept {
       awaiter* self = reinterpret_cast<awaiter*>(reinterpret_cast<char*>(h) - offsetof(awaiter, hook));
-      // A joined task that finished, or that this wait already asked to stop,
-      // cannot carry another cancel: returning false leaves it pending on the
-      // awaiting task. (Forwarding it again lost it: a server's second signal,
-      // landing while its accept loop wound down, went nowhere.)
-      if (self->forwarded || self->c->done_) return false;
-      self->forwarded = true;
+      // A joined task that finished, or that has a cancel it has not yet seen
+      // (from this wait or from anyone else: `h.cancel(); co_await h;`), cannot
+      // carry another: it would merge into the first. Returning false leaves it
+      // pending on the awaiting task. (Forwarding it lost it: a server's second
+      // signal, landing while its accept loop wound down, went nowhere.)
+      if (self->c->done_ || self->c->cancel_undelivered()) return false;
       self->c->request_cancel();
       return true;
     }

@@ -164,8 +164,10 @@ struct cross_starter {
 /// **Cancel safety:** awaiting is a cancellation point. Cancelling the awaiting task
 /// cancels the remote task and keeps waiting until it has finished on its loop, then
 /// resumes with its outcome (usually cancelled_error; a value if the task finished
-/// anyway), as awaiting a join_handle does. As there, one cancel is forwarded per
-/// wait; another stays pending on the awaiting task for its next cancellation point.
+/// anyway), as awaiting a join_handle does. One cancel is forwarded per wait (the
+/// remote task's state is not readable from here, so unlike join_handle it cannot
+/// tell whether someone else already cancelled it); another stays pending on the
+/// awaiting task for its next cancellation point.
 template <class T>
 class [[nodiscard]] cross_join_handle {
  public:
@@ -248,8 +250,8 @@ class [[nodiscard]] cross_join_handle {
       if constexpr (!std::is_void_v<T>) return T(std::move(*st->value));
     }
     static bool forward_cancel(detail::cancel_hook* h) noexcept {
-      // One cancel per wait is forwarded (as join_handle's): a second, or one
-      // after the task finished, stays pending on the awaiting task.
+      // One cancel per wait is forwarded: a second, or one after the task
+      // finished, stays pending on the awaiting task.
       awaiter* a = static_cast<back_hook*>(h)->owner;
       if (a->forwarded || a->st->done) return false;
       a->forwarded = true;

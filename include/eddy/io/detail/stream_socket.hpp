@@ -39,6 +39,10 @@ void receiver_release(receiver_state* s) noexcept;
 /// (no control block beside it, no weak count): an idle connection's receiver is
 /// one allocation. Counted atomically, as a shared_ptr was: the socket and the op
 /// in flight may let go on different threads.
+///
+/// **Thread safety:** as a shared_ptr: copies held on different threads may be
+/// copied and destroyed concurrently; one reference object is not shared unguarded.
+/// **Cancel safety:** not awaitable; nothing to cancel.
 class receiver_ref {
  public:
   receiver_ref() noexcept = default;

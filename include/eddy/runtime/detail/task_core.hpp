@@ -20,6 +20,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <source_location>
+#include <utility>
 
 namespace eddy {
 class loop;
@@ -60,6 +61,11 @@ class task_core {
   std::uint32_t refs_ = 2;  // the join handle and the running task
   bool done_ = false;
   bool cancel_pending_ = false;
+  // A cancel hook took a cancel that the task has not yet seen: set when
+  // request_cancel's hook accepts, cleared at the task's next cancellation point
+  // (consume_pending_cancel). With cancel_pending_ it tells a join whether the
+  // joined task can take another cancel or would swallow it (join_handle).
+  bool cancel_accepted_ = false;
   bool result_taken_ = false;
   bool close_cancelled_ = false;
   bool scheduled_ = false;  // queued to run (task dumps)
@@ -88,9 +94,15 @@ class task_core {
 
   void request_cancel() noexcept {
     if (done_) return;
-    if (cancel_hook* h = hook_; h != nullptr && h->request(h)) return;
+    if (cancel_hook* h = hook_; h != nullptr && h->request(h)) {
+      cancel_accepted_ = true;
+      return;
+    }
     cancel_pending_ = true;
   }
+  /// True while a cancel is requested and the task has not yet reached the
+  /// cancellation point that delivers it; a further request would merge with it.
+  bool cancel_undelivered() const noexcept { return cancel_pending_ || cancel_accepted_; }
 };
 
 [[gnu::tls_model("initial-exec")]] extern constinit thread_local task_core* tls_current_core;
@@ -108,9 +120,9 @@ inline task_core* current_core() noexcept { return tls_current_core; }
 /// can suspend calls this first (step 2 above).
 inline bool consume_pending_cancel() noexcept {
   task_core* c = tls_current_core;
-  if (c != nullptr && c->cancel_pending_) {
-    c->cancel_pending_ = false;
-    return true;
+  if (c != nullptr && c->cancel_undelivered()) [[unlikely]] {
+    c->cancel_accepted_ = false;  // a hook's cancel was delivered when it resumed
+    return std::exchange(c->cancel_pending_, false);
   }
   return false;
 }
