@@ -125,25 +125,36 @@ uring_probe probe_uring() {
   return p;
 }
 
-bool probe_epoll(std::string& why) {
+epoll_probe probe_epoll() {
+  epoll_probe p;
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) {
     const int e = errno;
     if (is_resource_error(e)) resource_error(e, "epoll_create1 probe");
-    why = "epoll_create1: " + errno_reason(e);
-    return false;
+    p.why = "epoll_create1: " + errno_reason(e);
+    return p;
   }
   epoll_event ev{};
   const timespec zero{0, 0};
-  const int r = ::epoll_pwait2(ep, &ev, 1, &zero, nullptr);
-  const int e = errno;
-  ::close(ep);
-  if (r < 0) {
-    if (is_resource_error(e)) resource_error(e, "epoll_pwait2 probe");
-    why = "epoll_pwait2: " + errno_reason(e) + (e == ENOSYS ? " (kernel older than 5.11)" : "");
-    return false;
+  if (::epoll_pwait2(ep, &ev, 1, &zero, nullptr) >= 0) {
+    ::close(ep);
+    p.usable = p.pwait2 = true;
+    return p;
   }
-  return true;
+  const int e = errno;
+  p.why = "epoll_pwait2: " + errno_reason(e) + (e == ENOSYS ? " (kernel older than 5.11)" : "");
+  const int r = epoll_pwait2_missing(e) ? ::epoll_wait(ep, &ev, 1, 0) : -1;
+  const int e2 = r < 0 && epoll_pwait2_missing(e) ? errno : 0;
+  ::close(ep);
+  if (is_resource_error(e)) resource_error(e, "epoll_pwait2 probe");
+  if (r >= 0) {
+    p.usable = true;
+    p.why += "; epoll_wait instead, timeouts rounded up to the millisecond";
+  } else if (e2 != 0) {
+    if (is_resource_error(e2)) resource_error(e2, "epoll_wait probe");
+    p.why += "; epoll_wait: " + errno_reason(e2);
+  }
+  return p;
 }
 
 }  // namespace eddy::detail

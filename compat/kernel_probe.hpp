@@ -10,6 +10,7 @@
 // std::system_error, never reporting them as "this backend cannot run here".
 #pragma once
 
+#include <cerrno>
 #include <string>
 
 namespace eddy::detail {
@@ -39,10 +40,22 @@ struct uring_probe {
 /// Throws std::system_error on a resource error.
 uring_probe probe_uring();
 
-/// epoll as eddy's epoll backend uses it: epoll_create1 and epoll_pwait2 (5.11,
-/// nanosecond timeouts). True if both work; otherwise `why` names the call and
-/// errno. Throws std::system_error on a resource error.
-bool probe_epoll(std::string& why);
+/// epoll as eddy's epoll backend uses it: epoll_create1, then epoll_pwait2 (5.11,
+/// nanosecond timeouts) or, where that is missing (ENOSYS) or refused (EPERM, as
+/// by container seccomp profiles older than the call), epoll_wait with timeouts
+/// rounded up to the millisecond.
+struct epoll_probe {
+  bool usable = false;  // epoll_create1 and one of the two waits work
+  bool pwait2 = false;  // epoll_pwait2 works
+  std::string why;      // !usable: the reason; usable && !pwait2: why epoll_wait
+};
+/// Throws std::system_error on a resource error.
+epoll_probe probe_epoll();
+
+/// True for the errno with which epoll_pwait2 says it cannot be used here at all
+/// (ENOSYS: kernel before 5.11; EPERM: refused by a seccomp filter), as opposed
+/// to a failure of one call.
+inline bool epoll_pwait2_missing(int err) noexcept { return err == ENOSYS || err == EPERM; }
 
 /// "EPERM (refused by a seccomp filter or policy)": errno's name and what it most
 /// likely means for a probe.

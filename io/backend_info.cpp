@@ -2,6 +2,8 @@
 // (<eddy/io/kernel_features.hpp>, samples/eddy_info).
 #include <eddy/io/kernel_features.hpp>
 
+#include <utility>
+
 #include "compat/kernel_probe.hpp"
 
 namespace eddy::detail {
@@ -25,7 +27,10 @@ kernel_features probe_kernel_features() {
   f.uring_multishot_recv = u.multishot_recv;
   f.uring_buffer_ring = u.buffer_ring;
   f.uring_cancel_by_fd = u.cancel_by_fd;
-  f.epoll = detail::probe_epoll(f.epoll_why);
+  detail::epoll_probe e = detail::probe_epoll();
+  f.epoll = e.usable;
+  f.epoll_pwait2 = e.pwait2;
+  f.epoll_why = std::move(e.why);
 #ifdef EDDY_HAVE_LIBUV
   f.libuv = detail::uv_usable(f.libuv_why);
   f.libuv_version = detail::uv_version();

@@ -82,9 +82,12 @@ std::unique_ptr<backend> make_backend(backend_kind requested, const backend_conf
     if (e.usable(reason)) {
       try {
         std::unique_ptr<backend> b = e.make(cfg);
-        why = reasons.empty() ? "auto: " + std::string(e.name) + " available"
-                              : "auto: " + std::string(e.name) + " (" + reasons + ")";
-        if (!reasons.empty()) log_debug("eddy: %s", why.c_str());
+        // A usable backend may still say something (epoll without epoll_pwait2).
+        std::string notes = reasons;
+        if (!reason.empty()) notes += (notes.empty() ? "" : "; ") + std::string(e.name) + ": " + reason;
+        why = notes.empty() ? "auto: " + std::string(e.name) + " available"
+                            : "auto: " + std::string(e.name) + " (" + notes + ")";
+        if (!notes.empty()) log_debug("eddy: %s", why.c_str());
         return b;
       } catch (const std::system_error& err) {
         if (is_resource_error(err.code().value())) throw;

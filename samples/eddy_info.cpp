@@ -110,7 +110,7 @@ int main(int argc, char** argv) try {
                 yn(f.uring_multishot_accept), yn(f.uring_multishot_recv), yn(f.uring_buffer_ring),
                 yn(f.uring_cancel_by_fd));
   }
-  std::printf("epoll: %s%s%s\n", yn(f.epoll), f.epoll ? "" : " -- ", f.epoll ? "" : f.epoll_why.c_str());
+  std::printf("epoll: %s%s%s\n", yn(f.epoll), f.epoll_why.empty() ? "" : " -- ", f.epoll_why.c_str());
   std::printf("libuv: %s%s%s%s%s\n", yn(f.libuv), f.libuv_version.empty() ? "" : " (",
               f.libuv_version.c_str(), f.libuv_version.empty() ? "" : ")",
               f.libuv ? "" : (" -- " + f.libuv_why).c_str());

@@ -2,7 +2,9 @@
 // file adds is only the mechanism: one EPOLL_CTL_ADD per watch, edge-triggered,
 // for IN|OUT|RDHUP|PRI (never modified or re-armed per operation), one
 // EPOLL_CTL_DEL when the watch ends, one epoll_pwait2 per loop iteration whose
-// events all reach the engine before it returns, and the loop's wakeup eventfd,
+// events all reach the engine before it returns (epoll_wait, timeouts rounded up
+// to the millisecond, where epoll_pwait2 is missing or refused: Linux before 5.11,
+// or a container seccomp profile older than the call), and the loop's wakeup eventfd,
 // whose token is consumed (and the wakeup_token cleared) wherever an epoll_wait
 // returns it, blocking or not.
 //
@@ -19,20 +21,29 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <climits>
 #include <ctime>
 #include <poll.h>
+#include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "compat/kernel_probe.hpp"
 #include "io/backend.hpp"
 #include "io/readiness/readiness_backend.hpp"
+#include "runtime/log.hpp"
 
 namespace eddy::detail {
 namespace {
 
 constexpr std::uint64_t wake_key = ~std::uint64_t{0};
+
+// Set once any loop of the process found epoll_pwait2 missing or refused, so later
+// loops start on epoll_wait instead of failing one call each.
+std::atomic<bool> no_pwait2{false};
 
 class epoll_backend final : public readiness_backend {
  public:
@@ -54,7 +65,8 @@ class epoll_backend final : public readiness_backend {
       ::close(epfd_);
       throw std::system_error(e, std::system_category(), "eddy: epoll_ctl(eventfd)");
     }
-    caps_.ns_timeouts = true;
+    use_wait_ = no_pwait2.load(std::memory_order_relaxed);
+    caps_.ns_timeouts = !use_wait_;
     caps_.multishot_recv = true;
     events_.resize(256);
   }
@@ -137,17 +149,11 @@ class epoll_backend final : public readiness_backend {
       if (done != 0) timeout_ns = 0;
     }
     const int max = static_cast<int>(budget < events_.size() ? budget : events_.size());
-    timespec ts{};
-    timespec* tsp = nullptr;
-    if (timeout_ns >= 0) {
-      ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
-      ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
-      tsp = &ts;
-    }
-    const int n = ::epoll_pwait2(epfd_, events_.data(), max, tsp, nullptr);
+    const int n = wait_for_events(max, timeout_ns);
     if (n < 0) {
       if (errno == EINTR) return done;
-      throw std::system_error(errno, std::system_category(), "eddy: epoll_pwait2");
+      throw std::system_error(errno, std::system_category(),
+                              use_wait_ ? "eddy: epoll_wait" : "eddy: epoll_pwait2");
     }
     for (int i = 0; i < n; ++i) {
       const epoll_event& ev = events_[static_cast<std::size_t>(i)];
@@ -165,8 +171,39 @@ class epoll_backend final : public readiness_backend {
     return done;
   }
 
+  // One wait for events: epoll_pwait2 with the timeout to the nanosecond, or
+  // epoll_wait with it rounded up to the millisecond (never early: a timer due in
+  // 0.2 ms is at most 0.8 ms late, as on libuv). The first ENOSYS or EPERM from
+  // epoll_pwait2 switches this loop, and later ones, to epoll_wait for good; the
+  // refused call did nothing, so the wait is simply made again.
+  int wait_for_events(int max, std::int64_t timeout_ns) {
+    if (!use_wait_) {
+      timespec ts{};
+      timespec* tsp = nullptr;
+      if (timeout_ns >= 0) {
+        ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
+        tsp = &ts;
+      }
+      const int n = ::epoll_pwait2(epfd_, events_.data(), max, tsp, nullptr);
+      if (n >= 0 || !epoll_pwait2_missing(errno)) return n;
+      log_debug("eddy: epoll_pwait2 failed with %s; waiting with epoll_wait, timeouts rounded up "
+                "to the millisecond", errno_reason(errno).c_str());
+      use_wait_ = true;
+      caps_.ns_timeouts = false;
+      no_pwait2.store(true, std::memory_order_relaxed);
+    }
+    int ms = -1;
+    if (timeout_ns >= 0) {
+      const std::int64_t up = (timeout_ns + 999'999) / 1'000'000;
+      ms = up > INT_MAX ? INT_MAX : static_cast<int>(up);
+    }
+    return ::epoll_wait(epfd_, events_.data(), max, ms);
+  }
+
   int epfd_ = -1;
   int evfd_ = -1;
+  bool use_wait_ = false;  // epoll_wait instead of epoll_pwait2
   std::vector<epoll_event> events_;
   wakeup_token token_;
   backend_caps caps_;
@@ -178,6 +215,10 @@ std::unique_ptr<backend> make_epoll_backend(const backend_config&) {
   return std::make_unique<epoll_backend>();
 }
 
-bool epoll_usable(std::string& why) { return probe_epoll(why); }
+bool epoll_usable(std::string& why) {
+  epoll_probe p = probe_epoll();
+  why = std::move(p.why);
+  return p.usable;
+}
 
 }  // namespace eddy::detail

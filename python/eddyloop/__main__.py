@@ -29,7 +29,7 @@ def main(argv=None):
         print(f"  SINGLE_ISSUER {yn(f['single_issuer'])}, DEFER_TASKRUN {yn(f['defer_taskrun'])}, "
               f"multishot accept {yn(f['multishot_accept'])}, multishot recv {yn(f['multishot_recv'])}, "
               f"buffer ring {yn(f['buffer_ring'])}, cancel by fd {yn(f['cancel_by_fd'])}")
-    print(f"epoll: {yn(f['epoll'])}" + ("" if f["epoll"] else f" -- {f['epoll_why']}"))
+    print(f"epoll: {yn(f['epoll'])}" + (f" -- {f['epoll_why']}" if f["epoll_why"] else ""))
     print(f"libuv: {yn(f['libuv'])}" + (f" ({f['libuv_version']})" if f["libuv_version"] else "")
           + ("" if f["libuv"] else f" -- {f['libuv_why']}"))
     return 0 if i["backend"] != "none" else 1

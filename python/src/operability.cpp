@@ -122,13 +122,13 @@ PyObject* info(PyObject*, PyObject*) {
     }
     auto b = [](bool x) { return x ? Py_NewRef(Py_True) : Py_NewRef(Py_False); };
     return Py_BuildValue(
-        "{s:s,s:s,s:N,s:s,s:{s:N,s:s,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:s,s:N,s:s,s:s}}", "backend", chosen.c_str(),
+        "{s:s,s:s,s:N,s:s,s:{s:N,s:s,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:s,s:N,s:s,s:s}}", "backend", chosen.c_str(),
         "reason", reason.c_str(), "backends", backends, "kernel", f.kernel_release.c_str(), "features",
         "io_uring", b(f.io_uring), "io_uring_why", f.io_uring_why.c_str(), "single_issuer",
         b(f.uring_single_issuer), "defer_taskrun", b(f.uring_defer_taskrun), "multishot_accept",
         b(f.uring_multishot_accept), "multishot_recv", b(f.uring_multishot_recv), "buffer_ring",
-        b(f.uring_buffer_ring), "cancel_by_fd", b(f.uring_cancel_by_fd), "epoll", b(f.epoll), "epoll_why",
-        f.epoll_why.c_str(), "libuv", b(f.libuv), "libuv_why", f.libuv_why.c_str(), "libuv_version",
+        b(f.uring_buffer_ring), "cancel_by_fd", b(f.uring_cancel_by_fd), "epoll", b(f.epoll), "epoll_pwait2",
+        b(f.epoll_pwait2), "epoll_why", f.epoll_why.c_str(), "libuv", b(f.libuv), "libuv_why", f.libuv_why.c_str(), "libuv_version",
         f.libuv_version.c_str());
   } catch (const std::exception& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());

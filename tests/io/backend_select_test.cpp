@@ -1,42 +1,32 @@
 // Backend selection (RELIABILITY.md row 15): io_uring refused with EPERM, as under
 // a container's seccomp profile, makes `auto` fall back to epoll and say why; with
-// epoll refused too (epoll_pwait2 → EPERM, as under container profiles older than
-// that call) `auto` takes libuv and an echo round trip works on it; with
-// epoll_create1 refused there is no backend left (libuv on Linux is built on
+// epoll_pwait2 refused too (EPERM, as under container profiles older than that
+// call) or missing (ENOSYS, kernels before 5.11) the epoll backend waits with
+// epoll_wait, and sockets, timers and cross-thread wakeups work there; with no
+// epoll wait call left `auto` takes libuv and an echo round trip works on it;
+// with epoll_create1 refused there is no backend left (libuv on Linux is built on
 // epoll) and the error names every reason; an explicit io_uring request fails
 // loudly; EDDY_BACKEND is validated.
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstddef>
 #include <cstdlib>
 #include <initializer_list>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/net_support.hpp"
 #include "support/loop_fixture.hpp"
+#include "support/seccomp_refuse.hpp"
 
 namespace {
 
 // Makes each system call in `nrs` fail with EPERM in this process (a real seccomp
 // filter, as a container runtime installs).
-bool refuse(std::initializer_list<int> nrs) {
-  std::vector<sock_filter> f;
-  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)));
-  for (int nr : nrs) {
-    f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1));
-    f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)));
-  }
-  f.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
-  sock_fprog prog{static_cast<unsigned short>(f.size()), f.data()};
-  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
-}
+bool refuse(std::initializer_list<int> nrs) { return eddy_test::refuse_syscalls(nrs, EPERM); }
 
 bool refuse_io_uring() { return refuse({__NR_io_uring_setup}); }
 
@@ -92,38 +82,99 @@ bool has_libuv() {
   return false;
 }
 
-TEST(backend_select_test, auto_falls_back_to_libuv_when_epoll_is_refused_too_and_echo_works) {
-  if (!has_libuv()) GTEST_SKIP() << "eddy built without libuv";
+// An echo round trip of 100 kB through eddy's sockets on whatever backend runs.
+eddy::task<bool> echo_round_trip() {
+  auto lis = eddy_test::loopback_listener();
+  auto srv = eddy::spawn(eddy_test::echo_server(&lis, 1));
+  auto c = co_await eddy::tcp_stream::connect(lis.local_address());
+  const auto data = eddy_test::payload(100'000, 7);
+  co_await c.write_all(data);
+  c.shutdown_write();
+  std::vector<std::byte> got, buf(8192);
+  for (;;) {
+    const std::size_t n = co_await c.read_some(buf);
+    if (n == 0) break;
+    got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  co_await srv;
+  co_await c.close();
+  co_await lis.close();
+  co_return got == data;
+}
+
+// The loop's work on the epoll_wait path: a timer never fires early (its timeout
+// is rounded up, never down), a loop blocked with no timer wakes for another
+// thread's post, and the echo round trip. 0 if all held, else which failed.
+int epoll_wait_path_works(eddy::loop& l) {
+  using namespace std::chrono_literals;
+  const auto t0 = eddy::clock::now();
+  l.run([]() -> eddy::task<void> { co_await eddy::sleep_for(2500us); }());
+  if (eddy::clock::now() - t0 < 2500us) return 21;
+  eddy::event posted;
+  std::thread poster([&] {
+    std::this_thread::sleep_for(20ms);
+    (void)l.call_soon_threadsafe([&] { posted.set(); });
+  });
+  l.run([](eddy::event& e) -> eddy::task<void> { co_await e.wait(); }(posted));
+  poster.join();
+  if (!l.run(echo_round_trip())) return 22;
+  return 0;
+}
+
+TEST(backend_select_test, auto_takes_epoll_on_epoll_wait_when_epoll_pwait2_is_refused_too) {
   env_guard g;
   ::unsetenv("EDDY_BACKEND");
   const int rc = in_child([] {
     if (!refuse({__NR_io_uring_setup, __NR_epoll_pwait2})) return 10;
     eddy::loop l;  // from_env, unset: auto
+    if (l.backend() != eddy::backend_kind::epoll) return 11;
+    const std::string& why = l.backend_reason();
+    if (why.find("io_uring not used") == std::string::npos) return 12;
+    if (why.find("epoll: epoll_pwait2: EPERM") == std::string::npos) return 13;
+    if (why.find("epoll_wait instead") == std::string::npos) return 14;
+    const eddy::kernel_features f = eddy::probe_kernel_features();
+    if (!f.epoll || f.epoll_pwait2) return 15;
+    const int r = epoll_wait_path_works(l);
+    l.close();
+    return r;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(backend_select_test, an_epoll_loop_on_a_kernel_without_epoll_pwait2_waits_with_epoll_wait) {
+  const int rc = in_child([] {
+    if (!eddy_test::refuse_syscalls({__NR_epoll_pwait2}, ENOSYS)) return 10;
+    const eddy::kernel_features f = eddy::probe_kernel_features();
+    if (!f.epoll || f.epoll_pwait2) return 11;
+    if (f.epoll_why.find("kernel older than 5.11") == std::string::npos) return 12;
+    eddy::loop_options o;
+    o.backend = eddy::backend_kind::epoll;  // requested: no probe; the first wait finds out
+    eddy::loop l(o);
+    const int r = epoll_wait_path_works(l);
+    l.close();
+    return r;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(backend_select_test, auto_falls_back_to_libuv_when_no_epoll_wait_is_left_and_echo_works) {
+  if (!has_libuv()) GTEST_SKIP() << "eddy built without libuv";
+  env_guard g;
+  ::unsetenv("EDDY_BACKEND");
+  const int rc = in_child([] {
+    // libuv waits with epoll_pwait where epoll_wait is missing; eddy's epoll backend
+    // knows only epoll_pwait2 and epoll_wait.
+    if (!eddy_test::refuse_syscalls({__NR_io_uring_setup, __NR_epoll_pwait2, __NR_epoll_wait}, ENOSYS))
+      return 10;
+    eddy::loop l;
     if (l.backend() != eddy::backend_kind::libuv) return 11;
     const std::string& why = l.backend_reason();
     if (why.find("io_uring not used") == std::string::npos) return 12;
-    if (why.find("epoll not used: epoll_pwait2: EPERM") == std::string::npos) return 13;
-    // An echo round trip through eddy's sockets on the fallback.
-    const bool ok = l.run([]() -> eddy::task<bool> {
-      auto lis = eddy_test::loopback_listener();
-      auto srv = eddy::spawn(eddy_test::echo_server(&lis, 1));
-      auto c = co_await eddy::tcp_stream::connect(lis.local_address());
-      const auto data = eddy_test::payload(100'000, 7);
-      co_await c.write_all(data);
-      c.shutdown_write();
-      std::vector<std::byte> got, buf(8192);
-      for (;;) {
-        const std::size_t n = co_await c.read_some(buf);
-        if (n == 0) break;
-        got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-      }
-      co_await srv;
-      co_await c.close();
-      co_await lis.close();
-      co_return got == data;
-    }());
+    if (why.find("epoll not used: epoll_pwait2: ENOSYS") == std::string::npos) return 13;
+    if (why.find("epoll_wait: ENOSYS") == std::string::npos) return 14;
+    const bool ok = l.run(echo_round_trip());
     l.close();
-    return ok ? 0 : 14;
+    return ok ? 0 : 15;
   });
   EXPECT_EQ(rc, 0);
 }

@@ -22,8 +22,10 @@ struct kernel_features {
   bool uring_multishot_recv = false;    ///< IORING_RECV_MULTISHOT (6.0)
   bool uring_buffer_ring = false;       ///< provided buffer rings (5.19)
   bool uring_cancel_by_fd = false;      ///< IORING_ASYNC_CANCEL_FD (5.19)
-  bool epoll = false;          ///< epoll_create1 and epoll_pwait2 (5.11) work
-  std::string epoll_why;       ///< when !epoll: the reason
+  bool epoll = false;          ///< epoll_create1 and a wait (epoll_pwait2 or epoll_wait) work
+  bool epoll_pwait2 = false;   ///< epoll_pwait2 (5.11): waits to the nanosecond; without
+                               ///< it epoll_wait, timeouts rounded up to the millisecond
+  std::string epoll_why;       ///< when !epoll: the reason; when !epoll_pwait2: why not
   bool libuv = false;          ///< eddy was built with libuv and a uv loop can be made
   std::string libuv_why;       ///< when !libuv: the reason
   std::string libuv_version;   ///< libuv's version string, empty without libuv
