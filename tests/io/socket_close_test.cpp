@@ -120,15 +120,27 @@ TEST_P(socket_close_test, connection_churn_returns_to_the_fd_baseline_with_flat_
       int ok = 0;
       const auto msg = eddy_test::payload(64, 3);
       std::array<std::byte, 64> buf;
-      for (int i = 0; i < cycles; ++i) {
-        auto c = co_await eddy::tcp_stream::connect(a);
-        co_await c.write_all(msg);
-        std::size_t got = 0;
-        while (got < msg.size()) got += co_await c.read_some(std::span(buf).subspan(got));
-        ok += std::equal(buf.begin(), buf.end(), msg.begin());
-        reset_on_close(c.fd());
-        co_await c.close();
-        if (growth_base != nullptr && i == cycles / 5) *growth_base = rss_kib();
+      const char* step = "connect";
+      int i = 0;
+      try {
+        for (; i < cycles; ++i) {
+          step = "connect";
+          auto c = co_await eddy::tcp_stream::connect(a);
+          step = "write_all";
+          co_await c.write_all(msg);
+          step = "read_some";
+          std::size_t got = 0;
+          while (got < msg.size()) got += co_await c.read_some(std::span(buf).subspan(got));
+          ok += std::equal(buf.begin(), buf.end(), msg.begin());
+          reset_on_close(c.fd());
+          step = "close";
+          co_await c.close();
+          if (growth_base != nullptr && i == cycles / 5) *growth_base = rss_kib();
+        }
+      } catch (const eddy::cancelled_error&) {
+        // Nothing here cancels: seen once in a parallel suite run on io_uring
+        // (2026-12-08), not reproduced since; this names where it came from.
+        ADD_FAILURE() << "cancelled_error with no cancel requested, in " << step << " of cycle " << i;
       }
       co_return ok;
     };
