@@ -239,6 +239,16 @@ class backend {
   /// reaping completions (loop_options::submit_after). An error is left for the
   /// next reap() or wait() to meet. Loop thread only.
   virtual void flush() noexcept {}
+  /// The loop is about to hand control back to its caller (run or run_forever
+  /// returns): hand queued work to the kernel and let it finish what it can
+  /// finish at once, so that a cancelled watch no longer holds its file. (An
+  /// io_uring poll holds a reference to the file it watches; the cancel removes
+  /// it, but with DEFER_TASKRUN the request is freed only inside io_uring_enter
+  /// with GETEVENTS. Without this, a pipe the program closed right after
+  /// remove_reader stayed open while the loop was stopped, and the child
+  /// writing to it never got EPIPE.) Completions stay queued for the next run.
+  /// Loop thread only.
+  virtual void settle() noexcept { flush(); }
   /// Most bytes one receive completion carries (loop_options::recv_limit).
   std::size_t recv_limit() const noexcept { return recv_limit_; }
   void set_recv_limit(std::size_t n) noexcept { recv_limit_ = n; }

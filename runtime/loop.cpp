@@ -520,6 +520,7 @@ loop::running_scope::running_scope(loop& l, const char* what, const detail::task
 
 loop::running_scope::~running_scope() {
   l_.until_ = nullptr;
+  if (l_.backend_ != nullptr) l_.backend_->settle();
   l_.leave_thread();
 }
 

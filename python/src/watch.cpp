@@ -3,16 +3,22 @@
 // readiness engine) and runs the handle each time, until cancelled. Level
 // semantics, as selectors give: the next wait starts only after the callback ran.
 //
-// The task watches a dup of the fd and closes the dup through eddy when it ends.
-// The fd belongs to Python, which closes it without telling eddy; epoll's
-// readiness engine keeps per-fd-number state, so a number it watched and never
-// saw closed would be taken for the same file when reused. The dup's number is
-// closed by eddy (close_fd_now), which makes the engine forget it.
+// The task watches a dup of the fd, closed through eddy (close_fd_now, which
+// cancels what is in flight on it and makes the readiness engine forget the
+// number) as soon as the watch is removed, or when the task ends. The fd belongs
+// to Python, which closes it without telling eddy; epoll's readiness engine keeps
+// per-fd-number state, so a number it watched and never saw closed would be taken
+// for the same file when reused. The dup goes at remove_reader, not when the
+// cancelled task next runs: a program that closes its fd right after, as asyncio's
+// pipe transports do, expects the file closed once the loop hands control back (a
+// child writing to a pipe whose reader is gone gets EPIPE), and the task's next
+// run may be in the loop's next run_until_complete.
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <memory>
+#include <utility>
 
 #include <eddy/io/fd.hpp>
 #include <eddy/runtime/join_handle.hpp>
@@ -24,13 +30,23 @@ namespace eddypy {
 
 namespace {
 
+// Shared by a watcher and its task.
+struct watch_state {
+  bool removed = false;
+  int dup = -1;  // the watched dup (watch() only), until closed
+  core_object* core = nullptr;
+  void close_dup() noexcept {
+    if (dup >= 0) eddy::detail::close_fd_now(core->loop, std::exchange(dup, -1));
+  }
+};
+
 eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* handle,
-                            std::shared_ptr<bool> removed, bool probe_first, bool core_borrowed) {
+                            std::shared_ptr<watch_state> st, bool probe_first, bool core_borrowed) {
   // handle (an asyncio.Handle): a strong reference released at the end; core
   // too unless borrowed (the loop's own wakeup socket: its watch must not keep
   // an unclosed loop alive, and the core's close() ends it before the core goes).
   try {
-    while (!core->closed && !*removed) {
+    while (!core->closed && !st->removed) {
       // A new watch on a dup asks the kernel first: data already waiting raises
       // no new edge, and a readiness backend that finds the (file, number) pair
       // still registered from an earlier watch (Python's fd keeps the file open)
@@ -41,7 +57,7 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
       // remove_reader() asks for a cancel, but the poll may have completed in the
       // kernel first (io_uring delivers that completion, not the cancel): a
       // removed watch must never run its callback again (asyncio's promise).
-      if (core->closed || *removed) break;
+      if (core->closed || st->removed) break;
       PyObject* r = PyObject_CallMethod(handle, "_run", nullptr);  // reports its own errors
       if (r == nullptr) report_error(core, "Exception in fd callback", "handle", handle);
       Py_XDECREF(r);
@@ -54,13 +70,13 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
   } catch (const std::system_error& e) {
     // After remove_reader() the fd may be closed before the cancel lands (an op
     // still queued for submission then fails with EBADF): not an error.
-    if (!core->closed && !*removed) {
+    if (!core->closed && !st->removed) {
       errno = e.code().value();
       PyErr_SetFromErrno(PyExc_OSError);
       report_error(core, "Error while waiting for fd readiness", "handle", handle);
     }
   }
-  eddy::unique_fd(fd).reset();
+  st->close_dup();
   Py_DECREF(handle);
   if (!core_borrowed) Py_DECREF(reinterpret_cast<PyObject*>(core));
 }
@@ -68,15 +84,16 @@ eddy::task<void> watch_loop(core_object* core, int fd, short events, PyObject* h
 struct watcher_object {
   PyObject_HEAD
   eddy::join_handle<void>* task;
-  std::shared_ptr<bool>* removed;
+  std::shared_ptr<watch_state>* state;
   PyObject* handle;  // add_reader/add_writer's asyncio.Handle (strong), or null
 };
 
 PyObject* watcher_cancel(PyObject* self, PyObject*) {
   auto* w = reinterpret_cast<watcher_object*>(self);
   if (w->task != nullptr) {
-    **w->removed = true;
+    (*w->state)->removed = true;
     w->task->cancel();
+    if (!(*w->state)->core->closed) (*w->state)->close_dup();
     delete w->task;
     w->task = nullptr;
   }
@@ -96,12 +113,12 @@ PyObject* watcher_cancel(PyObject* self, PyObject*) {
 void watcher_dealloc(PyObject* self) {
   auto* w = reinterpret_cast<watcher_object*>(self);
   if (w->task != nullptr) {
-    **w->removed = true;
-    w->task->cancel();
+    (*w->state)->removed = true;
+    w->task->cancel();  // the task closes the dup when it ends (the loop may be closing)
     delete w->task;
   }
   Py_CLEAR(w->handle);
-  delete w->removed;
+  delete w->state;
   Py_TYPE(self)->tp_free(self);
 }
 
@@ -185,7 +202,8 @@ PyObject* wait_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   if (w == nullptr) return nullptr;
   w->task = nullptr;
   w->handle = nullptr;
-  w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
+  w->state = new std::shared_ptr<watch_state>(std::make_shared<watch_state>());
+  (*w->state)->core = core;
   Py_INCREF(args[3]);
   Py_INCREF(args[0]);
   try {
@@ -225,13 +243,15 @@ PyObject* watch(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
   }
   w->task = nullptr;
   w->handle = nullptr;
-  w->removed = new std::shared_ptr<bool>(std::make_shared<bool>(false));
+  w->state = new std::shared_ptr<watch_state>(std::make_shared<watch_state>());
+  (*w->state)->core = core;
   Py_INCREF(args[3]);
   if (!borrow) Py_INCREF(args[0]);
   try {
     w->task = new eddy::join_handle<void>(core->loop->spawn(
-        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->removed,
+        watch_loop(core, wfd, writable ? POLLOUT : POLLIN, args[3], *w->state,
                    !core->loop->io_caps().poll_holds_file, borrow != 0)));
+    (*w->state)->dup = wfd;  // the task, made: from here on it or remove_reader closes it
     w->handle = Py_NewRef(args[3]);
   } catch (...) {
     Py_DECREF(args[3]);

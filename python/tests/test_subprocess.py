@@ -87,5 +87,47 @@ class SubprocessTest(LoopTest):
         self.assertEqual(open_fds(), fds)
 
 
+    def test_a_closed_stdout_pipe_is_closed_once_the_loop_hands_back_control(self):
+        # CPython's test_events.test_subprocess_close_client_stream, in the shape a
+        # program stopping and starting the loop has: after stdout's transport is
+        # closed and its connection_lost has run, the child's next write to stdout
+        # fails with EPIPE, even though the loop is not running when it writes.
+        # On io_uring the watch's dup of the pipe (and the poll holding its file)
+        # lived on until the loop's next run, and the child wrote into the pipe.
+        loop = self.loop
+        child = ("import os\n"
+                 "while True:\n"
+                 "    buf = os.read(0, 1024)\n"
+                 "    if not buf: break\n"
+                 "    try: os.write(1, b'OUT:' + buf)\n"
+                 "    except OSError as ex: os.write(2, b'ERR:' + type(ex).__name__.encode())\n")
+
+        class Proto(asyncio.SubprocessProtocol):
+            def __init__(self):
+                self.data = {1: b"", 2: b""}
+                self.got = {1: asyncio.Event(), 2: asyncio.Event()}
+                self.lost = {1: loop.create_future()}
+
+            def pipe_data_received(self, fd, data):
+                self.data[fd] += data
+                self.got[fd].set()
+
+            def pipe_connection_lost(self, fd, exc):
+                if fd in self.lost and not self.lost[fd].done():
+                    self.lost[fd].set_result(exc)
+
+        tr, proto = loop.run_until_complete(loop.subprocess_exec(Proto, sys.executable, "-c", child))
+        stdin, stdout = tr.get_pipe_transport(0), tr.get_pipe_transport(1)
+        stdin.write(b"test")
+        self.run_async(proto.got[1].wait())
+        self.assertEqual(proto.data[1], b"OUT:test")
+        stdout.close()
+        self.run_async(proto.lost[1])
+        stdin.write(b"xxx")  # the loop is stopped: the child writes to stdout now
+        self.run_async(proto.got[2].wait(), timeout=10)
+        self.assertEqual(proto.data[2], b"ERR:BrokenPipeError")
+        tr.close()
+        self.run_async(tr._wait())
+
 if __name__ == "__main__":
     unittest.main()
