@@ -245,18 +245,35 @@ class Loop(base_events.BaseEventLoop):
         w.cancel()
         return True
 
+    def _ensure_fd_no_transport(self, fd):
+        # As asyncio's selector loop: a stream transport's fd belongs to it; a
+        # watch of the application's on it would steal or duplicate its events.
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+        transport = _core.transport_of_fd(self._core, fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
     def add_reader(self, fd, callback, *args):
         """Run callback(*args) each time fd is readable, until remove_reader(fd)."""
+        self._ensure_fd_no_transport(fd)
         self._add_reader(fd, callback, *args)
 
     def remove_reader(self, fd):
+        self._ensure_fd_no_transport(fd)
         return self._remove_reader(fd)
 
     def add_writer(self, fd, callback, *args):
         """Run callback(*args) each time fd is writable, until remove_writer(fd)."""
+        self._ensure_fd_no_transport(fd)
         self._add_writer(fd, callback, *args)
 
     def remove_writer(self, fd):
+        self._ensure_fd_no_transport(fd)
         return self._remove_writer(fd)
 
     def _wait_fd(self, fd, writable):
@@ -268,8 +285,15 @@ class Loop(base_events.BaseEventLoop):
 
     # ---- sock_* --------------------------------------------------------------
 
-    async def sock_recv(self, sock, n):
+    def _check_sock(self, sock):
+        # asyncio's checks, in its order: an SSL socket is refused, and in debug
+        # mode so is a blocking one (its calls would block the loop).
         base_events._check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+
+    async def sock_recv(self, sock, n):
+        self._check_sock(sock)
         while True:
             try:
                 return sock.recv(n)
@@ -278,7 +302,7 @@ class Loop(base_events.BaseEventLoop):
             await self._wait_fd(sock.fileno(), False)
 
     async def sock_recv_into(self, sock, buf):
-        base_events._check_ssl_socket(sock)
+        self._check_sock(sock)
         while True:
             try:
                 return sock.recv_into(buf)
@@ -287,7 +311,7 @@ class Loop(base_events.BaseEventLoop):
             await self._wait_fd(sock.fileno(), False)
 
     async def sock_recvfrom(self, sock, bufsize):
-        base_events._check_ssl_socket(sock)
+        self._check_sock(sock)
         while True:
             try:
                 return sock.recvfrom(bufsize)
@@ -296,7 +320,7 @@ class Loop(base_events.BaseEventLoop):
             await self._wait_fd(sock.fileno(), False)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
-        base_events._check_ssl_socket(sock)
+        self._check_sock(sock)
         if not nbytes:
             nbytes = len(buf)
         while True:
@@ -307,7 +331,7 @@ class Loop(base_events.BaseEventLoop):
             await self._wait_fd(sock.fileno(), False)
 
     async def sock_sendall(self, sock, data):
-        base_events._check_ssl_socket(sock)
+        self._check_sock(sock)
         view = memoryview(data).cast("B")
         sent = 0
         while sent < len(view):
@@ -319,7 +343,7 @@ class Loop(base_events.BaseEventLoop):
             await self._wait_fd(sock.fileno(), True)
 
     async def sock_sendto(self, sock, data, address):
-        base_events._check_ssl_socket(sock)
+        self._check_sock(sock)
         while True:
             try:
                 return sock.sendto(data, address)
@@ -328,7 +352,7 @@ class Loop(base_events.BaseEventLoop):
             await self._wait_fd(sock.fileno(), True)
 
     async def sock_connect(self, sock, address):
-        base_events._check_ssl_socket(sock)
+        self._check_sock(sock)
         if sock.family == socket.AF_INET or (base_events._HAS_IPv6 and sock.family == socket.AF_INET6):
             resolved = await self._ensure_resolved(address, family=sock.family, type=sock.type,
                                                    proto=sock.proto, loop=self)
@@ -348,7 +372,7 @@ class Loop(base_events.BaseEventLoop):
             raise OSError(err, f"Connect call failed {address}")
 
     async def sock_accept(self, sock):
-        base_events._check_ssl_socket(sock)
+        self._check_sock(sock)
         while True:
             try:
                 conn, address = sock.accept()

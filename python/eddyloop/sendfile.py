@@ -228,12 +228,17 @@ async def sendfile(loop, transport, file, offset=0, count=None, *, fallback=True
     drain = _Drain(loop, transport)
     try:
         if fileno is not None:
+            # As asyncio's native path: the application's write() raises
+            # RuntimeError until it ends (its bytes would land inside the file's).
+            transport._sendfile_busy = True
             try:
                 return await _native(loop, transport, drain, fileno, offset, count)
             except _NotAvailable as e:
                 if not fallback:
                     raise asyncio.SendfileNotAvailableError(f"os.sendfile refused: {e}") from None
                 drain.restore_limits()  # the copy goes through the transport's queue
+            finally:
+                transport._sendfile_busy = False
         return await _copy(loop, transport, drain, file, offset, count)
     finally:
         # Also after an error or a cancel: the file's position says what was sent.

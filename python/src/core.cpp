@@ -181,6 +181,7 @@ PyObject* core_new(PyTypeObject* type, PyObject* args, PyObject* kwds) {
     return nullptr;
   }
   core->pyloop = Py_NewRef(pyloop);
+  core->transports = new std::unordered_map<int, PyObject*>();
   core->send_now = std::getenv("EDDYLOOP_SEND_NOW") != nullptr;
   core->ring_writes = core->loop->io_caps().batched_submission && !core->send_now;
   core->loop->set_block_hooks(&before_block, &after_block, core);
@@ -217,6 +218,7 @@ void core_dealloc(PyObject* self) {
   PyObject_GC_UnTrack(self);
   close_core(core);
   Py_CLEAR(core->fatal);
+  delete core->transports;
   Py_TYPE(self)->tp_free(self);
 }
 

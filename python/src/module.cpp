@@ -14,6 +14,8 @@ namespace {
 PyMethodDef module_methods[] = {
     {"make_stream_transport", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::make_stream_transport)),
      METH_FASTCALL, "make_stream_transport(core, sock, protocol, waiter, extra, server[, tls, server_hostname]) -> transport"},
+    {"transport_of_fd", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::transport_of_fd)),
+     METH_FASTCALL, "transport_of_fd(core, fd) -> the stream transport using fd, or None"},
     {"serve", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::serve)), METH_FASTCALL,
      "serve(core, listen_fd, protocol_factory, server, backlog[, tls]) -> Serving (owns listen_fd)"},
     {"watch", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(eddypy::watch)), METH_FASTCALL,

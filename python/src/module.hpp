@@ -16,6 +16,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <unordered_map>
+
 #include <eddy/runtime/loop.hpp>
 
 namespace eddypy {
@@ -31,11 +33,15 @@ struct core_object {
   bool send_now;           // EDDYLOOP_SEND_NOW: write() sends at once instead of once per turn
   bool closed;
   long long slow_ns;       // name callbacks slower than this (operability.cpp); 0 = off
+  // The stream transports whose fd is still open, by fd (borrowed: each removes
+  // itself when its fd goes): add_reader and friends refuse their fds, as
+  // asyncio's selector loop does (_ensure_fd_no_transport).
+  std::unordered_map<int, PyObject*>* transports;
 };
 
 extern PyTypeObject core_type;
 extern PyTypeObject handle_type;
-extern PyTypeObject transport_type;
+extern PyTypeObject* transport_type;  // a heap type (its base, asyncio.Transport, is one)
 
 // What every eddyloop._core type sets (name "eddyloop._core.X", instance size,
 // flags, dealloc); each definition adds its own slots to the copy it gets back.

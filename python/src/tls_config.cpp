@@ -119,8 +119,13 @@ PyObject* ssl_error_from_queue(SSL* ssl, int ssl_error) {
     const char* host = X509_VERIFY_PARAM_get0_host(const_cast<X509_VERIFY_PARAM*>(param), 0);
     if (code == X509_V_ERR_HOSTNAME_MISMATCH && host != nullptr)
       verify_message = std::string("Hostname mismatch, certificate is not valid for '") + host + "'.";
-    else if (code == X509_V_ERR_IP_ADDRESS_MISMATCH)
-      verify_message = "IP address mismatch, certificate is not valid for the address asked for.";
+    else if (code == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+      char* ip = X509_VERIFY_PARAM_get1_ip_asc(const_cast<X509_VERIFY_PARAM*>(param));
+      verify_message = ip != nullptr
+                           ? std::string("IP address mismatch, certificate is not valid for '") + ip + "'."
+                           : std::string("IP address mismatch, certificate is not valid for the address asked for.");
+      OPENSSL_free(ip);
+    }
     message += ": " + verify_message;
   }
   message += " (eddyloop)";

@@ -54,6 +54,8 @@
 #include "transport_object.hpp"
 #include "tls_transport.hpp"
 
+#include <structmember.h>  // after Python.h (module.hpp): PyMemberDef's T_PYSSIZET
+
 namespace eddypy {
 namespace stream {
 
@@ -207,6 +209,7 @@ PyObject* tr_repr(PyObject* self) {
 void tr_dealloc(PyObject* self) {
   transport_object* t = as_tr(self);
   PyObject_GC_UnTrack(self);
+  forget_fd(t);  // normally gone with the fd already
   if (t->weakrefs != nullptr) PyObject_ClearWeakRefs(self);
   // Tasks hold references, so none is alive here; the fd went with the reader.
   delete t->stream;
@@ -220,16 +223,21 @@ void tr_dealloc(PyObject* self) {
   Py_CLEAR(t->extra);
   Py_CLEAR(t->sock);
   Py_CLEAR(t->core);
-  Py_TYPE(self)->tp_free(self);
+  Py_CLEAR(t->asyncio_slot);
+  PyTypeObject* type = Py_TYPE(self);
+  type->tp_free(self);
+  Py_DECREF(type);  // instances of a heap type hold a reference to it
 }
 
 int tr_traverse(PyObject* self, visitproc visit, void* arg) {
   transport_object* t = as_tr(self);
+  Py_VISIT(Py_TYPE(self));
   Py_VISIT(t->protocol);
   Py_VISIT(t->data_received);
   Py_VISIT(t->buffer_updated);
   Py_VISIT(t->server);
   Py_VISIT(t->extra);
+  Py_VISIT(t->asyncio_slot);
   return t->tls != nullptr ? tls_traverse(t, visit, arg) : 0;
 }
 
@@ -239,6 +247,7 @@ int tr_clear(PyObject* self) {
   Py_CLEAR(t->data_received);
   Py_CLEAR(t->buffer_updated);
   Py_CLEAR(t->extra);
+  Py_CLEAR(t->asyncio_slot);
   if (t->tls != nullptr) tls_clear(t);
   return 0;
 }
@@ -317,12 +326,22 @@ PyObject* tr_start_tls_compatible(PyObject*, void*) { Py_RETURN_TRUE; }
 
 PyObject* tr_is_tls(PyObject* self, void*) { return PyBool_FromLong(as_tr(self)->tls != nullptr); }
 
+PyObject* tr_sendfile_busy(PyObject* self, void*) { return PyBool_FromLong(as_tr(self)->sendfile_busy); }
+int tr_set_sendfile_busy(PyObject* self, PyObject* v, void*) {
+  const int on = v != nullptr ? PyObject_IsTrue(v) : 0;
+  if (on < 0) return -1;
+  as_tr(self)->sendfile_busy = on != 0;
+  return 0;
+}
+
 PyGetSetDef tr_getset[] = {
     {"_protocol_paused", tr_protocol_paused, nullptr, "pause_writing() was called (asyncio's sendfile reads it)",
      nullptr},
     {"_start_tls_compatible", tr_start_tls_compatible, nullptr, "loop.start_tls() may upgrade this transport",
      nullptr},
     {"_is_tls", tr_is_tls, nullptr, "TLS runs in this transport (eddyloop's C TLS)", nullptr},
+    {"_sendfile_busy", tr_sendfile_busy, tr_set_sendfile_busy,
+     "loop.sendfile()'s native path is running: write() raises RuntimeError meanwhile", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -332,26 +351,16 @@ PyGetSetDef tr_getset[] = {
 
 using namespace stream;
 
-PyTypeObject transport_type = [] {
-  PyTypeObject t = new_type("eddyloop._core.TCPTransport", sizeof(transport_object),
-                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, tr_dealloc);
-  t.tp_traverse = tr_traverse;
-  t.tp_clear = tr_clear;
-  t.tp_repr = tr_repr;
-  t.tp_methods = tr_methods;
-  t.tp_getset = tr_getset;
-  t.tp_weaklistoffset = offsetof(transport_object, weakrefs);
-  t.tp_doc = "A stream transport on an eddy socket (asyncio.Transport's interface).";
-  return t;
-}();
+PyTypeObject* transport_type = nullptr;
 
 PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObject* protocol, PyObject* waiter,
                                 PyObject* extra, PyObject* server, PyObject* tls, PyObject* server_hostname) {
-  auto* t = PyObject_GC_New(transport_object, &transport_type);
+  auto* t = PyObject_GC_New(transport_object, transport_type);
   if (t == nullptr) {
     ::close(fd);
     return nullptr;
   }
+  t->asyncio_slot = nullptr;
   t->core = reinterpret_cast<core_object*>(Py_NewRef(reinterpret_cast<PyObject*>(core)));
   t->protocol = t->data_received = t->buffer_updated = nullptr;
   t->server = Py_NewRef(server != nullptr ? server : Py_None);
@@ -371,7 +380,7 @@ PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObj
   t->flush_queued = false;
   t->tls = nullptr;
   t->tls_held = 0;
-  t->app_silent = t->close_wait = false;
+  t->app_silent = t->close_wait = t->sendfile_busy = false;
   PyObject_GC_Track(as_obj(t));
   if (t->extra == nullptr || !set_protocol_refs(t, protocol)) {
     t->fd = -1;
@@ -390,6 +399,7 @@ PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObj
     if (tls != nullptr && tls != Py_None && !tls_attach(t, tls, server_hostname, waiter, true))
       throw std::runtime_error("TLS set-up failed");
     queue_connection_made(t, waiter);
+    (*core->transports)[fd] = as_obj(t);  // until release_fd
   } catch (...) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "eddyloop: cannot start the transport");
     if (t->stream == nullptr) ::close(fd);
@@ -399,6 +409,21 @@ PyObject* stream::new_transport(core_object* core, int fd, PyObject* sock, PyObj
     return nullptr;
   }
   return as_obj(t);
+}
+
+PyObject* transport_of_fd(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2 || !PyObject_TypeCheck(args[0], &core_type)) {
+    PyErr_SetString(PyExc_TypeError, "transport_of_fd(core, fd)");
+    return nullptr;
+  }
+  auto* core = reinterpret_cast<core_object*>(args[0]);
+  const long fd = PyLong_AsLong(args[1]);
+  if (fd == -1 && PyErr_Occurred()) return nullptr;
+  if (core->transports != nullptr) {
+    const auto it = core->transports->find(static_cast<int>(fd));
+    if (it != core->transports->end()) return Py_NewRef(it->second);
+  }
+  Py_RETURN_NONE;
 }
 
 PyObject* make_stream_transport(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
@@ -426,8 +451,57 @@ PyObject* make_stream_transport(PyObject*, PyObject* const* args, Py_ssize_t nar
                        nargs == 8 ? args[6] : nullptr, nargs == 8 ? args[7] : nullptr);
 }
 
+// The transport type, made at import as a subclass of asyncio.Transport:
+// `isinstance(tr, asyncio.Transport)` (and ReadTransport, WriteTransport,
+// BaseTransport) holds as for asyncio's own transports (CPython's test_events
+// checks it; uvloop's transports fail it). A heap type, as CPython requires of a
+// subclass of a heap type. asyncio.Transport's instances must be laid out as
+// transport_object begins (the header, then BaseTransport's one slot): checked,
+// so that another Python's layout fails the import loudly instead of letting the
+// inherited `_extra` descriptor write into our fields.
+bool make_transport_type() {
+  PyObject* transports = PyImport_ImportModule("asyncio.transports");
+  if (transports == nullptr) return false;
+  PyObject* base = PyObject_GetAttrString(transports, "Transport");
+  Py_DECREF(transports);
+  if (base == nullptr) return false;
+  auto* bt = reinterpret_cast<PyTypeObject*>(base);
+  if (!PyType_Check(base) || bt->tp_basicsize != static_cast<Py_ssize_t>(offsetof(transport_object, core)) ||
+      bt->tp_dictoffset != 0 || bt->tp_itemsize != 0) {
+    PyErr_Format(PyExc_ImportError,
+                 "eddyloop: asyncio.Transport's instance layout (%zd bytes) is not the one eddyloop's "
+                 "transport extends (%zu)", bt->tp_basicsize, offsetof(transport_object, core));
+    Py_DECREF(base);
+    return false;
+  }
+  static PyMemberDef members[] = {
+      {"__weaklistoffset__", T_PYSSIZET, offsetof(transport_object, weakrefs), READONLY, nullptr},
+      {nullptr, 0, 0, 0, nullptr},
+  };
+  static PyType_Slot slots[] = {
+      {Py_tp_dealloc, reinterpret_cast<void*>(tr_dealloc)},
+      {Py_tp_traverse, reinterpret_cast<void*>(tr_traverse)},
+      {Py_tp_clear, reinterpret_cast<void*>(tr_clear)},
+      {Py_tp_repr, reinterpret_cast<void*>(tr_repr)},
+      {Py_tp_methods, tr_methods},
+      {Py_tp_getset, tr_getset},
+      {Py_tp_members, members},
+      {Py_tp_doc, const_cast<char*>("A stream transport on an eddy socket (an asyncio.Transport).")},
+      {0, nullptr},
+  };
+  static PyType_Spec spec = {"eddyloop._core.TCPTransport", static_cast<int>(sizeof(transport_object)), 0,
+                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                             slots};
+  PyObject* bases = PyTuple_Pack(1, base);
+  Py_DECREF(base);
+  if (bases == nullptr) return false;
+  transport_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpecWithBases(&spec, bases));
+  Py_DECREF(bases);
+  return transport_type != nullptr;  // kept for the life of the process
+}
+
 bool init_transports(PyObject* module) {
-  if (PyType_Ready(&transport_type) < 0 || PyType_Ready(&serving_type) < 0) return false;
+  if (!make_transport_type() || PyType_Ready(&serving_type) < 0) return false;
   PyObject* trsock = PyImport_ImportModule("asyncio.trsock");
   PyObject* socket = PyImport_ImportModule("socket");
   PyObject* protocols = PyImport_ImportModule("asyncio.protocols");
@@ -446,12 +520,11 @@ bool init_transports(PyObject* module) {
   Py_XDECREF(constants);
   Py_XDECREF(mode);
   if (fallback == nullptr) return false;
-  const int rc = PyDict_SetItemString(transport_type.tp_dict, "_sendfile_compatible", fallback);
+  const int rc = PyObject_SetAttrString(reinterpret_cast<PyObject*>(transport_type), "_sendfile_compatible", fallback);
   Py_DECREF(fallback);
   if (rc < 0) return false;
-  PyType_Modified(&transport_type);
-  Py_INCREF(&transport_type);
-  return PyModule_AddObject(module, "TCPTransport", reinterpret_cast<PyObject*>(&transport_type)) == 0;
+  Py_INCREF(transport_type);
+  return PyModule_AddObject(module, "TCPTransport", reinterpret_cast<PyObject*>(transport_type)) == 0;
 }
 
 }  // namespace eddypy

@@ -74,7 +74,14 @@ void set_errno_error(int err) {
 
 // The fd is closed by the reader only; afterwards the socket object (if any)
 // must not close it a second time.
+void forget_fd(transport_object* t) {
+  if (t->fd < 0 || t->core == nullptr || t->core->transports == nullptr) return;
+  const auto it = t->core->transports->find(t->fd);
+  if (it != t->core->transports->end() && it->second == as_obj(t)) t->core->transports->erase(it);
+}
+
 void release_fd(transport_object* t) {
+  forget_fd(t);
   if (t->tls != nullptr) tls_release_input(t);  // a receive buffer is the loop's: back before the loop goes
   if (t->stream != nullptr) {
     delete t->stream;  // closes the fd, cancelling operations still in flight on it

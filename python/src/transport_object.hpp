@@ -21,6 +21,11 @@ struct tls_layer;  // tls_transport.hpp: the TLS session of a TLS transport
 
 struct transport_object {
   PyObject_HEAD
+  // The type derives from asyncio.Transport (isinstance holds, as for asyncio's
+  // own transports), whose instances carry one slot, BaseTransport's `_extra`,
+  // right after the header: kept here at its offset, unused (get_extra_info reads
+  // `extra`), so that the inherited `_extra` descriptor touches only this field.
+  PyObject* asyncio_slot;
   core_object* core;
   PyObject* protocol;
   PyObject* data_received;  // bound method, or get_buffer for a BufferedProtocol
@@ -54,6 +59,7 @@ struct transport_object {
   std::size_t tls_held;  // plaintext write() took, not encrypted yet (in pending())
   bool app_silent;   // the protocol has not had connection_made (TLS handshake): no connection_lost
   bool close_wait;   // TLS close: the socket stays open for the peer's close_notify
+  bool sendfile_busy;  // loop.sendfile()'s native path runs: write() refuses, as asyncio's
 };
 
 inline transport_object* as_tr(PyObject* o) { return reinterpret_cast<transport_object*>(o); }
@@ -73,6 +79,8 @@ void fatal_error(transport_object* t, const char* message);
 void call_protocol_noargs(transport_object* t, const char* name, const char* message);
 void set_errno_error(int err);
 void release_fd(transport_object* t);
+// Takes t out of its core's fd -> transport map (release_fd, and dealloc to be sure).
+void forget_fd(transport_object* t);
 void shutdown(transport_object* t, PyObject* exc);
 PyObject* tr_close(PyObject* self, PyObject*);
 PyObject* tr_abort(PyObject* self, PyObject*);

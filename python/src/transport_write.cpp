@@ -264,6 +264,11 @@ PyObject* tr_write(PyObject* self, PyObject* data) {
     PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
     return nullptr;
   }
+  if (t->sendfile_busy) {  // asyncio's selector transport, in the same order of checks
+    if (have_view) PyBuffer_Release(&view);
+    PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
+    return nullptr;
+  }
   if (n == 0 || t->closing || t->fd < 0) {
     if (have_view) PyBuffer_Release(&view);
     Py_RETURN_NONE;

@@ -154,6 +154,22 @@ class SendfileTest(LoopTest):
         self.run_async(main())
         self.assertTrue(calls, "the native path was not taken")
 
+    def test_write_while_native_sendfile_runs_raises_as_asyncio(self):
+        # asyncio's selector transport refuses write() while its native sendfile
+        # runs (CPython's test_sendfile_prevents_bare_write): bytes written then
+        # would land in the middle of the file's. After it, writes go on.
+        async def main():
+            tr, proto, sink, server, send, data, file = await self.stalled_sendfile()
+            with self.assertRaisesRegex(RuntimeError, "sendfile is in progress"):
+                tr.write(b"data")
+            sink.transport.resume_reading()
+            self.assertEqual(await send, len(data))
+            tr.write(b"after")
+            got = await self.close_and_collect(tr, sink, server)
+            self.assertEqual(got, data + b"after")
+
+        self.run_async(main())
+
     def test_count_past_the_end_stops_at_the_end(self):
         data = payload(100000)
 

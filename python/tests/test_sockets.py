@@ -47,6 +47,27 @@ class SockTest(LoopTest):
 
         self.run_async(main())
 
+    def test_sock_calls_on_a_blocking_socket_raise_in_debug_mode(self):
+        # asyncio's check, made only in debug mode (a blocking socket's calls would
+        # block the loop); CPython's test_sock_client_ops asserts it.
+        async def main():
+            a, b = socket.socketpair()
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+            a.setblocking(True)
+            self.loop.set_debug(True)
+            for call in (lambda: self.loop.sock_recv(a, 10), lambda: self.loop.sock_recv_into(a, bytearray(4)),
+                         lambda: self.loop.sock_sendall(a, b"x"), lambda: self.loop.sock_accept(a),
+                         lambda: self.loop.sock_connect(a, "nowhere")):
+                with self.assertRaisesRegex(ValueError, "the socket must be non-blocking"):
+                    await call()
+            self.loop.set_debug(False)
+            b.setblocking(False)
+            await self.loop.sock_sendall(b, b"ok")  # without debug: not checked, as asyncio
+            self.assertEqual(a.recv(2), b"ok")
+
+        self.run_async(main())
+
     def test_sock_connect_refused(self):
         async def main():
             s = socket.socket()

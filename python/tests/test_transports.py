@@ -95,6 +95,60 @@ class TransportTest(LoopTest):
 
         self.run_async(main())
 
+    def test_transports_are_asyncio_transports(self):
+        # As asyncio's own: isinstance holds for Transport and the classes it
+        # derives from (CPython's test_events checks it); the type cannot be made
+        # from Python, and BaseTransport's unused `_extra` slot is its own field.
+        async def main():
+            server, sp, cp = await self.pair(echo=True)
+            for tr in (cp.transport, sp.transport):
+                for cls in (asyncio.Transport, asyncio.ReadTransport, asyncio.WriteTransport,
+                            asyncio.BaseTransport):
+                    self.assertIsInstance(tr, cls)
+                self.assertNotIsInstance(tr, asyncio.DatagramTransport)
+            with self.assertRaises(TypeError):
+                type(cp.transport)()
+            ct = cp.transport
+            with self.assertRaises(AttributeError):
+                ct._extra
+            ct._extra = {"kept": object()}  # freed with the transport; get_extra_info unaffected
+            self.assertEqual(ct.get_extra_info("peername"), sp.transport.get_extra_info("sockname"))
+            ct.write(b"still works")
+            while len(cp.data) < 11:
+                await asyncio.sleep(0.001)
+            ct.close()
+            await cp.done
+            await sp.done
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+
+    def test_watching_a_transports_fd_is_refused_as_asyncio(self):
+        # asyncio's selector loop refuses add_reader/add_writer/remove_* on a fd a
+        # stream transport uses (CPython's test_add_reader_or_writer_transport_fd);
+        # once the transport is closing they are allowed again.
+        async def main():
+            server, sp, cp = await self.pair(echo=True)
+            for tr in (cp.transport, sp.transport):  # connected here, and accepted by the server
+                sock = tr.get_extra_info("socket")
+                for call in (lambda: self.loop.add_reader(sock, lambda: None),
+                             lambda: self.loop.add_writer(sock.fileno(), lambda: None),
+                             lambda: self.loop.remove_reader(sock), lambda: self.loop.remove_writer(sock)):
+                    with self.assertRaisesRegex(RuntimeError, "is used by transport"):
+                        call()
+            with self.assertRaisesRegex(ValueError, "Invalid file object"):
+                self.loop.add_reader(object(), lambda: None)
+            fd = cp.transport.get_extra_info("socket").fileno()
+            cp.transport.close()
+            self.assertFalse(self.loop.remove_reader(fd))  # closing: asyncio lets it through
+            await cp.done
+            await sp.done
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+
     def test_write_eof_half_closes(self):
         async def main():
             server, sp, cp = await self.pair()

@@ -7,7 +7,8 @@ EDDY_PACKAGES=(meson ninja-build g++ pkg-config cmake python3 liburing-dev libuv
                libssl-dev                       # io/tls (issue 22)
                redis-server libhiredis-dev      # sched/cluster (issue 25)
                libhttp-parser-dev               # samples/http_server (issue 23)
-               python3-mesonpy python3-venv)    # eddyloop from pip (issue 24)
+               python3-mesonpy python3-venv     # eddyloop from pip (issue 24)
+               libpython3.11-testsuite)         # CPython's asyncio tests run on eddyloop
 
 eddy_log() { printf '== %s\n' "$*" >&2; }
 
