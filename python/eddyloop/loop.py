@@ -63,10 +63,8 @@ class Loop(base_events.BaseEventLoop):
         self._core = core
         # Bound C methods as instance attributes: asyncio's C Future and Task
         # look call_soon up on the loop for every callback.
-        self.call_soon = core.call_soon
-        self.call_later = core.call_later
-        self.call_at = core.call_at
         self.time = core.time
+        self._bind_calls()
         # The socket pair signals wake the loop through (see _take_signal_wakeup),
         # made here as asyncio's selector loop makes its self-pipe.
         self._make_self_pipe()
@@ -109,7 +107,58 @@ class Loop(base_events.BaseEventLoop):
 
     def call_soon_threadsafe(self, callback, *args, context=None):
         self._check_closed()
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+            h = self._core.call_soon_threadsafe(callback, *args, context=context)
+            h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
+            return h
         return self._core.call_soon_threadsafe(callback, *args, context=context)
+
+    # call_soon, call_later and call_at are the core's bound C methods, except in
+    # debug mode, where they make asyncio's debug checks (the loop's own thread, a
+    # callable that is not a coroutine) and record where each handle was made
+    # (its _source_traceback, which the exception handler's context carries).
+    def set_debug(self, enabled):
+        super().set_debug(enabled)
+        self._bind_calls()
+
+    def _bind_calls(self):
+        core = getattr(self, "_core", None)
+        if core is None:
+            return  # BaseEventLoop.__init__ calls set_debug before the core exists
+        if self._debug:
+            self.call_soon, self.call_later, self.call_at = (
+                self._debug_call_soon, self._debug_call_later, self._debug_call_at)
+        else:
+            self.call_soon, self.call_later, self.call_at = core.call_soon, core.call_later, core.call_at
+
+    def _debug_call_soon(self, callback, *args, context=None):
+        self._check_closed()
+        self._check_thread()
+        self._check_callback(callback, "call_soon")
+        h = self._core.call_soon(callback, *args, context=context)
+        h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
+        return h
+
+    def _debug_call_later(self, delay, callback, *args, context=None):
+        if delay is None:
+            raise TypeError("delay must not be None")
+        self._check_closed()
+        self._check_thread()
+        self._check_callback(callback, "call_at")  # asyncio's call_later goes through call_at
+        h = self._core.call_later(delay, callback, *args, context=context)
+        h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
+        return h
+
+    def _debug_call_at(self, when, callback, *args, context=None):
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()
+        self._check_thread()
+        self._check_callback(callback, "call_at")
+        h = self._core.call_at(when, callback, *args, context=context)
+        h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
+        return h
 
     def run_forever(self):
         self._check_closed()

@@ -45,6 +45,7 @@ void handle_dealloc(PyObject* self) {
   Py_CLEAR(h->args);
   Py_CLEAR(h->context);
   Py_CLEAR(h->core);
+  Py_CLEAR(h->source_traceback);
   Py_TYPE(self)->tp_free(self);
 }
 
@@ -54,6 +55,7 @@ int handle_traverse(PyObject* self, visitproc visit, void* arg) {
   Py_VISIT(h->args);
   Py_VISIT(h->context);
   Py_VISIT(reinterpret_cast<PyObject*>(h->core));
+  Py_VISIT(h->source_traceback);
   return 0;
 }
 
@@ -62,6 +64,7 @@ int handle_clear(PyObject* self) {
   Py_CLEAR(h->callback);
   Py_CLEAR(h->args);
   Py_CLEAR(h->context);
+  Py_CLEAR(h->source_traceback);
   return 0;
 }
 
@@ -106,11 +109,32 @@ PyObject* handle_repr(PyObject* self) {
   auto* h = reinterpret_cast<handle_object*>(self);
   const char* kind = h->is_timer ? "TimerHandle" : "Handle";
   if (h->cancelled) return PyUnicode_FromFormat("<%s cancelled>", kind);
-  if (h->is_timer)
-    return PyUnicode_FromFormat("<%s when=%R %R%R>", kind, PyFloat_FromDouble(h->when), h->callback,
-                                h->args);
+  if (h->is_timer) {
+    PyObject* when = PyFloat_FromDouble(h->when);
+    if (when == nullptr) return nullptr;
+    PyObject* r = PyUnicode_FromFormat("<%s when=%R %R%R>", kind, when, h->callback, h->args);
+    Py_DECREF(when);
+    return r;
+  }
   return PyUnicode_FromFormat("<%s %R%R>", kind, h->callback, h->args);
 }
+
+PyObject* handle_get_source_traceback(PyObject* self, void*) {
+  auto* h = reinterpret_cast<handle_object*>(self);
+  return Py_NewRef(h->source_traceback != nullptr ? h->source_traceback : Py_None);
+}
+int handle_set_source_traceback(PyObject* self, PyObject* v, void*) {
+  auto* h = reinterpret_cast<handle_object*>(self);
+  Py_XSETREF(h->source_traceback, v != nullptr && v != Py_None ? Py_NewRef(v) : nullptr);
+  return 0;
+}
+
+PyGetSetDef handle_getset[] = {
+    {"_source_traceback", handle_get_source_traceback, handle_set_source_traceback,
+     "Where the callback was scheduled, in debug mode (asyncio's format_helpers.extract_stack); else None",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
 
 PyMethodDef handle_methods[] = {
     {"cancel", handle_cancel, METH_NOARGS, "Cancel the callback; no effect if it already ran."},
@@ -130,6 +154,7 @@ PyTypeObject handle_type = [] {
   t.tp_clear = handle_clear;
   t.tp_repr = handle_repr;
   t.tp_methods = handle_methods;
+  t.tp_getset = handle_getset;
   t.tp_weaklistoffset = offsetof(handle_object, weakrefs);
   t.tp_doc = "A callback scheduled on an eddyloop loop (asyncio.Handle's interface).";
   return t;
@@ -175,6 +200,7 @@ handle_object* new_handle(core_object* core, PyObject* const* args, Py_ssize_t n
   h->cancelled = false;
   h->is_timer = is_timer;
   h->weakrefs = nullptr;
+  h->source_traceback = nullptr;
   if (is_timer) link_timer(h);
   PyObject_GC_Track(reinterpret_cast<PyObject*>(h));
   return h;
@@ -204,7 +230,13 @@ void run_handle(handle_object* h) {
     PyErr_Fetch(&type, &value, &tb);
     const std::string msg = std::string("Exception in callback ") + describe_callback(h->callback, h->args);
     PyErr_Restore(type, value, tb);
-    report_error(h->core, msg.c_str(), "handle", reinterpret_cast<PyObject*>(h));
+    // As asyncio's Handle._run: the context names where it was scheduled in debug
+    // mode, which the default exception handler prints ("Object created at").
+    if (h->source_traceback != nullptr)
+      report_error(h->core, msg.c_str(), "handle", reinterpret_cast<PyObject*>(h), "source_traceback",
+                   h->source_traceback);
+    else
+      report_error(h->core, msg.c_str(), "handle", reinterpret_cast<PyObject*>(h));
     return;
   }
   Py_DECREF(r);

@@ -26,6 +26,7 @@ struct handle_object {
   bool cancelled;
   bool is_timer;
   PyObject* weakrefs;
+  PyObject* source_traceback;  // debug mode: where it was scheduled (asyncio's _source_traceback), or null
 };
 
 // New handle for callback(*args[1:]) where args[0] is the callback (vectorcall

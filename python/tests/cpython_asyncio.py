@@ -88,8 +88,10 @@ class EddySubprocessTests(test_subprocess.SubprocessMixin, test_utils.TestCase):
 
 
 # Whole modules whose tests make their loops through the policy (tests on
-# test_utils' TestLoop, a fake clock on BaseEventLoop, do not touch eddyloop).
-MODULES = ["test_ssl", "test_streams", "test_server", "test_buffered_proto", "test_runners", "test_taskgroups",
+# test_utils' TestLoop, a fake clock on BaseEventLoop, do not touch eddyloop; the
+# selector loop classes test_events makes for itself run there too, on asyncio's
+# own loop, and its handle and policy tests run on eddyloop).
+MODULES = ["test_events", "test_ssl", "test_streams", "test_server", "test_buffered_proto", "test_runners", "test_taskgroups",
            "test_timeouts", "test_waitfor", "test_pep492", "test_context", "test_tasks", "test_locks",
            "test_queues", "test_futures", "test_subprocess", "test_unix_events"]
 

@@ -47,6 +47,44 @@ class SchedulingTest(LoopTest):
         with self.assertRaises(TypeError):
             self.loop.call_later(0.1, None)
 
+    def test_debug_mode_records_where_each_handle_was_made_and_checks_the_thread(self):
+        # asyncio's debug mode: each handle's _source_traceback ends at the line
+        # that scheduled it, the exception handler's context carries it, and
+        # call_soon from another thread raises (CPython's test_handle_source_traceback).
+        loop = self.loop
+        self.assertIsNone(loop.call_soon(lambda: None)._source_traceback)
+        loop.set_debug(True)
+        here = sys._getframe()
+        made = [(loop.call_soon(lambda: None), here.f_lineno),
+                (loop.call_later(0, lambda: None), here.f_lineno),
+                (loop.call_at(loop.time(), lambda: None), here.f_lineno),
+                (loop.call_soon_threadsafe(lambda: None), here.f_lineno)]
+        for h, line in made:
+            self.assertEqual(h._source_traceback[-1][:3], (__file__, line, here.f_code.co_name))
+        contexts = []
+        loop.set_exception_handler(lambda l, ctx: contexts.append(ctx))
+
+        def boom():
+            raise ValueError("boom")
+
+        loop.call_soon(boom)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        self.assertEqual(len(contexts), 1)
+        self.assertIsInstance(contexts[0]["exception"], ValueError)
+        self.assertEqual(contexts[0]["source_traceback"][-1][2], sys._getframe().f_code.co_name)
+
+        async def from_another_thread():
+            def call():
+                try:
+                    loop.call_soon(lambda: None)
+                except RuntimeError as e:
+                    return str(e)
+            return await loop.run_in_executor(None, call)
+
+        self.assertIn("Non-thread-safe operation", loop.run_until_complete(from_another_thread()))
+        loop.set_debug(False)
+        self.assertIsNone(loop.call_soon(lambda: None)._source_traceback)
+
     def test_context_is_honoured(self):
         seen = []
         ctx = contextvars.copy_context()
