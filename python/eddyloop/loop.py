@@ -109,9 +109,7 @@ class Loop(base_events.BaseEventLoop):
         self._check_closed()
         if self._debug:
             self._check_callback(callback, "call_soon_threadsafe")
-            h = self._core.call_soon_threadsafe(callback, *args, context=context)
-            h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
-            return h
+            return self._made_here(self._core.call_soon_threadsafe(callback, *args, context=context))
         return self._core.call_soon_threadsafe(callback, *args, context=context)
 
     # call_soon, call_later and call_at are the core's bound C methods, except in
@@ -132,33 +130,32 @@ class Loop(base_events.BaseEventLoop):
         else:
             self.call_soon, self.call_later, self.call_at = core.call_soon, core.call_later, core.call_at
 
-    def _debug_call_soon(self, callback, *args, context=None):
+    def _debug_checks(self, callback, method):
         self._check_closed()
         self._check_thread()
-        self._check_callback(callback, "call_soon")
-        h = self._core.call_soon(callback, *args, context=context)
-        h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
+        self._check_callback(callback, method)
+
+    @staticmethod
+    def _made_here(h):
+        # The frame that called the loop method (the wrapper's caller).
+        h._source_traceback = format_helpers.extract_stack(sys._getframe(2))
         return h
+
+    def _debug_call_soon(self, callback, *args, context=None):
+        self._debug_checks(callback, "call_soon")
+        return self._made_here(self._core.call_soon(callback, *args, context=context))
 
     def _debug_call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError("delay must not be None")
-        self._check_closed()
-        self._check_thread()
-        self._check_callback(callback, "call_at")  # asyncio's call_later goes through call_at
-        h = self._core.call_later(delay, callback, *args, context=context)
-        h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
-        return h
+        self._debug_checks(callback, "call_at")  # asyncio's call_later goes through call_at
+        return self._made_here(self._core.call_later(delay, callback, *args, context=context))
 
     def _debug_call_at(self, when, callback, *args, context=None):
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()
-        self._check_thread()
-        self._check_callback(callback, "call_at")
-        h = self._core.call_at(when, callback, *args, context=context)
-        h._source_traceback = format_helpers.extract_stack(sys._getframe(1))
-        return h
+        self._debug_checks(callback, "call_at")
+        return self._made_here(self._core.call_at(when, callback, *args, context=context))
 
     def run_forever(self):
         self._check_closed()

@@ -90,12 +90,8 @@ eddy::task<bool> echo_round_trip() {
   const auto data = eddy_test::payload(100'000, 7);
   co_await c.write_all(data);
   c.shutdown_write();
-  std::vector<std::byte> got, buf(8192);
-  for (;;) {
-    const std::size_t n = co_await c.read_some(buf);
-    if (n == 0) break;
-    got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
-  }
+  std::vector<std::byte> got;
+  co_await c.read_to_end(got);
   co_await srv;
   co_await c.close();
   co_await lis.close();
