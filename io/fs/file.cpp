@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <system_error>
 #include <cstdlib>
 #include <stdexcept>
 #include <utility>
@@ -95,6 +96,15 @@ task<file> file::open(std::string path, open_flags flags, open_options opts) {
   op.buf = path.data();
   op.aux = &how;
   const int r = co_await detail::perform(op, op_kind::open, "eddy::fs::open");
+  // root_fd has no fallback (see run_blocking): say what it needs. EPERM may also
+  // be the file's own answer (O_NOATIME, an immutable file), hence "may".
+  if (r == -ENOSYS && opts.root_fd >= 0)
+    throw std::system_error(ENOSYS, std::system_category(),
+                            "eddy::fs::open: " + path + ": root_fd needs openat2 (Linux 5.6)");
+  if (r == -EPERM && opts.root_fd >= 0)
+    throw std::system_error(EPERM, std::system_category(),
+                            "eddy::fs::open: " + path +
+                                " (root_fd needs openat2, which a seccomp filter may refuse)");
   if (r < 0) detail::fail(-r, "eddy::fs::open", path);
   co_return file(r, std::move(path));
 }

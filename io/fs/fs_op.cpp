@@ -80,10 +80,19 @@ int run_blocking(io_op& op) noexcept {
     case op_code::read:
     case op_code::write:
       return whole_rw(op);
-    case op_code::openat:
-      r = ::syscall(SYS_openat2, op.fd, static_cast<const char*>(op.buf), op.aux,
-                    sizeof(open_how));
+    case op_code::openat: {
+      const auto* how = static_cast<const open_how*>(op.aux);
+      r = ::syscall(SYS_openat2, op.fd, static_cast<const char*>(op.buf), op.aux, sizeof(open_how));
+      // openat2 is Linux 5.6, and container profiles older than it refuse it with
+      // EPERM. Without a resolve flag openat does the same; with one (root_fd)
+      // nothing else keeps the path inside the root, so the error stands and
+      // file::open says why. A genuine EPERM (O_NOATIME, a sealed or immutable
+      // file) comes back the same from openat.
+      if (r < 0 && (errno == ENOSYS || errno == EPERM) && how->resolve == 0)
+        r = ::openat(op.fd, static_cast<const char*>(op.buf), static_cast<int>(how->flags),
+                     static_cast<mode_t>(how->mode));
       break;
+    }
     case op_code::statx:
       r = ::statx(op.fd, static_cast<const char*>(op.buf), static_cast<int>(op.flags), op.len,
                   static_cast<struct statx*>(op.aux));

@@ -6,7 +6,9 @@
 // epoll wait call left `auto` takes libuv and an echo round trip works on it;
 // with epoll_create1 refused there is no backend left (libuv on Linux is built on
 // epoll) and the error names every reason; an explicit io_uring request fails
-// loudly; EDDY_BACKEND is validated.
+// loudly; EDDY_BACKEND is validated; files open where openat2 is missing or
+// refused.
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -173,6 +176,60 @@ TEST(backend_select_test, auto_falls_back_to_libuv_when_no_epoll_wait_is_left_an
     return ok ? 0 : 15;
   });
   EXPECT_EQ(rc, 0);
+}
+
+// Files without openat2 (Linux 5.6; container profiles older than it refuse it
+// with EPERM): an open without a root falls back to openat on every backend (the
+// blocking pool runs the call; io_uring's own OPENAT2 op is not a system call a
+// filter sees, so the pool is forced), and one with root_fd fails saying why.
+int files_work_without_openat2(int err) {
+  if (!eddy_test::refuse_syscalls({__NR_openat2}, err)) return 10;
+  eddy::fs::set_io_path(eddy::fs::io_path::pool);
+  char tmpl[] = "/tmp/eddy_openat2_XXXXXX";
+  const char* dir = ::mkdtemp(tmpl);
+  if (dir == nullptr) return 11;
+  const std::string path = std::string(dir) + "/f";
+  int rc = 0;
+  for (eddy::backend_kind k : eddy::available_backends()) {
+    eddy::loop_options o;
+    o.backend = k;
+    eddy::loop l(o);
+    rc = l.run([](std::string path, std::string dir, int err) -> eddy::task<int> {
+      namespace fs = eddy::fs;
+      auto w = co_await fs::file::open(path, fs::open_flags::write | fs::open_flags::create |
+                                                 fs::open_flags::truncate);
+      const std::string text = "without openat2";
+      co_await w.write_at(std::as_bytes(std::span(text)), 0);
+      co_await w.close();
+      auto r = co_await fs::file::open(path, fs::open_flags::read);
+      std::string back(text.size(), '\0');
+      const std::size_t n = co_await r.read_at(std::as_writable_bytes(std::span(back)), 0);
+      co_await r.close();
+      if (n != text.size() || back != text) co_return 20;
+      const int root = ::open(dir.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+      try {
+        auto f = co_await fs::file::open("f", fs::open_flags::read, {.root_fd = root});
+        co_await f.close();
+        ::close(root);
+        co_return 21;  // the root cannot be kept without openat2
+      } catch (const std::system_error& e) {
+        ::close(root);
+        const std::string m = e.what();
+        if (e.code().value() != err || m.find("root_fd needs openat2") == std::string::npos) co_return 22;
+      }
+      co_return 0;
+    }(path, dir, err));
+    l.close();
+    if (rc != 0) break;
+  }
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+  return rc;
+}
+
+TEST(backend_select_test, files_open_without_openat2_missing_or_refused) {
+  EXPECT_EQ(in_child([] { return files_work_without_openat2(ENOSYS); }), 0);
+  EXPECT_EQ(in_child([] { return files_work_without_openat2(EPERM); }), 0);
 }
 
 TEST(backend_select_test, with_epoll_create1_refused_no_backend_is_left_and_the_error_names_each) {

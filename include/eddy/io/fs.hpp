@@ -94,6 +94,9 @@ struct open_options {
   /// Resolve the path inside `root_fd` only (openat2's RESOLVE_BENEATH and
   /// RESOLVE_NO_MAGICLINKS): `..` past it, absolute paths and symlinks leading out
   /// fail with EXDEV, so a server never reads outside its root. -1: no root.
+  /// Needs openat2 (Linux 5.6): where it is missing or refused (a container
+  /// profile older than it answers EPERM) an open with a root fails and says so,
+  /// while one without a root falls back to openat.
   int root_fd = -1;
 };
 
