@@ -142,18 +142,25 @@ epoll_probe probe_epoll() {
     return p;
   }
   const int e = errno;
+  if (is_resource_error(e)) {
+    ::close(ep);
+    resource_error(e, "epoll_pwait2 probe");
+  }
   p.why = "epoll_pwait2: " + errno_reason(e) + (e == ENOSYS ? " (kernel older than 5.11)" : "");
-  const int r = epoll_pwait2_missing(e) ? ::epoll_wait(ep, &ev, 1, 0) : -1;
-  const int e2 = r < 0 && epoll_pwait2_missing(e) ? errno : 0;
+  if (!epoll_pwait2_missing(e)) {  // the call exists and failed: not a kernel we know
+    ::close(ep);
+    return p;
+  }
+  const int r = ::epoll_wait(ep, &ev, 1, 0);
+  const int e2 = errno;
   ::close(ep);
-  if (is_resource_error(e)) resource_error(e, "epoll_pwait2 probe");
   if (r >= 0) {
     p.usable = true;
     p.why += "; epoll_wait instead, timeouts rounded up to the millisecond";
-  } else if (e2 != 0) {
-    if (is_resource_error(e2)) resource_error(e2, "epoll_wait probe");
-    p.why += "; epoll_wait: " + errno_reason(e2);
+    return p;
   }
+  if (is_resource_error(e2)) resource_error(e2, "epoll_wait probe");
+  p.why += "; epoll_wait: " + errno_reason(e2);
   return p;
 }
 

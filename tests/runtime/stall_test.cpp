@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "sched/pool_test_support.hpp"
 #include "support/loop_fixture.hpp"
 
 using namespace std::chrono_literals;
@@ -24,23 +25,6 @@ using namespace std::chrono_literals;
 }
 
 namespace {
-
-int thread_count() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/task")) {
-    while (dirent* e = ::readdir(d)) n += e->d_name[0] != '.';
-    ::closedir(d);
-  }
-  return n;
-}
-
-// A joined thread may still be listed for a moment (the kernel clears its id,
-// which ends pthread_join, a little before /proc/self/task drops it): wait up to
-// 10 s for the count to come back.
-bool threads_return_to(int n) {
-  for (int i = 0; i < 10000 && thread_count() != n; ++i) std::this_thread::sleep_for(1ms);
-  return thread_count() == n;
-}
 
 struct collected {
   std::mutex mu;
@@ -101,13 +85,13 @@ TEST_P(stall, a_loop_blocked_in_the_kernel_is_not_stalled) {
 }
 
 TEST_P(stall, off_starts_no_thread_and_armed_stops_its_thread_on_close) {
-  const int base = thread_count();
+  const std::size_t base = eddy_test::thread_count();
   {
     eddy::loop_options o;
     o.backend = GetParam();
     o.stall_threshold = 0ms;
     eddy::loop off(o);
-    EXPECT_EQ(thread_count(), base);
+    EXPECT_EQ(eddy_test::thread_count(), base);
     off.close();
   }
   {
@@ -115,9 +99,9 @@ TEST_P(stall, off_starts_no_thread_and_armed_stops_its_thread_on_close) {
     o.backend = GetParam();
     o.stall_threshold = 25ms;
     eddy::loop on(o);
-    EXPECT_EQ(thread_count(), base + 1);
+    EXPECT_EQ(eddy_test::thread_count(), base + 1);
     on.close();
-    EXPECT_TRUE(threads_return_to(base));
+    EXPECT_TRUE(eddy_test::threads_return_to(base));
   }
 }
 

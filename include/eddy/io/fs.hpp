@@ -88,6 +88,8 @@ void set_io_path(io_path p) noexcept;
 io_path get_io_path() noexcept;
 
 /// Options for `file::open` beyond the flags.
+///
+/// **Thread safety:** a value. **Cancel safety:** n/a.
 struct open_options {
   /// Permission bits for a file that `create` makes (before the umask); ≤ 07777.
   unsigned mode = 0644;
