@@ -292,12 +292,16 @@ class Loop(base_events.BaseEventLoop):
         return True
 
     def _ensure_fd_no_transport(self, fd):
-        # As asyncio's selector loop: a transport's fd belongs to it; a watch of the
-        # application's on it would steal or duplicate its events. asyncio's own
-        # check validates fd and covers the selector transports (datagram) kept in
-        # self._transports; eddy's stream transports are known to the core.
-        selector_events.BaseSelectorEventLoop._ensure_fd_no_transport(self, fd)
-        fileno = fd if isinstance(fd, int) else int(fd.fileno())
+        # As asyncio's selector loop: a stream transport's fd belongs to it; a
+        # watch of the application's on it would steal or duplicate its events.
+        # (asyncio's own check is not called: it formats the datagram transports
+        # it finds with a repr that reads loop._selector, which eddyloop lacks.)
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
         transport = _core.transport_of_fd(self._core, fileno)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
